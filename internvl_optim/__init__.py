@@ -1,0 +1,26 @@
+"""internvl_optim: layer-wise lr decay optimizer construction for MMEngine /
+MMSegmentation 1.x (InternViT-6B, ViT, BEiT, MAE, ...).
+
+Importing the package registers :class:`LayerDecayOptimizerConstructor`
+(also as ``CustomLayerDecayOptimizerConstructor``, InternVL's name) so that
+``constructor='LayerDecayOptimizerConstructor'`` in an MMSeg config builds it.
+"""
+from .param_groups import GroupPlan, build_param_groups
+from .settings import LayerDecaySettings
+
+try:  # the core works without MMEngine; the constructor needs it
+    import mmengine  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+else:
+    from .constructor import LayerDecayOptimizerConstructor
+    from .registration import register
+
+    CustomLayerDecayOptimizerConstructor = LayerDecayOptimizerConstructor
+    register(LayerDecayOptimizerConstructor)
+
+__version__ = '0.1.0'
+__all__ = [
+    'LayerDecayOptimizerConstructor', 'CustomLayerDecayOptimizerConstructor',
+    'LayerDecaySettings', 'build_param_groups', 'GroupPlan', '__version__'
+]

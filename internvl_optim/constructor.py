@@ -1,0 +1,135 @@
+"""The MMEngine optimizer-wrapper constructor: a thin adapter over the core.
+
+Config::
+
+    custom_imports = dict(imports=['internvl_optim'], allow_failed_imports=False)
+    optim_wrapper = dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=4e-5, weight_decay=0.05),
+        constructor='LayerDecayOptimizerConstructor',
+        paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.95))
+"""
+import inspect
+from typing import Optional
+
+from mmengine.dist import get_rank
+from mmengine.logging import MMLogger, print_log
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
+from torch import nn
+
+from .param_groups import GroupPlan, build_param_groups
+from .settings import LayerDecaySettings
+from .summary import format_group_table
+
+
+class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
+    """Layer-wise lr decay and weight-decay exclusion for ViT backbones.
+
+    ``lr = base_lr * layer_decay_rate ** (num_layers + 1 - layer_id)``:
+    embeddings are layer 0, block ``i`` is layer ``i + 1``, and heads, necks
+    and everything else outside the blocks are layer ``num_layers + 1`` and
+    get ``base_lr``.  1-D parameters, biases, normalization layers and the
+    model's ``no_weight_decay()`` names get zero weight decay.
+
+    ``paramwise_cfg`` keys (all optional):
+
+    - ``num_layers`` (int): number of blocks. Default: inferred from the
+      model; a value that disagrees with the model is an error.
+    - ``layer_decay_rate`` (float in (0, 1]), alias ``decay_rate``: ratio
+      between consecutive layers. Default: 1.0.
+    - ``decay_type`` (str): ``'layer_wise'``. Default: ``'layer_wise'``.
+    - ``backbone_name`` (str): the model attribute holding the backbone.
+      Default: ``'backbone'`` if present, else the whole model.
+    - ``layer_regex`` (dict): ``dict(embed=..., blocks=...)`` regexes over
+      backbone-relative names for backbones no built-in rule knows.
+    - ``custom_keys`` (dict): MMEngine-style ``{substring: dict(lr_mult=,
+      decay_mult=)}``; multiplies the layer lr, and sets weight decay to
+      ``weight_decay * decay_mult`` for matching names.
+
+    Unlike MMEngine's default constructor, the groups are built even when
+    ``paramwise_cfg`` is empty.  Each group carries absolute ``lr``,
+    ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name`` and
+    ``param_names``; frozen parameters are left out.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None):
+        if not isinstance(optim_wrapper_cfg, dict):
+            raise TypeError('optim_wrapper_cfg should be a dict, but got '
+                            f'{type(optim_wrapper_cfg)}')
+        if 'optimizer' not in optim_wrapper_cfg:
+            raise ValueError('optim_wrapper needs an "optimizer" entry, e.g. '
+                             "optimizer=dict(type='AdamW', lr=1e-4)")
+        optimizer_cfg = optim_wrapper_cfg['optimizer']
+        if 'lr' not in optimizer_cfg:
+            raise ValueError(
+                'optim_wrapper.optimizer.lr is required by '
+                'LayerDecayOptimizerConstructor: every group lr is base lr '
+                'times its layer scale')
+        self.settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
+        self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        self.optimizer_cfg = dict(self.optim_wrapper_cfg.pop('optimizer'))
+        self.paramwise_cfg = dict(paramwise_cfg or {})
+        self.base_lr = optimizer_cfg['lr']
+        self.base_wd = optimizer_cfg.get('weight_decay', None)
+        self.plan: Optional[GroupPlan] = None
+
+    def _optimizer_class(self):
+        optimizer_cls = self.optimizer_cfg['type']
+        if isinstance(optimizer_cls, str):
+            with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+                optimizer_cls = registry.get(self.optimizer_cfg['type'])
+            if optimizer_cls is None:
+                raise ValueError(f'optim_wrapper.optimizer.type='
+                                 f'{self.optimizer_cfg["type"]!r} is not a '
+                                 'registered optimizer')
+        return optimizer_cls
+
+    def _base_weight_decay(self, optimizer_cls) -> float:
+        if self.base_wd is not None:
+            return self.base_wd
+        # Not in the config: the optimizer's own default (AdamW: 0.01).
+        # MMEngine's ZeroRedundancyOptimizer forwards to `optimizer_type`.
+        target = optimizer_cls
+        if 'optimizer_type' in self.optimizer_cfg:
+            target = OPTIMIZERS.get(self.optimizer_cfg['optimizer_type'])
+        param = inspect.signature(target).parameters.get('weight_decay')
+        if param is None or param.default is inspect.Parameter.empty:
+            return 0.0
+        return param.default
+
+    def add_params(self, params, module, prefix='', **kwargs):
+        """Fill ``params`` with our groups (for callers of MMEngine's API)."""
+        params.extend(self._build(module).groups)
+
+    def _build(self, model: nn.Module) -> GroupPlan:
+        logger = MMLogger.get_current_instance()
+
+        def warn(msg):
+            if get_rank() == 0:
+                print_log(msg, logger=logger, level=30)
+
+        base_wd = self._base_weight_decay(self._optimizer_class())
+        plan = build_param_groups(model, self.settings, self.base_lr, base_wd,
+                                  warn=warn)
+        if get_rank() == 0:
+            title = (f'LayerDecayOptimizerConstructor: '
+                     f'{plan.layer_rule}, num_layers={plan.num_layers}, '
+                     f'layer_decay_rate={self.settings.layer_decay_rate}, '
+                     f'base lr={self.base_lr:g}, weight decay={base_wd:g}')
+            print_log('\n' + format_group_table(plan.groups, title),
+                      logger=logger)
+        self.plan = plan
+        return plan
+
+    def __call__(self, model: nn.Module) -> OptimWrapper:
+        optim_wrapper_cfg = dict(self.optim_wrapper_cfg)
+        optim_wrapper_cfg.setdefault('type', 'OptimWrapper')
+        optimizer_cfg = dict(self.optimizer_cfg)
+        first_arg = next(
+            iter(inspect.signature(self._optimizer_class()).parameters))
+        optimizer_cfg[first_arg] = self._build(model).groups
+        optimizer = OPTIMIZERS.build(optimizer_cfg)
+        return OPTIM_WRAPPERS.build(
+            optim_wrapper_cfg, default_args=dict(optimizer=optimizer))

@@ -1,0 +1,156 @@
+"""The core: named parameters + settings -> optimizer parameter groups.
+
+Pure PyTorch; no MMEngine or MMSeg needed.  Every trainable parameter lands in
+exactly one group; parameters with the same layer, weight decay and custom
+key share a group, so the group count grows with the number of layers, not
+the number of parameters (multi-tensor ``foreach``/``fused`` optimizers stay
+fast).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from torch import nn
+
+from .layer_ids import LayerRule, resolve_layer_rule
+from .names import clean_named_modules, clean_named_parameters
+from .settings import LayerDecaySettings
+from .weight_decay import SkipList, no_decay_reason, parameter_owners
+
+
+@dataclass
+class ParamPlan:
+    """What one parameter gets (also the rows of the JSON plan)."""
+    name: str
+    layer_id: int
+    lr_scale: float
+    lr: float
+    weight_decay: float
+    no_decay_reason: Optional[str]
+    custom_key: Optional[str]
+    numel: int
+
+
+@dataclass
+class GroupPlan:
+    """Groups ready for ``torch.optim`` plus what went into them."""
+    groups: List[dict]
+    params: List[ParamPlan]
+    num_layers: int
+    layer_rule: str
+    frozen: List[str] = field(default_factory=list)
+    frozen_numel: int = 0
+
+
+def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
+    """First key occurring in ``name``; keys are tried longest first, then
+    alphabetically (MMEngine's order)."""
+    for key in ordered_keys:
+        if key in name:
+            return key
+    return None
+
+
+def group_sort_key(group: dict) -> Tuple:
+    """Heads first (so MMEngine's logged ``lr`` is the base lr), then layers
+    downwards; within a layer plain before custom keys, decay before
+    no-decay."""
+    custom = group['custom_key']
+    return (-group['layer_id'], custom is not None, custom or '',
+            group['weight_decay'] == 0)
+
+
+def build_param_groups(model: nn.Module,
+                       settings: LayerDecaySettings,
+                       base_lr: float,
+                       base_weight_decay: float,
+                       original_shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                       warn: Callable[[str], None] = lambda msg: None
+                       ) -> GroupPlan:
+    """Build layer-decay parameter groups for ``model``.
+
+    Args:
+        model: the model, possibly wrapped (DDP, FSDP, ``torch.compile``).
+        settings: validated ``paramwise_cfg``.
+        base_lr: the optimizer's ``lr``; heads get exactly this.
+        base_weight_decay: the optimizer's ``weight_decay``.
+        original_shapes: wrapper-free name -> shape as the model defined it,
+            for wrappers that flatten parameters (FSDP); defaults to the
+            parameters' own shapes.
+        warn: called with a message for anything the user should know.
+
+    Returns:
+        GroupPlan: ``groups`` carry ``params``, ``param_names``, ``lr``,
+        ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name``.
+    """
+    modules = clean_named_modules(model)
+    named = list(clean_named_parameters(model))
+    names = [n for n, _ in named]
+    rule: LayerRule = resolve_layer_rule(
+        modules, names, settings.backbone_name, settings.num_layers,
+        settings.layer_regex, warn)
+    n = rule.num_layers
+    owners = parameter_owners(modules)
+    skip_list = SkipList([('', modules['']),
+                          (rule.backbone_prefix,
+                           modules[rule.backbone_prefix])])
+
+    ordered_keys = sorted(settings.custom_keys, key=lambda k: (-len(k), k))
+    unmatched = [k for k in ordered_keys if not any(k in nm for nm in names)]
+    if unmatched:
+        raise ValueError(
+            f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
+            f'names look like: {", ".join(names[:3])}, ...')
+
+    trainable = [(nm, p) for nm, p in named if p.requires_grad]
+    frozen = [nm for nm, p in named if not p.requires_grad]
+    if not trainable:
+        raise ValueError(
+            f'{type(model).__name__} has no trainable parameters '
+            f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
+            'the model (e.g. the decode head)')
+
+    rate = settings.layer_decay_rate
+    groups: Dict[Tuple, dict] = {}
+    plans: List[ParamPlan] = []
+    for name, param in trainable:
+        layer_id = rule.layer_id(name)
+        shape = (original_shapes or {}).get(name, param.shape)
+        reason = no_decay_reason(name, len(shape), owners.get(name),
+                                 skip_list)
+        weight_decay = 0.0 if reason else base_weight_decay
+        key = match_custom_key(name, ordered_keys)
+        lr_mult = 1.0
+        if key is not None:
+            lr_mult = settings.custom_keys[key].get('lr_mult', 1.0)
+            if 'decay_mult' in settings.custom_keys[key]:
+                weight_decay = (base_weight_decay *
+                                settings.custom_keys[key]['decay_mult'])
+        lr_scale = rate**(n + 1 - layer_id) * lr_mult
+        decays = weight_decay != 0
+        group_key = (layer_id, key, decays)
+        if group_key not in groups:
+            suffix = 'decay' if decays else 'no_decay'
+            custom = f'_{key}' if key is not None else ''
+            groups[group_key] = dict(
+                params=[], param_names=[], lr=base_lr * lr_scale,
+                weight_decay=weight_decay, layer_id=layer_id,
+                lr_scale=lr_scale,
+                group_name=f'layer_{layer_id}{custom}_{suffix}',
+                custom_key=key)
+        groups[group_key]['params'].append(param)
+        groups[group_key]['param_names'].append(name)
+        plans.append(
+            ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
+                      weight_decay, reason, key, param.numel()))
+
+    ordered = sorted(groups.values(), key=group_sort_key)
+    for group in ordered:
+        del group['custom_key']
+    grouped = sum(len(g['params']) for g in ordered)
+    assert grouped == len(trainable), (grouped, len(trainable))
+    if frozen:
+        warn(f'{len(frozen)} frozen parameter tensors '
+             f'({sum(p.numel() for _, p in named if not p.requires_grad):,} '
+             'elements) are left out of the optimizer')
+    return GroupPlan(ordered, plans, n, rule.source, frozen,
+                     sum(p.numel() for _, p in named if not p.requires_grad))

@@ -1,0 +1,134 @@
+"""``paramwise_cfg`` of :class:`LayerDecayOptimizerConstructor`, validated.
+
+Keys of MMSeg's ``LearningRateDecayOptimizerConstructor`` and of InternVL's
+``CustomLayerDecayOptimizerConstructor`` are accepted, so their configs run
+unchanged.  Anything else is an error that names the key.
+"""
+import difflib
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+#: ``paramwise_cfg`` keys and what they do (also shown in error messages).
+KEYS = {
+    'num_layers': 'number of transformer blocks; inferred from the model '
+                  'when omitted, checked against it when given',
+    'layer_decay_rate': 'lr ratio between consecutive layers, in (0, 1]; '
+                        'default 1.0 (no decay)',
+    'decay_rate': "alias of layer_decay_rate (MMSeg's name)",
+    'decay_type': "'layer_wise' (default); MMSeg's name for the rule",
+    'backbone_name': "attribute holding the backbone; default 'backbone' "
+                     'if the model has one, else the whole model',
+    'layer_regex': "dict(embed=REGEX, blocks=REGEX_WITH_ONE_GROUP) for "
+                   'backbones the built-in rules do not know',
+    'custom_keys': 'dict(substring=dict(lr_mult=..., decay_mult=...)) as in '
+                   'MMEngine; multiplies lr / weight decay of matching names',
+}
+DECAY_TYPES = ('layer_wise', )
+CUSTOM_KEY_FIELDS = ('lr_mult', 'decay_mult')
+# MMEngine DefaultOptimWrapperConstructor keys, answered with what to do.
+_MMENGINE_KEYS = ('bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
+                  'dwconv_decay_mult', 'flat_decay_mult', 'dcn_offset_lr_mult',
+                  'bypass_duplicate')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class LayerDecaySettings:
+    """Validated settings; build with :meth:`from_paramwise_cfg`."""
+    num_layers: Optional[int] = None
+    layer_decay_rate: float = 1.0
+    decay_type: str = 'layer_wise'
+    backbone_name: Optional[str] = None
+    layer_regex: Optional[Mapping] = None
+    custom_keys: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
+        cfg = dict(cfg or {})
+        for key in cfg:
+            if key in KEYS:
+                continue
+            if key in _MMENGINE_KEYS:
+                raise ValueError(
+                    f'paramwise_cfg.{key} is a DefaultOptimWrapperConstructor '
+                    'option that LayerDecayOptimizerConstructor does not '
+                    'take: biases, norms and 1-D parameters always get zero '
+                    'weight decay; use custom_keys for other multipliers')
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ''
+            raise ValueError(
+                f'Unknown key paramwise_cfg.{key}.{hint} Valid keys: '
+                f'{", ".join(KEYS)}')
+
+        num_layers = cfg.get('num_layers')
+        if num_layers is not None:
+            if not isinstance(num_layers, int) or isinstance(num_layers, bool):
+                raise TypeError('paramwise_cfg.num_layers must be a positive '
+                                f'int, got {num_layers!r}')
+            if num_layers <= 0:
+                raise ValueError('paramwise_cfg.num_layers must be a positive '
+                                 f'int, got {num_layers}')
+
+        rate_keys = [k for k in ('layer_decay_rate', 'decay_rate') if k in cfg]
+        if len(rate_keys) == 2 and cfg['layer_decay_rate'] != cfg['decay_rate']:
+            raise ValueError(
+                'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
+                'are aliases but differ: '
+                f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
+        rate = cfg[rate_keys[0]] if rate_keys else 1.0
+        rate_key = rate_keys[0] if rate_keys else 'layer_decay_rate'
+        if not _is_number(rate):
+            raise TypeError(f'paramwise_cfg.{rate_key} must be a number in '
+                            f'(0, 1], got {rate!r}')
+        if not 0 < rate <= 1:
+            raise ValueError(f'paramwise_cfg.{rate_key} must be in (0, 1], '
+                             f'got {rate}')
+
+        decay_type = cfg.get('decay_type', 'layer_wise')
+        if decay_type not in DECAY_TYPES:
+            raise ValueError(
+                f'paramwise_cfg.decay_type={decay_type!r} is not supported; '
+                f'valid: {DECAY_TYPES}')
+
+        backbone_name = cfg.get('backbone_name')
+        if backbone_name is not None and not isinstance(backbone_name, str):
+            raise TypeError('paramwise_cfg.backbone_name must be a str, got '
+                            f'{backbone_name!r}')
+
+        return cls(
+            num_layers=num_layers,
+            layer_decay_rate=float(rate),
+            decay_type=decay_type,
+            backbone_name=backbone_name,
+            layer_regex=cfg.get('layer_regex'),
+            custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})))
+
+
+def _validate_custom_keys(custom_keys: Any) -> Dict[str, Dict[str, float]]:
+    if not isinstance(custom_keys, Mapping):
+        raise TypeError('paramwise_cfg.custom_keys must be a dict of '
+                        'name substring -> dict(lr_mult=..., decay_mult=...), '
+                        f'got {type(custom_keys).__name__}')
+    checked = {}
+    for key, mults in custom_keys.items():
+        where = f'paramwise_cfg.custom_keys[{key!r}]'
+        if not isinstance(key, str) or not key:
+            raise TypeError('paramwise_cfg.custom_keys keys must be non-empty '
+                            f'str, got {key!r}')
+        if not isinstance(mults, Mapping):
+            raise TypeError(f'{where} must be a dict with keys '
+                            f'{CUSTOM_KEY_FIELDS}, got {mults!r}')
+        unknown = sorted(set(mults) - set(CUSTOM_KEY_FIELDS))
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {unknown}; valid: '
+                             f'{CUSTOM_KEY_FIELDS}')
+        for name, value in mults.items():
+            if not _is_number(value) or value < 0:
+                raise ValueError(f'{where}.{name} must be a number >= 0, got '
+                                 f'{value!r}')
+        checked[key] = {k: float(v) for k, v in mults.items()}
+    return checked

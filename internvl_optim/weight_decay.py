@@ -1,0 +1,118 @@
+"""Which parameters get no weight decay, and why.
+
+A parameter gets zero weight decay when any of these holds:
+
+* ``ndim``: it is 1-D or 0-D (judged on its *original* shape, so FSDP's
+  flattened shards do not fool the rule);
+* ``bias``: its own name is ``bias``;
+* ``token``: it is a token or position/class embedding held directly as a
+  parameter (own name ending in ``token``, ``tokens``, ``pos_embed``,
+  ``pos_embedding``, ``position_embedding(s)`` or ``class_embedding``):
+  class, mask, register and distillation tokens and position embeddings are
+  multi-dimensional, so the ``ndim`` rule alone misses them;
+* ``norm``: it belongs to a normalization module, decided by the module's
+  type (BatchNorm, LayerNorm, GroupNorm, RMSNorm, ..., and any class whose
+  name ends in ``Norm``/``Norm1d``/``Norm2d``/``Norm3d``, such as
+  InternViT's RMSNorm) whatever the parameter is called;
+* ``no_weight_decay``: the model or the backbone lists it in
+  ``no_weight_decay()`` (timm convention; names relative to the module that
+  declares them, a module name covers all its parameters) or a keyword of
+  ``no_weight_decay_keywords()`` occurs in its name.
+"""
+import re
+from typing import Dict, Iterable, Optional, Set, Tuple
+
+from torch import nn
+
+from .names import join_name
+
+_NORM_BASES = tuple(
+    t for t in (getattr(nn.modules.batchnorm, '_NormBase', None),
+                nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+                getattr(nn, 'RMSNorm', None)) if t is not None)
+_NORM_CLASS_NAME = re.compile(r'Norm(\d[dD])?$')
+_TOKEN_OR_POSITION = re.compile(
+    r'(token|tokens|pos_embed|pos_embedding|position_embeddings?|'
+    r'class_embedding)$')
+
+
+def is_norm_module(module: nn.Module) -> bool:
+    """Whether ``module`` is a normalization layer, by type.
+
+    >>> is_norm_module(nn.LayerNorm(4)), is_norm_module(nn.Linear(4, 4))
+    (True, False)
+    """
+    if isinstance(module, _NORM_BASES):
+        return True
+    return any(
+        _NORM_CLASS_NAME.search(cls.__name__)
+        for cls in type(module).__mro__)
+
+
+class SkipList:
+    """The names declared by ``no_weight_decay()`` and
+    ``no_weight_decay_keywords()``, turned into full parameter names.
+
+    Args:
+        declarers: ``(prefix, module)`` pairs, e.g. the model (``''``) and
+            its backbone (``'backbone'``).
+    """
+
+    def __init__(self, declarers: Iterable[Tuple[str, nn.Module]]):
+        self.names: Set[str] = set()
+        self.keywords: Set[Tuple[str, str]] = set()
+        seen = set()
+        for prefix, module in declarers:
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            if callable(getattr(module, 'no_weight_decay', None)):
+                for name in module.no_weight_decay():
+                    self.names.add(join_name(prefix, name))
+            if callable(getattr(module, 'no_weight_decay_keywords', None)):
+                for keyword in module.no_weight_decay_keywords():
+                    self.keywords.add((prefix, keyword))
+
+    def __contains__(self, name: str) -> bool:
+        parts = name.split('.')
+        if any('.'.join(parts[:i]) in self.names
+               for i in range(1, len(parts) + 1)):
+            return True
+        for prefix, keyword in self.keywords:
+            if (not prefix or name.startswith(prefix + '.')) and \
+                    keyword in name[len(prefix):]:
+                return True
+        return False
+
+
+def no_decay_reason(name: str, ndim: int, owner: Optional[nn.Module],
+                    skip_list: SkipList) -> Optional[str]:
+    """Why ``name`` gets no weight decay, or ``None`` if it does get it.
+
+    Args:
+        name: full wrapper-free parameter name.
+        ndim: number of dimensions of the parameter as the model defined it.
+        owner: the module that holds the parameter directly.
+        skip_list: the model's declared names.
+    """
+    if ndim <= 1:
+        return 'ndim'
+    own_name = name.rsplit('.', 1)[-1]
+    if own_name == 'bias':
+        return 'bias'
+    if _TOKEN_OR_POSITION.search(own_name):
+        return 'token'
+    if owner is not None and is_norm_module(owner):
+        return 'norm'
+    if name in skip_list:
+        return 'no_weight_decay'
+    return None
+
+
+def parameter_owners(modules: Dict[str, nn.Module]) -> Dict[str, nn.Module]:
+    """Full wrapper-free parameter name -> the module holding it directly."""
+    owners = {}
+    for module_name, module in modules.items():
+        for param_name in module._parameters:
+            owners[join_name(module_name, param_name)] = module
+    return owners

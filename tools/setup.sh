@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything internvl_optim needs, in the order that works on a CPU
+# machine with Python 3.11 (idempotent: a second run only checks versions).
+#
+#   torch 2.13.0 (CPU)   first, and repeated in every pip call so no resolver
+#                        can replace it
+#   mmengine 0.10.7
+#   mmcv 2.1.0 + ops     source build against that torch: --no-build-isolation
+#                        and setuptools<81; ~12 min the first time, then pip's
+#                        wheel cache makes it seconds
+#   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
+#   pytest, and this package (editable)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH=torch==2.13.0
+PIP="$PY -m pip install --progress-bar off"
+
+installed() {  # installed NAME VERSION -> exit 0 if that exact version is installed
+  $PY - "$1" "$2" <<'PYEOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+try:
+    sys.exit(0 if version(sys.argv[1]).split('+')[0] == sys.argv[2] else 1)
+except PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+}
+
+installed torch 2.13.0 || $PIP "$TORCH"
+installed mmengine 0.10.7 || $PIP "$TORCH" mmengine==0.10.7
+if ! installed mmcv 2.1.0 || ! $PY -c 'import mmcv.ops' 2>/dev/null; then
+  echo "Building mmcv 2.1.0 with ops (about 12 minutes the first time)..."
+  $PIP "$TORCH" "setuptools<81" wheel ninja
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP --no-build-isolation "$TORCH" mmcv==2.1.0
+fi
+installed mmsegmentation 1.2.2 || $PIP "$TORCH" mmsegmentation==1.2.2
+$PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pytest
+# The package itself, pointing at this checkout.
+$PIP --no-deps --no-build-isolation -e . >/dev/null
+$PY -c 'import torch, mmcv.ops, mmseg, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__)'
