@@ -1,0 +1,109 @@
+"""`constructor='LayerDecayOptimizerConstructor'` builds ours under MMSeg's
+default scope, without breaking MMSeg's own constructors.  Import-order cases
+run in fresh interpreters because registries are process-global."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, init_default_scope
+
+import internvl_optim
+from internvl_optim import LayerDecayOptimizerConstructor
+
+from mmseg_models import tiny_segmentor
+
+OPTIM_WRAPPER = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.1))
+
+
+@pytest.mark.parametrize('name', ['LayerDecayOptimizerConstructor',
+                                  'CustomLayerDecayOptimizerConstructor'])
+@pytest.mark.parametrize('scope', ['mmseg', 'mmengine'])
+def test_name_builds_ours_in_both_scopes(name, scope):
+    init_default_scope(scope)
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type=name, optim_wrapper_cfg=OPTIM_WRAPPER,
+             paramwise_cfg=dict(layer_decay_rate=0.5)))
+    assert type(constructor) is LayerDecayOptimizerConstructor
+    init_default_scope('mmseg')
+
+
+def test_package_attributes():
+    assert internvl_optim.CustomLayerDecayOptimizerConstructor is \
+        LayerDecayOptimizerConstructor
+
+
+def test_build_optim_wrapper_under_mmseg_scope_uses_our_groups():
+    model = tiny_segmentor('BEiT')
+    init_default_scope('mmseg')
+    wrapper = build_optim_wrapper(model, dict(
+        OPTIM_WRAPPER, constructor='LayerDecayOptimizerConstructor',
+        paramwise_cfg=dict(num_layers=2, layer_decay_rate=0.5)))
+    groups = wrapper.optimizer.param_groups
+    assert groups[0]['group_name'] == 'layer_3_decay'
+    cls_group = next(g for g in groups
+                     if 'backbone.cls_token' in g['param_names'])
+    assert (cls_group['lr'], cls_group['weight_decay']) == (1 / 8, 0.0)
+
+
+def run_python(code):
+    result = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+CHECK = '''
+from mmengine.registry import init_default_scope
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as SEG
+init_default_scope('mmseg')
+ours = SEG.get('LayerDecayOptimizerConstructor')
+theirs = SEG.get('LearningRateDecayOptimizerConstructor')
+print(ours.__module__, theirs.__module__)
+'''
+
+
+def test_import_ours_first_then_mmseg_lazy_import():
+    out = run_python('import internvl_optim\n' + CHECK)
+    assert out.split() == ['internvl_optim.constructor',
+                           'mmseg.engine.optimizers.layer_decay_optimizer_'
+                           'constructor']
+
+
+def test_import_mmseg_first_then_ours():
+    out = run_python('import mmseg.engine.optimizers\nimport internvl_optim\n'
+                     + CHECK)
+    assert out.split()[0] == 'internvl_optim.constructor'
+
+
+def test_without_our_import_mmseg_class_wins():
+    # documents why configs need custom_imports=dict(imports=['internvl_optim'])
+    out = run_python(CHECK)
+    assert out.split()[0] == ('mmseg.engine.optimizers.layer_decay_'
+                              'optimizer_constructor')
+
+
+def test_config_custom_imports_then_mmseg_constructor_still_works():
+    out = run_python('''
+    import warnings
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    cfg = Config(dict(custom_imports=dict(imports=['internvl_optim'])))
+    Config.fromstring(cfg.pretty_text, '.py')  # imports internvl_optim
+    import sys
+    sys.path.insert(0, 'tests')
+    from mmseg_models import tiny_segmentor
+    model = tiny_segmentor('BEiT')
+    init_default_scope('mmseg')
+    wrapper = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0),
+        constructor='LearningRateDecayOptimizerConstructor',
+        paramwise_cfg=dict(num_layers=2, decay_rate=0.5,
+                           decay_type='layer_wise')))
+    print(len(wrapper.optimizer.param_groups), 'internvl_optim' in sys.modules)
+    ''')
+    assert out.split()[-2:] == ['8', 'True']
