@@ -18,6 +18,15 @@ else:
 
     CustomLayerDecayOptimizerConstructor = LayerDecayOptimizerConstructor
     register(LayerDecayOptimizerConstructor)
+    # resume on torch >= 2.6 (weights_only=True), see checkpoint_safety.py
+    from .checkpoint_safety import allow_mmengine_checkpoints
+    allow_mmengine_checkpoints()
+    try:
+        import mmseg  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        from . import models  # noqa: F401  (registers InternViT6B)
 
 __version__ = '0.1.0'
 __all__ = [

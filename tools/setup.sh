@@ -31,7 +31,7 @@ installed torch 2.13.0 || $PIP "$TORCH"
 installed mmengine 0.10.7 || $PIP "$TORCH" mmengine==0.10.7
 if ! installed mmcv 2.1.0 || ! $PY -c 'import mmcv.ops' 2>/dev/null; then
   echo "Building mmcv 2.1.0 with ops (about 12 minutes the first time)..."
-  $PIP "$TORCH" "setuptools<81" wheel ninja
+  $PIP "$TORCH" "setuptools<81" wheel
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP --no-build-isolation "$TORCH" mmcv==2.1.0
 fi
 installed mmsegmentation 1.2.2 || $PIP "$TORCH" mmsegmentation==1.2.2

@@ -1,0 +1,62 @@
+"""Let ``torch.load(weights_only=True)`` (the default since PyTorch 2.6) read
+MMEngine checkpoints, without turning safe loading off.
+
+MMEngine 0.10.7 checkpoints hold, besides tensors and plain containers, the
+``MessageHub`` state: ``HistoryBuffer`` objects with numpy arrays, numpy
+scalars and dtypes, and references to HistoryBuffer's statistic methods
+(pickled as ``getattr(HistoryBuffer, 'min')``).  Resuming on torch 2.13 fails
+with "Weights only load failed ... Unsupported global".
+
+We allow-list exactly these globals.  ``builtins.getattr`` is *not* allowed
+in general: the name is mapped to :func:`history_buffer_statistic`, which
+only returns HistoryBuffer's registered statistic methods and rejects any
+other attribute lookup.
+"""
+import pickle
+
+import numpy as np
+import torch
+
+
+# registered by every HistoryBuffer; custom ones via register_statistics
+DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
+
+
+def history_buffer_statistic(owner, name):
+    """The restricted stand-in for ``getattr`` while unpickling."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'internvl_optim: refusing getattr({owner!r}, {name!r}) while '
+        'loading a checkpoint; only HistoryBuffer statistic methods are '
+        'allowed')
+
+
+def mmengine_checkpoint_globals() -> list:
+    """The globals MMEngine checkpoints need, as ``add_safe_globals`` takes
+    them (objects, or ``(object, pickled_name)`` pairs)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    try:  # numpy >= 2
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover
+        from numpy.core import multiarray
+    dtype_classes = {
+        type(np.dtype(t))
+        for t in (np.float64, np.float32, np.float16, np.int64, np.int32,
+                  np.int16, np.int8, np.uint8, np.bool_)
+    }
+    entries = [HistoryBuffer, np.ndarray, np.dtype, *sorted(
+        dtype_classes, key=lambda c: c.__name__),
+               (history_buffer_statistic, 'builtins.getattr')]
+    # numpy 1 and numpy 2 pickle these under different module names
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
+        entries.append((multiarray.scalar, f'{module}.scalar'))
+    return entries
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Register :func:`mmengine_checkpoint_globals` with PyTorch (idempotent)."""
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())

@@ -1,0 +1,8 @@
+"""Backbones registered in MMSegmentation's ``MODELS`` registry."""
+from mmseg.registry import MODELS
+
+from .intern_vit_6b import InternViT6B
+
+MODELS.register_module(module=InternViT6B, force=True)
+
+__all__ = ['InternViT6B']

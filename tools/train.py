@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Train a segmentor with MMEngine's Runner (MMSeg 1.x conventions).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options k=v ...] [--launcher none|pytorch]
+    torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
+                                          check_our_import,
+                                          check_schedulers_keep_ratios)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go; '
+                        'default ./work_dirs/<config name>')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', default=None,
+        help='resume from CKPT, or (no value) from the latest checkpoint in '
+        'the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (needs a GPU)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    check_our_import(cfg)
+    check_schedulers_keep_ratios(cfg)
+    check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise RuntimeError('--amp needs a CUDA GPU: MMEngine\'s '
+                               'AmpOptimWrapper does not run on CPU')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    if not torch.cuda.is_available():
+        # NCCL needs GPUs; gloo runs the same distributed code on CPU.
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg)
+    print_log(f'work_dir: {cfg.work_dir}', logger='current',
+              level=logging.INFO)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
