@@ -102,7 +102,7 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=5e-3, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimizerConstructor',
     paramwise_cfg=dict(num_layers=4, layer_decay_rate=0.9))
 max_iters = 40

@@ -1,7 +1,6 @@
 # InternViT-6B (48 blocks, width 3200) + FPN adapters + UperNet, as in
 # InternVL's segmentation recipes.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-crop_size = (504, 504)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -9,7 +8,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=crop_size)
+    size=(504, 504))
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,

@@ -1,0 +1,75 @@
+"""Clear messages for a config without our import, a missing dataset
+directory, and unsafe checkpoint content."""
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging.history_buffer import HistoryBuffer
+
+from internvl_optim.checkpoint_safety import history_buffer_statistic
+from internvl_optim.config_checks import check_data_roots, check_our_import
+
+ROOT = os.path.join(os.path.dirname(__file__), '..')
+DEMO = os.path.join(ROOT, 'configs/demo/'
+                    'internvit_tiny_upernet_synthetic_ade20k.py')
+
+
+def test_config_without_our_import():
+    cfg = Config(dict(
+        model=dict(backbone=dict(type='InternViT6B')),
+        optim_wrapper=dict(constructor='LayerDecayOptimizerConstructor')))
+    with pytest.raises(ValueError, match=re.escape(
+            "The config uses optim_wrapper.constructor="
+            "'LayerDecayOptimizerConstructor' and model.backbone.type="
+            "'InternViT6B' but does not import internvl_optim; add\n    "
+            "custom_imports = dict(imports=['internvl_optim'], "
+            'allow_failed_imports=False)')):
+        check_our_import(cfg)
+    cfg.custom_imports = dict(imports=['internvl_optim'])
+    check_our_import(cfg)
+
+
+def test_missing_dataset_directory(tmp_path):
+    cfg = Config.fromfile(DEMO)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"train_dataloader.dataset: directory '{tmp_path}/nowhere' does "
+            'not exist. Prepare ADE20K')):
+        check_data_roots(cfg)
+
+
+def test_train_tool_reports_missing_dataset(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/train.py'), DEMO,
+         '--work-dir', str(tmp_path), '--cfg-options',
+         f'train_dataloader.dataset.data_root={tmp_path}/none'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert 'tools/make_synthetic_ade20k.py' in result.stderr.splitlines()[-1]
+
+
+def test_safe_loading_allows_history_buffer_and_nothing_else(tmp_path):
+    buffer = HistoryBuffer([1.0, 2.0], [1, 1])
+    path = tmp_path / 'hub.pth'
+    torch.save({'buffer': buffer, 'w': torch.ones(2)}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded['buffer'].mean() == 1.5
+    # getattr is allowed for HistoryBuffer statistics only
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        history_buffer_statistic(os, 'system')
+
+    class Sneaky:
+
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    torch.save({'x': Sneaky()}, path)
+    with pytest.raises(pickle.UnpicklingError, match=re.escape(
+            "refusing getattr(<class 'mmengine.logging.history_buffer."
+            "HistoryBuffer'>, '__init__')")):
+        torch.load(path, weights_only=True)

@@ -1,0 +1,117 @@
+"""Every shipped config loads, builds its model on the meta device (the 6B
+model never allocates memory) and builds its optimizer with our constructor.
+"""
+import glob
+import os
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+from internvl_optim.meta_build import meta_device
+from internvl_optim.config_checks import (check_our_import,
+                                          check_schedulers_keep_ratios)
+
+ROOT = os.path.join(os.path.dirname(__file__), '..')
+CONFIGS = sorted(
+    os.path.relpath(p, ROOT)
+    for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'),
+                       recursive=True) if '_base_' not in p)
+FULL = 'configs/intern_vit_6b/full_tuning/' \
+       'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py'
+
+
+def build(config):
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(os.path.join(ROOT, config))
+    init_default_scope(cfg.default_scope)
+    with meta_device():
+        model = MODELS.build(cfg.model)
+    assert all(p.is_meta for p in model.parameters())
+    return cfg, model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def lrs(wrapper):
+    return {n: (g['lr'], g['weight_decay'])
+            for g in wrapper.optimizer.param_groups
+            for n in g['param_names']}
+
+
+def test_the_configs_are_all_found():
+    assert len(CONFIGS) == 10, CONFIGS
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_config_builds_model_and_optimizer(config):
+    cfg, model, wrapper = build(config)
+    check_our_import(cfg)
+    check_schedulers_keep_ratios(cfg)
+    groups = wrapper.optimizer.param_groups
+    assert groups[0]['lr'] == cfg.optim_wrapper.optimizer.lr
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(len(g['params']) for g in groups) == len(trainable)
+
+
+def expected_6b_lr(name, base=4e-5, rate=0.95, n=48):
+    """The rule written out for InternViT-6B names (N = 48)."""
+    block = re.match(r'backbone\.blocks\.(\d+)\.', name)
+    if block:
+        return base * rate**(n - int(block.group(1)))
+    if name in ('backbone.pos_embed', 'backbone.cls_token') or \
+            name.startswith('backbone.patch_embed.'):
+        return base * rate**(n + 1)
+    return base  # heads, FPN adapters
+
+
+def test_6b_full_tuning_every_lr_follows_the_rule():
+    cfg, model, wrapper = build(FULL)
+    assert sum(p.numel() for p in model.backbone.parameters()) > 6.0e9
+    got = lrs(wrapper)
+    assert len(got) == len(list(model.parameters()))
+    for name, (lr, _) in got.items():
+        assert lr == pytest.approx(expected_6b_lr(name), rel=1e-12), name
+    assert got['backbone.pos_embed'] == pytest.approx((4e-5 * 0.95**49, 0.0))
+    assert got['backbone.cls_token'][1] == 0.0
+    assert got['backbone.blocks.47.mlp.fc1.weight'] == pytest.approx(
+        (4e-5 * 0.95, 0.05))
+    assert got['backbone.blocks.0.attn.qkv.weight'] == pytest.approx(
+        (4e-5 * 0.95**48, 0.05))
+    assert got['decode_head.conv_seg.weight'] == (4e-5, 0.05)
+    assert got['auxiliary_head.conv_seg.weight'] == (4e-5, 0.05)
+    assert got['backbone.up1.0.weight'] == (4e-5, 0.05)
+    assert len(wrapper.optimizer.param_groups) == 2 * 50
+
+
+def test_head_tuning_trains_only_heads_and_fpn():
+    _, _, wrapper = build('configs/intern_vit_6b/head_tuning/'
+                          'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_'
+                          'frozen.py')
+    got = lrs(wrapper)
+    assert {n.split('.')[0] for n in got} == {'backbone', 'decode_head',
+                                             'auxiliary_head'}
+    assert all(n.startswith('backbone.up') for n in got
+               if n.startswith('backbone.'))
+    assert {lr for lr, _ in got.values()} == {4e-5}
+
+
+def test_linear_probing_trains_one_linear_layer():
+    _, _, wrapper = build('configs/intern_vit_6b/linear_probing/'
+                          'linear_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_'
+                          'frozen.py')
+    assert lrs(wrapper) == {'decode_head.conv_seg.weight': (4e-5, 0.0),
+                            'decode_head.conv_seg.bias': (4e-5, 0.0)}
+
+
+@pytest.mark.parametrize('k, iters', [(16, 5000), (8, 10000), (4, 20000),
+                                      (2, 40000), (1, 80000)])
+def test_few_shot_configs(k, iters):
+    path = glob.glob(os.path.join(ROOT, 'configs/intern_vit_6b/few_shot',
+                                  f'*_1of{k}.py'))[0]
+    cfg = Config.fromfile(path)
+    assert cfg.train_dataloader.dataset.ann_file == f'splits/train_1of{k}.txt'
+    assert cfg.train_cfg.max_iters == iters
+    assert cfg.param_scheduler[1].end == iters
+    assert cfg.model.backbone.freeze_vit

@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint (MMSeg 1.x conventions).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
+        [--cfg-options k=v ...] [--launcher none|pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from internvl_optim.checkpoints import check_checkpoint_matches  # noqa
+from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
+                                          check_our_import)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Evaluate a checkpoint')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--work-dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    check_our_import(cfg)
+    check_data_roots(cfg, loaders=('test_dataloader', ))
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    check_checkpoint_matches(MODELS.build(cfg.model), args.checkpoint)
+    cfg.launcher = args.launcher
+    cfg.load_from = args.checkpoint
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    Runner.from_cfg(cfg).test()
+
+
+if __name__ == '__main__':
+    main()
