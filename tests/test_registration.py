@@ -1,6 +1,7 @@
 """`constructor='LayerDecayOptimizerConstructor'` builds ours under MMSeg's
 default scope, without breaking MMSeg's own constructors.  Import-order cases
 run in fresh interpreters because registries are process-global."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from internvl_optim import LayerDecayOptimizerConstructor
 
 from mmseg_models import tiny_segmentor
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 OPTIM_WRAPPER = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.1))
@@ -51,7 +53,8 @@ def test_build_optim_wrapper_under_mmseg_scope_uses_our_groups():
 
 def run_python(code):
     result = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120,
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
