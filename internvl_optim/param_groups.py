@@ -11,10 +11,16 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .freezing import check_wrapper_allows_freezing, freeze_units
 from .layer_ids import LayerRule, resolve_layer_rule
-from .names import clean_named_modules, clean_named_parameters
+from .lr_multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS,
+                             deformable_lr_multiplier)
+from .names import clean_named_modules, clean_named_parameters, relative_name
 from .settings import LayerDecaySettings
 from .weight_decay import SkipList, no_decay_reason, parameter_owners
+
+
+KEYWORDS = {'dcn': DCN_KEYWORDS, 'offset': OFFSET_KEYWORDS}
 
 
 @dataclass
@@ -55,7 +61,7 @@ def group_sort_key(group: dict) -> Tuple:
     downwards; within a layer plain before custom keys, decay before
     no-decay."""
     custom = group['custom_key']
-    return (-group['layer_id'], custom is not None, custom or '',
+    return (-group['layer_id'], bool(custom), custom,
             group['weight_decay'] == 0)
 
 
@@ -87,8 +93,14 @@ def build_param_groups(model: nn.Module,
     names = [n for n, _ in named]
     rule: LayerRule = resolve_layer_rule(
         modules, names, settings.backbone_name, settings.num_layers,
-        settings.layer_regex, warn)
+        settings.layer_regex, settings.decay_type, settings.depths, warn)
     n = rule.num_layers
+    backbone = modules[rule.backbone_prefix]
+    if settings.freeze_backbone:
+        check_wrapper_allows_freezing(model)
+        freeze_units(backbone, settings.freeze_backbone,
+                     f'backbone {rule.backbone_prefix!r} '
+                     f'({type(backbone).__name__})')
     owners = parameter_owners(modules)
     skip_list = SkipList([('', modules['']),
                           (rule.backbone_prefix,
@@ -109,6 +121,20 @@ def build_param_groups(model: nn.Module,
             f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
             'the model (e.g. the decode head)')
 
+    def backbone_multiplier(name):
+        rel = relative_name(name, rule.backbone_prefix)
+        if rel is None:
+            return 1.0, None
+        return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
+                                        settings.offset_lr_scale)
+
+    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
+        if getattr(settings, key) != 1.0 and not any(
+                backbone_multiplier(nm)[1] == tag for nm in names):
+            raise ValueError(
+                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
+                f'backbone parameter (looked for {KEYWORDS[tag]})')
+
     rate = settings.layer_decay_rate
     groups: Dict[Tuple, dict] = {}
     plans: List[ParamPlan] = []
@@ -125,18 +151,19 @@ def build_param_groups(model: nn.Module,
             if 'decay_mult' in settings.custom_keys[key]:
                 weight_decay = (base_weight_decay *
                                 settings.custom_keys[key]['decay_mult'])
-        lr_scale = rate**(n + 1 - layer_id) * lr_mult
+        deform_mult, deform_tag = backbone_multiplier(name)
+        lr_scale = rate**(n + 1 - layer_id) * deform_mult * lr_mult
         decays = weight_decay != 0
-        group_key = (layer_id, key, decays)
+        group_key = (layer_id, deform_tag, key, decays)
         if group_key not in groups:
             suffix = 'decay' if decays else 'no_decay'
-            custom = f'_{key}' if key is not None else ''
+            tags = ''.join(f'_{t}' for t in (deform_tag, key) if t)
             groups[group_key] = dict(
                 params=[], param_names=[], lr=base_lr * lr_scale,
                 weight_decay=weight_decay, layer_id=layer_id,
                 lr_scale=lr_scale,
-                group_name=f'layer_{layer_id}{custom}_{suffix}',
-                custom_key=key)
+                group_name=f'layer_{layer_id}{tags}_{suffix}',
+                custom_key=(deform_tag or '') + (key or ''))
         groups[group_key]['params'].append(param)
         groups[group_key]['param_names'].append(name)
         plans.append(

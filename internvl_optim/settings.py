@@ -7,7 +7,7 @@ unchanged.  Anything else is an error that names the key.
 import difflib
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 #: ``paramwise_cfg`` keys and what they do (also shown in error messages).
 KEYS = {
@@ -16,15 +16,26 @@ KEYS = {
     'layer_decay_rate': 'lr ratio between consecutive layers, in (0, 1]; '
                         'default 1.0 (no decay)',
     'decay_rate': "alias of layer_decay_rate (MMSeg's name)",
-    'decay_type': "'layer_wise' (default); MMSeg's name for the rule",
+    'decay_type': "'layer_wise' (default) or 'stage_wise' (MMSeg's ConvNeXt "
+                  'rules; given explicitly, they apply to ConvNeXt)',
+    'depths': 'stage depths of a hierarchical backbone; inferred, checked '
+              'against the model when given',
     'backbone_name': "attribute holding the backbone; default 'backbone' "
                      'if the model has one, else the whole model',
     'layer_regex': "dict(embed=REGEX, blocks=REGEX_WITH_ONE_GROUP) for "
                    'backbones the built-in rules do not know',
     'custom_keys': 'dict(substring=dict(lr_mult=..., decay_mult=...)) as in '
                    'MMEngine; multiplies lr / weight decay of matching names',
+    'dcn_lr_mul': 'lr multiplier for deformable-conv parameters of the '
+                  'backbone (offset, attention_weights, '
+                  'center_feature_scale_proj, alpha_beta, conv_offset); '
+                  'default 1.0',
+    'offset_lr_scale': 'lr multiplier for the backbone\'s sampling_offsets '
+                       'and reference_points; default 1.0',
+    'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
+                       "'all'; default none",
 }
-DECAY_TYPES = ('layer_wise', )
+DECAY_TYPES = ('layer_wise', 'stage_wise')
 CUSTOM_KEY_FIELDS = ('lr_mult', 'decay_mult')
 # MMEngine DefaultOptimWrapperConstructor keys, answered with what to do.
 _MMENGINE_KEYS = ('bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
@@ -41,10 +52,14 @@ class LayerDecaySettings:
     """Validated settings; build with :meth:`from_paramwise_cfg`."""
     num_layers: Optional[int] = None
     layer_decay_rate: float = 1.0
-    decay_type: str = 'layer_wise'
+    decay_type: Optional[str] = None  # None: not configured (layer_wise)
+    depths: Optional[Tuple[int, ...]] = None
     backbone_name: Optional[str] = None
     layer_regex: Optional[Mapping] = None
     custom_keys: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    dcn_lr_mul: float = 1.0
+    offset_lr_scale: float = 1.0
+    freeze_backbone: Union[None, str, Tuple[int, ...]] = None
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
@@ -88,8 +103,8 @@ class LayerDecaySettings:
             raise ValueError(f'paramwise_cfg.{rate_key} must be in (0, 1], '
                              f'got {rate}')
 
-        decay_type = cfg.get('decay_type', 'layer_wise')
-        if decay_type not in DECAY_TYPES:
+        decay_type = cfg.get('decay_type')
+        if decay_type is not None and decay_type not in DECAY_TYPES:
             raise ValueError(
                 f'paramwise_cfg.decay_type={decay_type!r} is not supported; '
                 f'valid: {DECAY_TYPES}')
@@ -99,13 +114,47 @@ class LayerDecaySettings:
             raise TypeError('paramwise_cfg.backbone_name must be a str, got '
                             f'{backbone_name!r}')
 
+        multipliers = {}
+        for key in ('dcn_lr_mul', 'offset_lr_scale'):
+            value = cfg.get(key, 1.0)
+            if not _is_number(value) or value <= 0:
+                raise ValueError(f'paramwise_cfg.{key} must be a number > 0, '
+                                 f'got {value!r}')
+            multipliers[key] = float(value)
+
         return cls(
             num_layers=num_layers,
             layer_decay_rate=float(rate),
             decay_type=decay_type,
+            depths=_validate_depths(cfg.get('depths')),
             backbone_name=backbone_name,
             layer_regex=cfg.get('layer_regex'),
-            custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})))
+            custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})),
+            freeze_backbone=_validate_freeze(cfg.get('freeze_backbone')),
+            **multipliers)
+
+
+def _validate_depths(depths):
+    if depths is None:
+        return None
+    if not isinstance(depths, (list, tuple)) or not depths or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0
+            for d in depths):
+        raise ValueError('paramwise_cfg.depths must be a list of positive '
+                         f'ints, got {depths!r}')
+    return tuple(depths)
+
+
+def _validate_freeze(spec):
+    if spec is None or spec == 'all':
+        return spec
+    if isinstance(spec, (list, tuple)) and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0
+            for i in spec):
+        return tuple(sorted(set(spec)))
+    raise ValueError(
+        "paramwise_cfg.freeze_backbone must be 'all' or a list of stage/level "
+        f'indices >= 0, got {spec!r}')
 
 
 def _validate_custom_keys(custom_keys: Any) -> Dict[str, Dict[str, float]]:

@@ -19,7 +19,8 @@ def settings(**cfg):
     (dict(layer_decay_rat=0.9), ValueError,
      "Unknown key paramwise_cfg.layer_decay_rat. Did you mean "
      "'layer_decay_rate'? Valid keys: num_layers, layer_decay_rate, "
-     "decay_rate, decay_type, backbone_name, layer_regex, custom_keys"),
+     "decay_rate, decay_type, depths, backbone_name, layer_regex, "
+     'custom_keys, dcn_lr_mul, offset_lr_scale, freeze_backbone'),
     (dict(num_layer=12), ValueError,
      "Unknown key paramwise_cfg.num_layer. Did you mean 'num_layers'?"),
     (dict(foo=1), ValueError, 'Unknown key paramwise_cfg.foo. Valid keys:'),
@@ -45,7 +46,18 @@ def settings(**cfg):
      'paramwise_cfg.num_layers must be a positive int, got 12.0'),
     (dict(decay_type='block_wise'), ValueError,
      "paramwise_cfg.decay_type='block_wise' is not supported; valid: "
-     "('layer_wise',)"),
+     "('layer_wise', 'stage_wise')"),
+    (dict(dcn_lr_mul=0), ValueError,
+     'paramwise_cfg.dcn_lr_mul must be a number > 0, got 0'),
+    (dict(offset_lr_scale=-1.0), ValueError,
+     'paramwise_cfg.offset_lr_scale must be a number > 0, got -1.0'),
+    (dict(freeze_backbone='some'), ValueError,
+     "paramwise_cfg.freeze_backbone must be 'all' or a list of stage/level "
+     "indices >= 0, got 'some'"),
+    (dict(freeze_backbone=[-1]), ValueError,
+     "paramwise_cfg.freeze_backbone must be 'all' or a list"),
+    (dict(depths=[2, 0]), ValueError,
+     'paramwise_cfg.depths must be a list of positive ints, got [2, 0]'),
     (dict(backbone_name=3), TypeError,
      'paramwise_cfg.backbone_name must be a str, got 3'),
     (dict(custom_keys=[('head', 1)]), TypeError,
@@ -89,7 +101,10 @@ def test_unknown_backbone_structure():
 
     with pytest.raises(ValueError, match=re.escape(
             "Cannot tell the layers of backbone 'backbone' (Odd): it has no "
-            'get_layer_depth/get_layer_id method and no block list')):
+            'get_layer_depth/get_layer_id method, no block list at any of '
+            'blocks, layers, encoder.layers and no stages/levels of blocks. '
+            "Set paramwise_cfg.layer_regex=dict(embed=..., "
+            r"blocks=r'...(\d+)...')")):
         build(ToySegmentor(Odd()))
 
 

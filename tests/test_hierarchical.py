@@ -1,0 +1,224 @@
+"""Layer ids, DCN multipliers and freezing for hierarchical backbones, with
+exact values (rate 0.5, lr 1.0, weight decay 0.1)."""
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from internvl_optim import LayerDecaySettings, build_param_groups
+
+from helpers import layer_by_name, lr_wd_by_name
+from hierarchical_models import CBNet, ConvNeXt, InternImage
+from mmseg_models import WD
+from toy_models import DecodeHead, ToySegmentor
+
+
+def plan(model, **cfg):
+    return build_param_groups(
+        model, LayerDecaySettings.from_paramwise_cfg(
+            dict(layer_decay_rate=0.5, **cfg)), 1.0, WD)
+
+
+def swin_segmentor():
+    import mmseg.models  # noqa: F401
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = nn.Module()
+    model.backbone = MODELS.build(dict(
+        type='SwinTransformer', pretrain_img_size=32, embed_dims=8,
+        depths=(1, 2, 1, 1), num_heads=(1, 1, 1, 1), window_size=2,
+        use_abs_pos_embed=True, out_indices=(0, 1, 2, 3)))
+    model.decode_head = DecodeHead()
+    return model
+
+
+def test_swin_blocks_numbered_across_stages():
+    p = plan(swin_segmentor())
+    assert p.num_layers == 5
+    assert p.layer_rule == 'stage rule (backbone.stages, depths [1, 2, 1, 1])'
+    layers = layer_by_name(p.groups)
+    expected_layers = {
+        'backbone.patch_embed.projection.weight': 0,
+        'backbone.patch_embed.norm.weight': 0,
+        'backbone.absolute_pos_embed': 0,
+        'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight': 1,
+        'backbone.stages.0.downsample.reduction.weight': 2,
+        'backbone.stages.1.blocks.0.ffn.layers.0.0.weight': 2,
+        'backbone.stages.1.blocks.1.norm1.weight': 3,
+        'backbone.stages.1.downsample.norm.weight': 4,
+        'backbone.stages.2.blocks.0.attn.w_msa.relative_position_bias_table':
+        4,
+        'backbone.stages.2.downsample.reduction.weight': 5,
+        'backbone.stages.3.blocks.0.norm2.bias': 5,
+        'backbone.norm3.weight': 6,
+        'decode_head.layers.1.weight': 6,
+    }
+    assert {n: layers[n] for n in expected_layers} == expected_layers
+    got = lr_wd_by_name(p.groups)
+    assert got['backbone.absolute_pos_embed'] == (1 / 64, 0.0)
+    assert got['backbone.stages.1.blocks.1.attn.w_msa.qkv.weight'] == \
+        (1 / 8, WD)
+    assert got['backbone.stages.3.blocks.0.attn.w_msa.proj.bias'] == \
+        (1 / 2, 0.0)
+
+
+def test_internimage_levels_and_dcn_multiplier():
+    model = ToySegmentor(InternImage(depths=(1, 2, 1, 1)))
+    p = plan(model, dcn_lr_mul=0.25)
+    assert p.num_layers == 5
+    got = lr_wd_by_name(p.groups)
+    expected = {
+        'backbone.patch_embed.conv1.weight': (1 / 64, WD),
+        'backbone.patch_embed.norm1.weight': (1 / 64, 0.0),
+        'backbone.levels.0.blocks.0.dcn.input_proj.weight': (1 / 32, WD),
+        'backbone.levels.0.blocks.0.dcn.offset.weight': (1 / 128, WD),
+        'backbone.levels.0.blocks.0.dcn.offset.bias': (1 / 128, 0.0),
+        'backbone.levels.0.blocks.0.dcn.center_feature_scale_proj_weight':
+        (1 / 128, WD),
+        'backbone.levels.0.blocks.0.dcn_pack.conv_offset.weight':
+        (1 / 128, WD),
+        'backbone.levels.0.blocks.0.dcn_pack.weight': (1 / 32, WD),
+        'backbone.levels.0.blocks.0.dcn.mask.weight': (1 / 32, WD),
+        'backbone.levels.0.downsample.conv.weight': (1 / 16, WD),
+        'backbone.levels.0.norm.weight': (1 / 16, 0.0),
+        'backbone.levels.1.blocks.1.mlp.0.weight': (1 / 8, WD),
+        'backbone.levels.2.blocks.0.dcn.offset.weight': (1 / 16, WD),
+        'backbone.levels.3.blocks.0.dcn.offset.weight': (1 / 8, WD),
+        'backbone.levels.3.norm.weight': (1.0, 0.0),
+        'decode_head.conv_seg.weight': (1.0, WD),
+    }
+    assert {n: got[n] for n in expected} == expected
+    names = [g['group_name'] for g in p.groups]
+    assert 'layer_1_dcn_decay' in names and 'layer_1_decay' in names
+
+
+def test_offset_lr_scale_on_backbone_sampling_offsets():
+    backbone = InternImage(depths=(1, 1, 1, 1))
+    backbone.levels[1].blocks[0].attn = nn.Module()
+    backbone.levels[1].blocks[0].attn.sampling_offsets = nn.Linear(4, 8)
+    backbone.levels[1].blocks[0].attn.reference_points = nn.Linear(4, 2)
+    model = ToySegmentor(backbone)
+    model.decode_head.sampling_offsets = nn.Linear(4, 8)
+    got = lr_wd_by_name(plan(model, offset_lr_scale=0.1, dcn_lr_mul=0.5)
+                        .groups)
+    lr = 1 / 8  # block 0 of level 1 is layer 2 of 4
+    assert got['backbone.levels.1.blocks.0.attn.sampling_offsets.weight'] == \
+        (pytest.approx(lr * 0.1), WD)
+    assert got['backbone.levels.1.blocks.0.attn.reference_points.bias'] == \
+        (pytest.approx(lr * 0.1), 0.0)
+    assert got['backbone.levels.1.blocks.0.dcn.offset.weight'] == \
+        (lr * 0.5, WD)
+    assert got['decode_head.sampling_offsets.weight'] == (1.0, WD)
+
+
+def test_cbnet_composite_backbones_share_layer_ids():
+    p = plan(ToySegmentor(CBNet(depths=(1, 2, 1, 1))))
+    layers = layer_by_name(p.groups)
+    for k in (0, 1):
+        assert layers[f'backbone.cb_modules.{k}.patch_embed.conv1.weight'] \
+            == 0
+        assert layers[f'backbone.cb_modules.{k}.levels.1.blocks.1.'
+                      'mlp.0.weight'] == 3
+    assert layers['backbone.cb_linears.0.weight'] == 6
+
+
+def test_multiplier_that_matches_nothing():
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.offset_lr_scale=0.1 matches no backbone parameter '
+            "(looked for ('sampling_offsets', 'reference_points'))")):
+        plan(ToySegmentor(InternImage()), offset_lr_scale=0.1)
+
+
+def test_depths_that_disagree_with_the_model():
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.depths=[2, 2, 6, 2] disagrees with the model: '
+            "backbone 'backbone' (InternImage) has depths [1, 2, 1, 1]")):
+        plan(ToySegmentor(InternImage()), depths=[2, 2, 6, 2])
+    assert plan(ToySegmentor(InternImage()), depths=[1, 2, 1, 1]).num_layers \
+        == 5
+
+
+def test_freeze_levels():
+    model = ToySegmentor(InternImage(depths=(1, 2, 1, 1)))
+    p = plan(model, freeze_backbone=[0, 2])
+    names = set(lr_wd_by_name(p.groups))
+    assert not any(n.startswith(('backbone.levels.0.', 'backbone.levels.2.'))
+                   for n in names)
+    assert 'backbone.levels.1.blocks.0.dcn.offset.weight' in names
+    assert 'backbone.patch_embed.conv1.weight' in names
+    assert all(not q.requires_grad
+               for q in model.backbone.levels[0].parameters())
+    # frozen BatchNorm keeps its running statistics through training
+    bn = model.backbone.levels[0].blocks[0].norm2
+    before = bn.running_mean.clone()
+    model.train()
+    model.backbone(torch.randn(2, 3, 16, 16))
+    assert not bn.training
+    assert torch.equal(bn.running_mean, before)
+    live_bn = model.backbone.levels[1].blocks[0].norm2
+    assert live_bn.training and live_bn.num_batches_tracked == 1
+
+
+def test_freeze_all_and_out_of_range():
+    model = ToySegmentor(InternImage())
+    p = plan(model, freeze_backbone='all')
+    assert {n.split('.')[0] for n in lr_wd_by_name(p.groups)} == \
+        {'decode_head'}
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.freeze_backbone=[1, 4]: [4] out of range, backbone '
+            "'backbone' (InternImage) has 4 levels (valid 0..3, or 'all')")):
+        plan(ToySegmentor(InternImage()), freeze_backbone=[1, 4])
+
+
+def test_freeze_convnext_stage_takes_its_downsample_layer():
+    model = ToySegmentor(ConvNeXt(arch=([1, 1, 2, 1], [4, 4, 4, 4])))
+    p = plan(model, freeze_backbone=[0])
+    names = set(lr_wd_by_name(p.groups))
+    assert not any(n.startswith(('backbone.stages.0.',
+                                 'backbone.downsample_layers.0.'))
+                   for n in names)
+    assert 'backbone.downsample_layers.1.1.weight' in names
+
+
+def test_convnext_default_is_mmseg_layer_wise():
+    model = ToySegmentor(ConvNeXt(arch=([1, 1, 7, 1], [4, 4, 4, 4])))
+    p = plan(model)
+    assert p.num_layers == 6  # 4 + (7 - 1) // 3
+    layers = layer_by_name(p.groups)
+    expected = {
+        'backbone.downsample_layers.0.0.weight': 0,
+        'backbone.stages.0.0.gamma': 1,
+        'backbone.downsample_layers.1.1.weight': 2,
+        'backbone.stages.1.0.pointwise_conv1.weight': 2,
+        'backbone.downsample_layers.2.1.weight': 3,
+        'backbone.stages.2.2.depthwise_conv.weight': 3,
+        'backbone.stages.2.3.depthwise_conv.weight': 4,
+        'backbone.stages.2.6.norm.weight': 5,
+        'backbone.downsample_layers.3.1.weight': 6,
+        'backbone.stages.3.0.pointwise_conv2.weight': 6,
+        'backbone.norm3.weight': 7,
+    }
+    assert {n: layers[n] for n in expected} == expected
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.num_layers=12 disagrees with the model')):
+        plan(model, num_layers=12)
+
+
+def test_convnext_stage_wise():
+    model = ToySegmentor(ConvNeXt(arch=([1, 1, 2, 1], [4, 4, 4, 4])))
+    p = plan(model, decay_type='stage_wise', num_layers=6)
+    got = lr_wd_by_name(p.groups)
+    assert got['backbone.downsample_layers.2.1.weight'] == (1 / 128, WD)
+    assert got['backbone.stages.0.0.pointwise_conv1.weight'] == (1 / 64, WD)
+    assert got['backbone.stages.3.0.gamma'] == (1 / 8, 0.0)
+    assert got['backbone.norm3.weight'] == (1.0, 0.0)
+    with pytest.raises(ValueError, match=re.escape(
+            "paramwise_cfg.num_layers=3 with decay_type='stage_wise' must be "
+            '>= 4')):
+        plan(model, decay_type='stage_wise', num_layers=3)
+    with pytest.raises(ValueError, match=re.escape(
+            "paramwise_cfg.decay_type='stage_wise' is MMSeg's ConvNeXt rule, "
+            "but backbone 'backbone' (InternImage) is not ConvNeXt-shaped")):
+        plan(ToySegmentor(InternImage()), decay_type='stage_wise')
