@@ -1,41 +1,87 @@
 #!/usr/bin/env python
-"""Print the parameter-group plan that training with CONFIG would use.
+"""Show the lr and weight decay every part of a model will get, before
+training: build the model from CONFIG without allocating its weights (meta
+device), run the config's optimizer constructor, print one row per group.
 
     python tools/analyze_param_groups.py CONFIG [--cfg-options k=v ...]
-
-Builds the model from the config and runs the config's optim_wrapper
-constructor (ours when ``constructor='LayerDecayOptimizerConstructor'``),
-which logs one row per group: layer id, lr scale, lr, weight decay, tensors,
-parameters.
+        [--json PLAN.json] [--plot PLAN.png]
 """
 import argparse
+import os.path as osp
+import resource
+import sys
+import time
 
-from mmengine.config import Config, DictAction
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import MODELS, init_default_scope
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+
+from internvl_optim.analysis import (analyze, format_report,  # noqa: E402
+                                     write_json, write_plot)
+from internvl_optim.meta_build import meta_device  # noqa: E402
 
 
-def parse_args():
+def status(message, start):
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f'[{time.time() - start:6.1f}s, {rss:.2f} GB] {message}',
+          file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='MMSeg / MMEngine config file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config keys, e.g. '
-        'optim_wrapper.paramwise_cfg.layer_decay_rate=0.9')
-    return parser.parse_args()
+    parser.add_argument('config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys')
+    parser.add_argument('--json', help='write the per-parameter plan here')
+    parser.add_argument('--plot', help='write a PNG of lr and parameters '
+                        'per layer here')
+    parser.add_argument('--real-weights', action='store_true',
+                        help='allocate the weights (default: meta device)')
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    # our table below replaces the constructor's INFO log; warnings still show
+    MMLogger.get_instance('analyze_param_groups', log_level='WARNING')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    groups = optim_wrapper.optimizer.param_groups
-    print(f'{type(optim_wrapper.optimizer).__name__}: {len(groups)} groups, '
-          f'{sum(len(g["params"]) for g in groups)} tensors')
+    status('building the model' +
+           ('' if args.real_weights else ' on the meta device'), start)
+    if args.real_weights:
+        model = MODELS.build(cfg.model)
+    else:
+        with meta_device():
+            model = MODELS.build(cfg.model)
+    status(f'{sum(p.numel() for p in model.parameters()):,} parameters; '
+           'running the optimizer constructor', start)
+    optim_cfg = cfg.optim_wrapper.to_dict()
+    # the groups do not depend on the wrapper; AMP wrappers need a GPU
+    optim_cfg['type'] = 'OptimWrapper'
+    optim_cfg.pop('loss_scale', None)
+    wrapper = build_optim_wrapper(model, optim_cfg)
+    backbone = (optim_cfg.get('paramwise_cfg') or {}).get(
+        'backbone_name', 'backbone')
+    report = analyze(model, wrapper.optimizer.param_groups,
+                     optim_cfg['optimizer']['lr'], backbone)
+    status(f'{len(report["groups"])} groups', start)
+    print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
+          f'constructor: {optim_cfg.get("constructor", "default")}, '
+          f'base lr {optim_cfg["optimizer"]["lr"]:g}')
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f'per-parameter plan: {args.json}')
+    if args.plot:
+        write_plot(report, args.plot)
+        print(f'plot: {args.plot}')
+    return report
 
 
 if __name__ == '__main__':

@@ -1,0 +1,191 @@
+"""Inspect the parameter groups an optimizer was built with: one row per
+group, totals, a per-parameter plan (JSON) and warnings for what looks wrong.
+
+Works on any MMEngine optimizer's ``param_groups`` (ours or MMSeg's
+constructor), given the model they were built from.
+"""
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional
+
+from torch import nn
+
+from .names import clean_named_modules, relative_name, strip_wrapper_prefixes
+from .weight_decay import is_norm_module, parameter_owners
+
+_LAYER_IN_NAME = re.compile(r'layer_(\d+)_')
+
+
+@dataclass
+class ParamRow:
+    name: str
+    group: int
+    layer_id: Optional[int]
+    lr: float
+    lr_scale: float
+    weight_decay: float
+    shape: List[int]
+    numel: int
+    in_backbone: bool
+
+
+@dataclass
+class GroupRow:
+    index: int
+    name: str
+    layer_id: Optional[int]
+    lr_scale: float
+    lr: float
+    weight_decay: float
+    tensors: int
+    params: int
+
+
+def _layer_id(group: dict) -> Optional[int]:
+    if 'layer_id' in group:
+        return group['layer_id']
+    match = _LAYER_IN_NAME.match(str(group.get('group_name', '')))
+    return int(match.group(1)) if match else None
+
+
+def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
+            backbone_name: str = 'backbone') -> Dict:
+    """Rows per group and per parameter, frozen parameters and warnings."""
+    names = {id(p): strip_wrapper_prefixes(n)
+             for n, p in model.named_parameters()}
+    modules = clean_named_modules(model)
+    owners = parameter_owners(modules)
+    prefix = backbone_name if backbone_name in modules else ''
+    groups, params = [], []
+    for index, group in enumerate(param_groups):
+        layer_id = _layer_id(group)
+        lr_scale = group['lr'] / base_lr if base_lr else 1.0
+        groups.append(GroupRow(
+            index, str(group.get('group_name', f'group_{index}')), layer_id,
+            lr_scale, group['lr'], group.get('weight_decay', 0.0),
+            len(group['params']), sum(p.numel() for p in group['params'])))
+        for p in group['params']:
+            name = names.get(id(p), '?')
+            params.append(ParamRow(
+                name, index, layer_id, group['lr'], lr_scale,
+                group.get('weight_decay', 0.0), list(p.shape), p.numel(),
+                prefix != '' and relative_name(name, prefix) is not None))
+    in_groups = {row.name for row in params}
+    frozen = [n for n, p in model.named_parameters()
+              if not p.requires_grad]
+    frozen = [strip_wrapper_prefixes(n) for n in frozen]
+    missing = [n for n in names.values()
+               if n not in in_groups and n not in set(frozen)]
+    return dict(groups=groups, params=params, frozen=frozen,
+                warnings=find_warnings(params, frozen, missing, owners,
+                                       backbone_name))
+
+
+def _examples(names: List[str], limit: int = 3) -> str:
+    more = f' and {len(names) - limit} more' if len(names) > limit else ''
+    return ', '.join(names[:limit]) + more
+
+
+def _prefixes(names: List[str], depth: int = 2) -> List[str]:
+    seen = []
+    for name in names:
+        head = '.'.join(name.split('.')[:depth])
+        if head not in seen:
+            seen.append(head)
+    return seen
+
+
+def find_warnings(params: List[ParamRow], frozen: List[str],
+                  missing: List[str], owners, backbone_name) -> List[str]:
+    warnings = []
+    decayed_head = [r.name for r in params
+                    if not r.in_backbone and r.lr_scale < 1 - 1e-12]
+    if decayed_head:
+        warnings.append(f'{len(decayed_head)} parameters outside the '
+                        f'backbone get a decayed lr (< base lr): '
+                        f'{_examples(decayed_head)}')
+    no_wd_weights = [
+        r.name for r in params
+        if len(r.shape) >= 2 and r.weight_decay == 0
+        and not is_norm_module(owners.get(r.name, nn.Identity()))
+        and not re.search(r'(token|tokens|embed|embedding)$', r.name)
+    ]
+    if no_wd_weights:
+        warnings.append(f'{len(no_wd_weights)} weights with >= 2 dimensions '
+                        f'get no weight decay: {_examples(no_wd_weights)}')
+    if missing:
+        warnings.append(f'{len(missing)} trainable parameters are in no '
+                        f'group (not optimized): {_examples(missing)}')
+    if frozen:
+        warnings.append(f'{len(frozen)} frozen parameter tensors, in: '
+                        f'{_examples(_prefixes(frozen), 6)}')
+    return warnings
+
+
+def format_report(report: Dict) -> str:
+    """The table (one row per group), totals and warnings as text."""
+    header = ('#', 'group', 'layer', 'lr_scale', 'lr', 'weight_decay',
+              'tensors', 'params')
+    rows = [(str(g.index), g.name, '-' if g.layer_id is None else
+             str(g.layer_id), f'{g.lr_scale:.4g}', f'{g.lr:.4e}',
+             f'{g.weight_decay:g}', str(g.tensors), f'{g.params:,}')
+            for g in report['groups']]
+    total = ('', 'total', '', '', '', '',
+             str(sum(g.tensors for g in report['groups'])),
+             f"{sum(g.params for g in report['groups']):,}")
+    widths = [max(len(r[i]) for r in [header, total] + rows)
+              for i in range(len(header))]
+
+    def line(cells):
+        return '  '.join(c.ljust(w) if i == 1 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    sep = '-' * len(line(header))
+    out = [line(header), sep] + [line(r) for r in rows] + [sep, line(total)]
+    frozen = report['frozen']
+    out.append(f'frozen: {len(frozen)} tensors')
+    out += [f'WARNING: {w}' for w in report['warnings']] or [
+        'no warnings']
+    return '\n'.join(out)
+
+
+def write_json(report: Dict, path: str) -> None:
+    with open(path, 'w') as f:
+        json.dump(dict(groups=[asdict(g) for g in report['groups']],
+                       params=[asdict(p) for p in report['params']],
+                       frozen=report['frozen'],
+                       warnings=report['warnings']), f, indent=1)
+
+
+def write_plot(report: Dict, path: str) -> None:
+    """PNG: lr per layer (log scale) and parameters per layer, decay and
+    no-decay apart."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    by_layer: Dict[int, Dict] = {}
+    for i, g in enumerate(report['groups']):
+        layer = g.layer_id if g.layer_id is not None else i
+        entry = by_layer.setdefault(layer, dict(lr=g.lr, decay=0, no_decay=0))
+        entry['decay' if g.weight_decay else 'no_decay'] += g.params
+        entry['lr'] = max(entry['lr'], g.lr)
+    layers = sorted(by_layer)
+    fig, (ax_lr, ax_n) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    ax_lr.semilogy(layers, [by_layer[k]['lr'] for k in layers], 'o-')
+    ax_lr.set_ylabel('lr (log)')
+    ax_lr.set_title('learning rate and parameters per layer')
+    decay = [by_layer[k]['decay'] for k in layers]
+    no_decay = [by_layer[k]['no_decay'] for k in layers]
+    ax_n.bar([k - 0.2 for k in layers], decay, width=0.4,
+             label='weight decay')
+    ax_n.bar([k + 0.2 for k in layers], no_decay, width=0.4,
+             label='no weight decay')
+    ax_n.set_yscale('symlog')
+    ax_n.set_xlabel('layer id')
+    ax_n.set_ylabel('parameters')
+    ax_n.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,85 @@
+"""tools/analyze_param_groups.py: table, JSON plan, plot, warnings."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(__file__), '..')
+SIX_B = 'configs/intern_vit_6b/full_tuning/' \
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py'
+SMALL = 'configs/vit/vit-tiny_upernet_layer-decay_demo.py'
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args):
+    return load_tool().main([os.path.join(ROOT, args[0]), *args[1:]])
+
+
+def test_small_config_table_json_and_plot(tmp_path, capsys):
+    report = run(SMALL, '--json', str(tmp_path / 'plan.json'), '--plot',
+                 str(tmp_path / 'plan.png'))
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()
+            if line.split()[:2][-1:] and line.split()[1:2]
+            and line.split()[1].startswith('layer_')]
+    assert rows[0] == ['0', 'layer_5_decay', '5', '1', '6.0000e-05', '0.05',
+                       '23', '170,528']
+    assert rows[-1] == ['11', 'layer_0_no_decay', '0', '0.116',
+                        '6.9617e-06', '0', '2', '576']
+    assert 'no warnings' in out
+    plan = json.loads((tmp_path / 'plan.json').read_text())
+    assert len(plan['groups']) == 12
+    by_name = {p['name']: p for p in plan['params']}
+    assert len(by_name) == 112
+    assert by_name['backbone.cls_token']['weight_decay'] == 0.0
+    assert by_name['backbone.cls_token']['layer_id'] == 0
+    assert by_name['backbone.layers.3.ffn.layers.0.0.weight']['lr'] == \
+        pytest.approx(6e-5 * 0.65)
+    assert by_name['decode_head.conv_seg.weight']['in_backbone'] is False
+    png = (tmp_path / 'plan.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000
+    assert report['frozen'] == []
+
+
+def test_warnings_for_suspicious_plans(tmp_path, capsys):
+    # MMEngine's default constructor with a custom key that decays the head
+    # lr and keeps weight decay off a 2-D weight
+    config = tmp_path / 'suspicious.py'
+    config.write_text(
+        f"_base_ = [{os.path.abspath(os.path.join(ROOT, SMALL))!r}]\n"
+        'optim_wrapper = dict(_delete_=True, type="OptimWrapper",\n'
+        '    optimizer=dict(type="AdamW", lr=1e-4, weight_decay=0.05),\n'
+        '    paramwise_cfg=dict(custom_keys=dict(\n'
+        '        conv_seg=dict(lr_mult=0.5, decay_mult=0.0))))\n')
+    load_tool().main([str(config)])
+    out = capsys.readouterr().out
+    assert 'WARNING: 4 parameters outside the backbone get a decayed lr ' \
+        '(< base lr): decode_head.conv_seg.weight, decode_head.conv_seg.bias, ' \
+        'auxiliary_head.conv_seg.weight and 1 more' in out
+    assert 'WARNING: 2 weights with >= 2 dimensions get no weight decay: ' \
+        'decode_head.conv_seg.weight, auxiliary_head.conv_seg.weight' in out
+
+
+def test_6b_config_in_seconds_on_meta(capsys):
+    report = run(SIX_B)
+    groups = report['groups']
+    assert len(groups) == 100
+    lr = {p.name: p.lr for p in report['params']}
+    assert lr['backbone.patch_embed.proj.weight'] == pytest.approx(
+        4e-5 * 0.95**49)
+    assert lr['backbone.blocks.0.attn.qkv.weight'] == pytest.approx(
+        4e-5 * 0.95**48)
+    assert lr['backbone.blocks.47.attn.qkv.weight'] == pytest.approx(
+        4e-5 * 0.95)
+    assert lr['decode_head.conv_seg.weight'] == 4e-5
+    assert sum(g.params for g in groups) == 6_385_968_940
+    assert 'no warnings' in capsys.readouterr().out
