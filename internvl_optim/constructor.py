@@ -19,6 +19,7 @@ from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
 from .param_groups import GroupPlan, build_param_groups
+from .resume_check import guard_load_state_dict
 from .settings import LayerDecaySettings
 from .summary import format_group_table
 
@@ -50,7 +51,9 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     Unlike MMEngine's default constructor, the groups are built even when
     ``paramwise_cfg`` is empty.  Each group carries absolute ``lr``,
     ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name`` and
-    ``param_names``; frozen parameters are left out.
+    ``param_names``; frozen parameters are left out.  Loading optimizer
+    state saved for a different group layout raises an error naming the
+    groups that differ.
     """
 
     def __init__(self, optim_wrapper_cfg: dict,
@@ -131,5 +134,6 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             iter(inspect.signature(self._optimizer_class()).parameters))
         optimizer_cfg[first_arg] = self._build(model).groups
         optimizer = OPTIMIZERS.build(optimizer_cfg)
+        guard_load_state_dict(optimizer)
         return OPTIM_WRAPPERS.build(
             optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
