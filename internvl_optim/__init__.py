@@ -21,6 +21,7 @@ else:
     # resume on torch >= 2.6 (weights_only=True), see checkpoint_safety.py
     from .checkpoint_safety import allow_mmengine_checkpoints
     allow_mmengine_checkpoints()
+    from .zero import ZeroConsolidateHook  # noqa: F401  (registers the hook)
     try:
         import mmseg  # noqa: F401
     except ImportError:  # pragma: no cover

@@ -66,11 +66,32 @@ def build_config(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    if not torch.cuda.is_available():
-        # NCCL needs GPUs; gloo runs the same distributed code on CPU.
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not torch.cuda.is_available() and args.launcher != 'none':
+        use_cpu_distributed(cfg)
+    if cfg.optim_wrapper.get('optimizer', {}).get(
+            'type') == 'ZeroRedundancyOptimizer':
+        # MMEngine saves checkpoints on rank 0 only; consolidate first
+        hooks = cfg.get('custom_hooks') or []
+        if not any(h.get('type') == 'ZeroConsolidateHook' for h in hooks):
+            cfg.custom_hooks = hooks + [dict(type='ZeroConsolidateHook')]
     return cfg
+
+
+def use_cpu_distributed(cfg):
+    """Run the same distributed code on CPU: gloo instead of NCCL, and no
+    ``device_ids`` for DDP.  MMEngine 0.10.7's ``init_dist`` calls
+    ``torch.cuda.set_device`` unconditionally, so the process group is set
+    up here and the Runner finds it initialized."""
+    import torch.distributed as dist
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def main(argv=None):
