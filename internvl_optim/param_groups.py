@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .fsdp import fsdp_original_shapes
 from .freezing import check_wrapper_allows_freezing, freeze_units
 from .layer_ids import LayerRule, resolve_layer_rule
 from .lr_multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS,
@@ -80,8 +81,8 @@ def build_param_groups(model: nn.Module,
         base_lr: the optimizer's ``lr``; heads get exactly this.
         base_weight_decay: the optimizer's ``weight_decay``.
         original_shapes: wrapper-free name -> shape as the model defined it,
-            for wrappers that flatten parameters (FSDP); defaults to the
-            parameters' own shapes.
+            for wrappers that flatten parameters; defaults to the shapes FSDP
+            v1 flat parameters record, else the parameters' own shapes.
         warn: called with a message for anything the user should know.
 
     Returns:
@@ -90,6 +91,8 @@ def build_param_groups(model: nn.Module,
     """
     modules = clean_named_modules(model)
     named = list(clean_named_parameters(model))
+    if original_shapes is None:
+        original_shapes = fsdp_original_shapes(model)
     names = [n for n, _ in named]
     rule: LayerRule = resolve_layer_rule(
         modules, names, settings.backbone_name, settings.num_layers,

@@ -101,3 +101,16 @@ def test_ddp_with_frozen_parts(data_root, tmp_path, options, frozen_prefix):
     assert frozen and all(torch.equal(early[k], late[k]) for k in frozen)
     head = 'decode_head.conv_seg.weight'
     assert not torch.equal(early[head], late[head])
+
+
+def test_fsdp2_sharded_model_gets_the_single_process_groups():
+    # MMEngine 0.10.7's FSDPStrategy uses FSDP v1, which refuses to run
+    # without an accelerator ("FSDP needs a non-CPU accelerator device");
+    # PyTorch's FSDP2 runs on CPU with gloo and shards for real.
+    out = torchrun(2, os.path.join(ROOT, 'tests/scripts/fsdp2_groups.py'))
+    ranks = sorted((json.loads(line) for line in out.splitlines()
+                    if line.startswith('{')), key=lambda r: r['rank'])
+    assert [r['equal'] for r in ranks] == [True, True]
+    assert [r['groups'] for r in ranks] == [10, 10]
+    # rank 1 holds empty shards of the 1-row embeddings: really sharded
+    assert ranks[1]['some_local_shard_empty']
