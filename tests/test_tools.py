@@ -1,0 +1,72 @@
+"""tools/train.py and tools/test.py refuse bad input before any work."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+DEMO = os.path.join(ROOT, 'configs/demo/'
+                    'internvit_tiny_upernet_synthetic_ade20k.py')
+
+
+def load(tool):
+    spec = importlib.util.spec_from_file_location(
+        tool, os.path.join(ROOT, 'tools', f'{tool}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_amp_without_gpu_is_refused(tmp_path):
+    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
+    train = load('train')
+    args = train.parse_args([DEMO, '--amp', '--cfg-options',
+                             f'train_dataloader.dataset.data_root={root}',
+                             f'val_dataloader.dataset.data_root={root}'])
+    if torch.cuda.is_available():
+        pytest.skip('has a GPU')
+    with pytest.raises(RuntimeError, match=re.escape(
+            "--amp needs a CUDA GPU: MMEngine's AmpOptimWrapper does not run "
+            'on CPU')):
+        train.build_config(args)
+
+
+def test_train_adds_zero_hook_and_resume_flags(tmp_path):
+    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
+    train = load('train')
+    args = train.parse_args([
+        DEMO, '--resume', '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        'optim_wrapper.optimizer.type=ZeroRedundancyOptimizer',
+        'optim_wrapper.optimizer.optimizer_type=AdamW'])
+    cfg = train.build_config(args)
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook')]
+    assert cfg.work_dir == os.path.join(
+        './work_dirs', 'internvit_tiny_upernet_synthetic_ade20k')
+
+
+def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
+    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    root = make_synthetic_ade20k(str(tmp_path / 'data'), num_train=1,
+                                 num_val=1)
+    ckpt = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.layers.0.weight': torch.zeros(2)}},
+               ckpt)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), DEMO,
+         str(ckpt), '--cfg-options',
+         f'test_dataloader.dataset.data_root={root}'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'ValueError: Checkpoint {ckpt} does not match '
+                           'the model of this config: missing keys ')
+    assert "unexpected keys 1 (e.g. ['backbone.layers.0.weight'])" in last
