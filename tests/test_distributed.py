@@ -34,8 +34,8 @@ def data_root(tmp_path_factory):
     return make_synthetic_ade20k(str(tmp_path_factory.mktemp('ade')))
 
 
-def train(nproc, data_root, work_dir, *options, resume=False):
-    args = [os.path.join(ROOT, 'tools/train.py'), DEMO, '--launcher',
+def train(nproc, data_root, work_dir, *options, resume=False, config=DEMO):
+    args = [os.path.join(ROOT, 'tools/train.py'), config, '--launcher',
             'pytorch', '--work-dir', str(work_dir)]
     if resume:
         args.append('--resume')
@@ -88,14 +88,20 @@ def test_zero_checkpoint_resumes_like_an_uninterrupted_run(data_root,
     assert os.path.exists(one / 'iter_40.pth')
 
 
-@pytest.mark.parametrize('options, frozen_prefix', [
-    (['model.backbone.freeze_vit=True'], 'backbone.blocks.'),
-    (['optim_wrapper.paramwise_cfg.freeze_backbone=[0,1]',
-      'find_unused_parameters=True'], 'backbone.blocks.1.'),
-])
-def test_ddp_with_frozen_parts(data_root, tmp_path, options, frozen_prefix):
+LINEAR_PROBE = os.path.join(ROOT, 'configs/demo/'
+                            'internvit_tiny_linear_probe_synthetic_ade20k.py')
+
+
+@pytest.mark.parametrize('config, options, frozen_prefix', [
+    (DEMO, ['model.backbone.freeze_vit=True'], 'backbone.blocks.'),
+    (LINEAR_PROBE, [], 'backbone.'),
+    (DEMO, ['optim_wrapper.paramwise_cfg.freeze_backbone=[0,1]',
+            'find_unused_parameters=True'], 'backbone.blocks.1.'),
+], ids=['head_tuning', 'linear_probing', 'partial_freezing'])
+def test_ddp_with_frozen_parts(data_root, tmp_path, config, options,
+                               frozen_prefix):
     train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
-          'default_hooks.checkpoint.interval=5', *options)
+          'default_hooks.checkpoint.interval=5', *options, config=config)
     early, late = (weights(tmp_path / f'iter_{i}.pth') for i in (5, 10))
     frozen = [k for k in early if k.startswith(frozen_prefix)]
     assert frozen and all(torch.equal(early[k], late[k]) for k in frozen)
