@@ -21,9 +21,9 @@ def _keep_eval(module, args):
     module.train(False)
 
 
-def freeze_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
+def select_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
                  desc: str) -> List[nn.Module]:
-    """Freeze the units of ``backbone`` named by ``spec``; return them."""
+    """The modules ``spec`` names (validated; nothing is changed)."""
     if spec == 'all':
         units = [backbone]
     else:
@@ -49,6 +49,11 @@ def freeze_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
         units = [container[i] for i in spec]
         if kind == 'stages' and is_convnext(backbone) is not None:
             units += [backbone.downsample_layers[i] for i in spec]
+    return units
+
+
+def freeze(units: List[nn.Module]) -> None:
+    """``requires_grad=False`` for the units; their norms stay in eval."""
     for unit in units:
         unit.requires_grad_(False)
         for module in unit.modules():
@@ -57,7 +62,6 @@ def freeze_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
                 module._internvl_optim_frozen = True
                 module.train(False)
                 module.register_forward_pre_hook(_keep_eval)
-    return units
 
 
 def check_wrapper_allows_freezing(model: nn.Module) -> None:

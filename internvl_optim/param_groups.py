@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from torch import nn
 
 from .fsdp import fsdp_original_shapes
-from .freezing import check_wrapper_allows_freezing, freeze_units
+from .freezing import check_wrapper_allows_freezing, freeze, select_units
 from .layer_ids import LayerRule, resolve_layer_rule
 from .lr_multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS,
                              deformable_lr_multiplier)
@@ -99,11 +99,14 @@ def build_param_groups(model: nn.Module,
         settings.layer_regex, settings.decay_type, settings.depths, warn)
     n = rule.num_layers
     backbone = modules[rule.backbone_prefix]
+    units_to_freeze = []
     if settings.freeze_backbone:
         check_wrapper_allows_freezing(model)
-        freeze_units(backbone, settings.freeze_backbone,
-                     f'backbone {rule.backbone_prefix!r} '
-                     f'({type(backbone).__name__})')
+        units_to_freeze = select_units(
+            backbone, settings.freeze_backbone,
+            f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})')
+    # validate everything before freezing: a bad config changes nothing
+    to_freeze = {id(p) for unit in units_to_freeze for p in unit.parameters()}
     owners = parameter_owners(modules)
     skip_list = SkipList([('', modules['']),
                           (rule.backbone_prefix,
@@ -116,8 +119,11 @@ def build_param_groups(model: nn.Module,
             f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
             f'names look like: {", ".join(names[:3])}, ...')
 
-    trainable = [(nm, p) for nm, p in named if p.requires_grad]
-    frozen = [nm for nm, p in named if not p.requires_grad]
+    def is_trainable(param):
+        return param.requires_grad and id(param) not in to_freeze
+
+    trainable = [(nm, p) for nm, p in named if is_trainable(p)]
+    frozen = [nm for nm, p in named if not is_trainable(p)]
     if not trainable:
         raise ValueError(
             f'{type(model).__name__} has no trainable parameters '
@@ -173,14 +179,14 @@ def build_param_groups(model: nn.Module,
             ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
                       weight_decay, reason, key, param.numel()))
 
+    freeze(units_to_freeze)
     ordered = sorted(groups.values(), key=group_sort_key)
     for group in ordered:
         del group['custom_key']
     grouped = sum(len(g['params']) for g in ordered)
     assert grouped == len(trainable), (grouped, len(trainable))
+    frozen_numel = sum(p.numel() for _, p in named if not p.requires_grad)
     if frozen:
-        warn(f'{len(frozen)} frozen parameter tensors '
-             f'({sum(p.numel() for _, p in named if not p.requires_grad):,} '
+        warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
              'elements) are left out of the optimizer')
-    return GroupPlan(ordered, plans, n, rule.source, frozen,
-                     sum(p.numel() for _, p in named if not p.requires_grad))
+    return GroupPlan(ordered, plans, n, rule.source, frozen, frozen_numel)

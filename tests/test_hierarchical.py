@@ -222,3 +222,15 @@ def test_convnext_stage_wise():
             "paramwise_cfg.decay_type='stage_wise' is MMSeg's ConvNeXt rule, "
             "but backbone 'backbone' (InternImage) is not ConvNeXt-shaped")):
         plan(ToySegmentor(InternImage()), decay_type='stage_wise')
+
+
+def test_a_bad_config_freezes_nothing():
+    model = ToySegmentor(InternImage())
+    with pytest.raises(ValueError, match='custom_keys'):
+        plan(model, freeze_backbone='all',
+             custom_keys={'no_such_module': dict(lr_mult=2.0)})
+    with pytest.raises(ValueError, match='offset_lr_scale'):
+        plan(model, freeze_backbone=[0], offset_lr_scale=0.5)
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(not getattr(m, '_internvl_optim_frozen', False)
+               for m in model.modules())
