@@ -57,6 +57,23 @@ def mmengine_checkpoint_globals() -> list:
     return entries
 
 
+def deepspeed_checkpoint_globals() -> list:
+    """What MMEngine's DeepSpeedStrategy checkpoints hold besides the
+    above: MMEngine's ConfigDict and three DeepSpeed types (its loss scaler,
+    the ZeRO stage enum, tensor fragment addresses).  Imports DeepSpeed."""
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+    from mmengine.config import ConfigDict
+    return [ConfigDict, LossScaler, ZeroStageEnum, fragment_address]
+
+
+def allow_deepspeed_checkpoints() -> None:
+    """Register :func:`deepspeed_checkpoint_globals` (``tools/train.py``
+    calls it for ``DeepSpeedStrategy`` configs)."""
+    torch.serialization.add_safe_globals(deepspeed_checkpoint_globals())
+
+
 def allow_mmengine_checkpoints() -> None:
     """Register :func:`mmengine_checkpoint_globals` with PyTorch (idempotent)."""
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())

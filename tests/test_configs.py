@@ -41,7 +41,7 @@ def lrs(wrapper):
 
 
 def test_the_configs_are_all_found():
-    assert len(CONFIGS) == 13, CONFIGS
+    assert len(CONFIGS) == 14, CONFIGS
 
 
 @pytest.mark.parametrize('config', CONFIGS)

@@ -120,3 +120,29 @@ def test_fsdp2_sharded_model_gets_the_single_process_groups():
     assert [r['groups'] for r in ranks] == [10, 10]
     # rank 1 holds empty shards of the 1-row embeddings: really sharded
     assert ranks[1]['some_local_shard_empty']
+
+
+def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
+                                                              tmp_path):
+    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    config = os.path.join(ROOT, 'configs/demo/'
+                          'internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
+    train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
+          'default_hooks.checkpoint.interval=5', config=config)
+    log = train(2, data_root, tmp_path, 'train_cfg.max_iters=15',
+                'default_hooks.checkpoint.interval=5', config=config,
+                resume=True)
+    assert 'resumed epoch: 0, iter: 10' in log
+    allow_deepspeed_checkpoints()
+    state = torch.load(tmp_path / 'iter_15.pth' /
+                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
+                       weights_only=True)['optimizer_state_dict']
+    groups = state['base_optimizer_state']['param_groups']
+    assert [g['group_name'] for g in groups][:3] == [
+        'layer_5_decay', 'layer_5_no_decay', 'layer_4_decay']
+    assert [g['lr_scale'] for g in groups[::2]] == pytest.approx(
+        [1.0, 0.9, 0.81, 0.729, 0.6561, 0.59049])
+    for group in groups:  # the schedule scaled every group alike
+        assert group['lr'] == pytest.approx(groups[0]['lr'] *
+                                            group['lr_scale'])
+    assert [g['weight_decay'] for g in groups[:2]] == [0.05, 0.0]

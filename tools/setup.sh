@@ -9,7 +9,7 @@
 #                        and setuptools<81; ~12 min the first time, then pip's
 #                        wheel cache makes it seconds
 #   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
-#   pytest, and this package (editable)
+#   pytest, deepspeed 0.15.4, and this package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -36,6 +36,10 @@ if ! installed mmcv 2.1.0 || ! $PY -c 'import mmcv.ops' 2>/dev/null; then
 fi
 installed mmsegmentation 1.2.2 || $PIP "$TORCH" mmsegmentation==1.2.2
 $PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pytest
+# DeepSpeed for MMEngine's DeepSpeedStrategy (runs on CPU with gloo). 0.15.4:
+# MMEngine 0.10.7 imports deepspeed.runtime.fp16.onebit, gone in later
+# releases. No prebuilt ops; no isolated build env (it would fetch a torch).
+installed deepspeed 0.15.4 || DS_BUILD_OPS=0 $PIP --no-build-isolation "$TORCH" deepspeed==0.15.4
 # The package itself, pointing at this checkout.
 $PIP --no-deps --no-build-isolation -e . >/dev/null
 $PY -c 'import torch, mmcv.ops, mmseg, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__)'

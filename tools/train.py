@@ -68,6 +68,10 @@ def build_config(args) -> Config:
         cfg.resume, cfg.load_from = True, args.resume
     if not torch.cuda.is_available() and args.launcher != 'none':
         use_cpu_distributed(cfg)
+    if (cfg.get('strategy') or {}).get('type') == 'DeepSpeedStrategy':
+        from internvl_optim.checkpoint_safety import \
+            allow_deepspeed_checkpoints
+        allow_deepspeed_checkpoints()
     if cfg.optim_wrapper.get('optimizer', {}).get(
             'type') == 'ZeroRedundancyOptimizer':
         # MMEngine saves checkpoints on rank 0 only; consolidate first
@@ -97,7 +101,11 @@ def use_cpu_distributed(cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
-    runner = Runner.from_cfg(cfg)
+    if 'runner_type' in cfg:  # e.g. FlexibleRunner with a strategy
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
     print_log(f'work_dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
     runner.train()
