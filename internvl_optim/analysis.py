@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from torch import nn
 
 from .names import clean_named_modules, relative_name, strip_wrapper_prefixes
+from .summary import render_table
 from .weight_decay import is_norm_module, parameter_owners
 
 _LAYER_IN_NAME = re.compile(r'layer_(\d+)_')
@@ -134,15 +135,7 @@ def format_report(report: Dict) -> str:
     total = ('', 'total', '', '', '', '',
              str(sum(g.tensors for g in report['groups'])),
              f"{sum(g.params for g in report['groups']):,}")
-    widths = [max(len(r[i]) for r in [header, total] + rows)
-              for i in range(len(header))]
-
-    def line(cells):
-        return '  '.join(c.ljust(w) if i == 1 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    sep = '-' * len(line(header))
-    out = [line(header), sep] + [line(r) for r in rows] + [sep, line(total)]
+    out = render_table(header, rows, total, text_column=1)
     frozen = report['frozen']
     out.append(f'frozen: {len(frozen)} tensors')
     out += [f'WARNING: {w}' for w in report['warnings']] or [

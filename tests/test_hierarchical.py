@@ -234,3 +234,22 @@ def test_a_bad_config_freezes_nothing():
     assert all(p.requires_grad for p in model.parameters())
     assert all(not getattr(m, '_internvl_optim_frozen', False)
                for m in model.modules())
+
+
+def test_internimage_recipe_paramwise_cfg_works_unchanged():
+    # InternImage's detection configs: num_layers = sum(depths), depths
+    # given, offset_lr_scale for deformable attention in the backbone
+    backbone = InternImage(depths=(4, 4, 21, 4))
+    backbone.levels[3].blocks[0].attn = nn.Module()
+    backbone.levels[3].blocks[0].attn.sampling_offsets = nn.Linear(4, 8)
+    p = plan(ToySegmentor(backbone), num_layers=33, depths=[4, 4, 21, 4],
+             offset_lr_scale=0.01)
+    assert p.num_layers == 33
+    got = lr_wd_by_name(p.groups)
+    # level 3 block 0 is layer 4 + 4 + 21 + 1 = 30 of 33: 0.5 ** 4
+    assert got['backbone.levels.3.blocks.0.attn.sampling_offsets.weight'] \
+        == (pytest.approx(0.5**4 * 0.01), WD)
+    assert got['backbone.levels.3.blocks.0.mlp.0.weight'] == (0.5**4, WD)
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.num_layers=30 disagrees with the model')):
+        plan(ToySegmentor(InternImage(depths=(4, 4, 21, 4))), num_layers=30)
