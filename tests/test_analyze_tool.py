@@ -83,3 +83,14 @@ def test_6b_config_in_seconds_on_meta(capsys):
     assert lr['decode_head.conv_seg.weight'] == 4e-5
     assert sum(g.params for g in groups) == 6_385_968_940
     assert 'no warnings' in capsys.readouterr().out
+
+
+def test_config_without_our_import_is_refused():
+    import mmseg
+    beit = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs',
+                        'beit', 'beit-base_upernet_8xb2-160k_ade20k-640x640.py')
+    with pytest.raises(ValueError, match='does not import internvl_optim'):
+        run(beit)
+    report = run(beit, '--cfg-options',
+                 'custom_imports.imports=[internvl_optim]')
+    assert len(report['groups']) == 28

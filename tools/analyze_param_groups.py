@@ -21,6 +21,7 @@ from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
 from internvl_optim.analysis import (analyze, format_report,  # noqa: E402
                                      write_json, write_plot)
+from internvl_optim.config_checks import check_our_import  # noqa: E402
 from internvl_optim.meta_build import meta_device  # noqa: E402
 
 
@@ -51,6 +52,9 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # as in train.py: without the import, MMSeg's own tools would build a
+    # different constructor than the one shown here
+    check_our_import(cfg)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     status('building the model' +
            ('' if args.real_weights else ' on the meta device'), start)
