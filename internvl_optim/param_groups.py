@@ -57,6 +57,23 @@ def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
     return None
 
 
+def _check_custom_keys_match(ordered_keys, names) -> None:
+    unmatched = [k for k in ordered_keys if not any(k in nm for nm in names)]
+    if unmatched:
+        raise ValueError(
+            f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
+            f'names look like: {", ".join(names[:3])}, ...')
+
+
+def _check_multipliers_match(settings, tags) -> None:
+    """A configured deformable-layer multiplier must apply to something."""
+    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
+        if getattr(settings, key) != 1.0 and tag not in tags:
+            raise ValueError(
+                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
+                f'backbone parameter (looked for {KEYWORDS[tag]})')
+
+
 def group_sort_key(group: dict) -> Tuple:
     """Heads first (so MMEngine's logged ``lr`` is the base lr), then layers
     downwards; within a layer plain before custom keys, decay before
@@ -113,11 +130,7 @@ def build_param_groups(model: nn.Module,
                            modules[rule.backbone_prefix])])
 
     ordered_keys = sorted(settings.custom_keys, key=lambda k: (-len(k), k))
-    unmatched = [k for k in ordered_keys if not any(k in nm for nm in names)]
-    if unmatched:
-        raise ValueError(
-            f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
-            f'names look like: {", ".join(names[:3])}, ...')
+    _check_custom_keys_match(ordered_keys, names)
 
     def is_trainable(param):
         return param.requires_grad and id(param) not in to_freeze
@@ -137,12 +150,8 @@ def build_param_groups(model: nn.Module,
         return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
                                         settings.offset_lr_scale)
 
-    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
-        if getattr(settings, key) != 1.0 and not any(
-                backbone_multiplier(nm)[1] == tag for nm in names):
-            raise ValueError(
-                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
-                f'backbone parameter (looked for {KEYWORDS[tag]})')
+    _check_multipliers_match(settings, [backbone_multiplier(nm)[1]
+                                        for nm in names])
 
     rate = settings.layer_decay_rate
     groups: Dict[Tuple, dict] = {}
