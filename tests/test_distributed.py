@@ -146,3 +146,21 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
         assert group['lr'] == pytest.approx(groups[0]['lr'] *
                                             group['lr_scale'])
     assert [g['weight_decay'] for g in groups[:2]] == [0.05, 0.0]
+
+
+def test_dist_train_sh(data_root, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    result = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), DEMO, '2',
+         '--work-dir', str(tmp_path), '--cfg-options',
+         f'train_dataloader.dataset.data_root={data_root}',
+         f'val_dataloader.dataset.data_root={data_root}',
+         'train_cfg.max_iters=5', 'default_hooks.checkpoint.interval=5'],
+        capture_output=True, text=True, timeout=240,
+        env=dict(os.environ, PORT=str(port)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Iter(train) [5/5]' in result.stdout + result.stderr
+    assert os.path.exists(tmp_path / 'iter_5.pth')
