@@ -39,7 +39,7 @@ $PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pyte
 # DeepSpeed for MMEngine's DeepSpeedStrategy (runs on CPU with gloo). 0.15.4:
 # MMEngine 0.10.7 imports deepspeed.runtime.fp16.onebit, gone in later
 # releases. No prebuilt ops; no isolated build env (it would fetch a torch).
-installed deepspeed 0.15.4 || DS_BUILD_OPS=0 $PIP --no-build-isolation "$TORCH" deepspeed==0.15.4
+installed deepspeed 0.15.4 || DS_BUILD_OPS=0 $PIP --no-build-isolation "$TORCH" "setuptools<81" wheel deepspeed==0.15.4
 # The package itself, pointing at this checkout.
 $PIP --no-deps --no-build-isolation -e . >/dev/null
 $PY -c 'import torch, mmcv.ops, mmseg, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__)'
