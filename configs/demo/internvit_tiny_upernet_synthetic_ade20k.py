@@ -5,22 +5,17 @@
 #   python tools/train.py configs/demo/internvit_tiny_upernet_synthetic_ade20k.py
 # The pipeline has no random augmentation and the heads no dropout, so a
 # resumed run reproduces an uninterrupted one exactly.
-_base_ = ['../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/models/upernet_intern_vit_6b.py',
+    '../_base_/default_runtime.py'
+]
 
 crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
+# InternViT-6B + UperNet from the base, narrowed: 4 blocks of width 64
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=255,
-        size=crop_size),
+    data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        type='InternViT6B',
         img_size=64,
         pretrain_size=64,
         patch_size=8,
@@ -29,37 +24,23 @@ model = dict(
         num_heads=4,
         mlp_ratio=2.,
         drop_path_rate=0.0,
-        init_values=0.1,
-        with_fpn=True,
+        with_cp=False,
         fpn_norm_cfg=norm_cfg,
-        out_indices=[0, 1, 2, 3]),
+        out_indices=[0, 1, 2, 3],
+        pretrained=None),
     decode_head=dict(
-        type='UPerHead',
         in_channels=[64, 64, 64, 64],
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
         channels=32,
         dropout_ratio=0.0,
         num_classes=4,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        type='FCNHead',
         in_channels=64,
-        in_index=2,
         channels=16,
-        num_convs=1,
-        concat_input=False,
         dropout_ratio=0.0,
         num_classes=4,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        norm_cfg=norm_cfg),
+    test_cfg=dict(_delete_=True, mode='whole'))
 
 dataset_type = 'ADE20KDataset'
 data_root = 'data/synthetic_ade20k'

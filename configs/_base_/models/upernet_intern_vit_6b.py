@@ -1,17 +1,16 @@
 # InternViT-6B (48 blocks, width 3200) + FPN adapters + UperNet, as in
 # InternVL's segmentation recipes.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(504, 504))
 model = dict(
     type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size=(504, 504)),
     backbone=dict(
         type='InternViT6B',
         pretrain_size=224,
