@@ -8,12 +8,13 @@ from .names import strip_wrapper_prefixes
 
 
 def load_state_dict_file(path: str) -> Mapping[str, torch.Tensor]:
-    """The ``state_dict`` of an MMEngine (or plain) checkpoint, loaded with
-    ``weights_only=True``."""
+    """The weights of an MMEngine, timm-style (``model``) or plain
+    checkpoint, loaded with ``weights_only=True``, wrapper prefixes removed."""
     checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(checkpoint, dict) and isinstance(
-            checkpoint.get('state_dict'), dict):
-        checkpoint = checkpoint['state_dict']
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint, dict) and isinstance(
+                checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
     return {strip_wrapper_prefixes(k): v for k, v in checkpoint.items()}
 
 

@@ -18,6 +18,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
+from ..checkpoints import load_state_dict_file
 from ..vit_layers import vit_layer_id
 
 
@@ -296,17 +297,8 @@ class InternViT6B(BaseModule):
     def load_pretrained(self, path: str):
         """Load an InternViT checkpoint; resize ``pos_embed`` from the
         pretraining grid to ``img_size``."""
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-        for key in ('state_dict', 'model', 'module'):
-            if isinstance(checkpoint, dict) and key in checkpoint and \
-                    isinstance(checkpoint[key], dict):
-                checkpoint = checkpoint[key]
-        state = {}
-        for name, value in checkpoint.items():
-            for prefix in ('module.', 'backbone.'):
-                if name.startswith(prefix):
-                    name = name[len(prefix):]
-            state[name] = value
+        state = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
+                 for k, v in load_state_dict_file(path).items()}
         own = self.state_dict()
         matched = [k for k in state if k in own]
         if not matched:
