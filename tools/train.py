@@ -109,6 +109,17 @@ def main(argv=None):
     print_log(f'work_dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
     runner.train()
+    shut_down_distributed()
+
+
+def shut_down_distributed():
+    """Leave the process group together: a rank that exits while another
+    still tears down gloo can abort ("terminate called without an active
+    exception") after training finished."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -43,4 +43,9 @@ def main(find_unused):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] == 'find_unused')
+    try:
+        main(sys.argv[1] == 'find_unused')
+    finally:  # leave together; a lone exit can abort gloo's teardown
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

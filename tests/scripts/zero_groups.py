@@ -55,4 +55,9 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:  # leave together; a lone exit can abort gloo's teardown
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
