@@ -22,6 +22,7 @@ else:
     from .checkpoint_safety import allow_mmengine_checkpoints
     allow_mmengine_checkpoints()
     from .zero import ZeroConsolidateHook  # noqa: F401  (registers the hook)
+    from .fsdp_strategy import ResumableFSDPStrategy  # noqa: F401
     try:
         import mmseg  # noqa: F401
     except ImportError:  # pragma: no cover

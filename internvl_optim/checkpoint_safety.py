@@ -8,9 +8,10 @@ scalars and dtypes, and references to HistoryBuffer's statistic methods
 with "Weights only load failed ... Unsupported global".
 
 We allow-list exactly these globals.  ``builtins.getattr`` is *not* allowed
-in general: the name is mapped to :func:`history_buffer_statistic`, which
-only returns HistoryBuffer's registered statistic methods and rejects any
-other attribute lookup.
+in general: the name is mapped to :func:`restricted_getattr`, which
+only returns HistoryBuffer's registered statistic methods (and, for FSDP
+checkpoints, ``ShardedTensor.ProcessGroupState``) and rejects any other
+attribute lookup.
 """
 import pickle
 
@@ -21,17 +22,26 @@ import torch
 # registered by every HistoryBuffer; custom ones via register_statistics
 DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
 
+#: (class, attribute) pairs other than HistoryBuffer statistics that
+#: checkpoints may look up; :func:`allow_fsdp_checkpoints` adds one.
+EXTRA_ALLOWED_ATTRIBUTES = set()
 
-def history_buffer_statistic(owner, name):
-    """The restricted stand-in for ``getattr`` while unpickling."""
+
+def restricted_getattr(owner, name):
+    """The restricted stand-in for ``getattr`` while unpickling: only
+    HistoryBuffer's statistic methods and :data:`EXTRA_ALLOWED_ATTRIBUTES`."""
     from mmengine.logging.history_buffer import HistoryBuffer
     allowed = DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
     if owner is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
+    if (owner, name) in EXTRA_ALLOWED_ATTRIBUTES:
+        return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'internvl_optim: refusing getattr({owner!r}, {name!r}) while '
         'loading a checkpoint; only HistoryBuffer statistic methods are '
-        'allowed')
+        'allowed' + (' and ' + ', '.join(
+            sorted(f'{o.__name__}.{n}' for o, n in EXTRA_ALLOWED_ATTRIBUTES))
+            if EXTRA_ALLOWED_ATTRIBUTES else ''))
 
 
 def mmengine_checkpoint_globals() -> list:
@@ -49,7 +59,7 @@ def mmengine_checkpoint_globals() -> list:
     }
     entries = [HistoryBuffer, np.ndarray, np.dtype, *sorted(
         dtype_classes, key=lambda c: c.__name__),
-               (history_buffer_statistic, 'builtins.getattr')]
+               (restricted_getattr, 'builtins.getattr')]
     # numpy 1 and numpy 2 pickle these under different module names
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
@@ -72,6 +82,35 @@ def allow_deepspeed_checkpoints() -> None:
     """Register :func:`deepspeed_checkpoint_globals` (``tools/train.py``
     calls it for ``DeepSpeedStrategy`` configs)."""
     torch.serialization.add_safe_globals(deepspeed_checkpoint_globals())
+
+
+def fsdp_checkpoint_globals() -> list:
+    """What MMEngine's FSDPStrategy checkpoints hold with its default
+    ``state_dict_cfg='local'`` (one ``rankN.pth`` per rank): PyTorch's
+    ``ShardedTensor`` and the metadata types it pickles."""
+    from torch.distributed._shard.metadata import ShardMetadata
+    from torch.distributed._shard.sharded_tensor.api import ShardedTensor
+    from torch.distributed._shard.sharded_tensor.metadata import (
+        MEM_FORMAT_ENCODING, ShardedTensorMetadata, TensorProperties)
+    from torch.distributed._shard.sharded_tensor.shard import Shard
+    from torch.distributed._shard.sharding_spec.api import \
+        EnumerableShardingSpec
+    from torch.distributed._shard.sharding_spec.chunk_sharding_spec import \
+        ChunkShardingSpec
+    from torch.distributed.remote_device import _remote_device
+    return [ShardedTensor, ShardedTensor.ProcessGroupState, Shard,
+            ShardMetadata, ShardedTensorMetadata,
+            TensorProperties, MEM_FORMAT_ENCODING, EnumerableShardingSpec,
+            ChunkShardingSpec, _remote_device]
+
+
+def allow_fsdp_checkpoints() -> None:
+    """Register :func:`fsdp_checkpoint_globals` (``tools/train.py`` calls
+    it for ``FSDPStrategy`` configs); a ShardedTensor pickles its process
+    group state as ``getattr(ShardedTensor, 'ProcessGroupState')``."""
+    from torch.distributed._shard.sharded_tensor.api import ShardedTensor
+    torch.serialization.add_safe_globals(fsdp_checkpoint_globals())
+    EXTRA_ALLOWED_ATTRIBUTES.add((ShardedTensor, 'ProcessGroupState'))
 
 
 def allow_mmengine_checkpoints() -> None:

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from internvl_optim.checkpoint_safety import history_buffer_statistic
+from internvl_optim.checkpoint_safety import restricted_getattr
 from internvl_optim.config_checks import check_data_roots, check_our_import
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
@@ -61,7 +61,7 @@ def test_safe_loading_allows_history_buffer_and_nothing_else(tmp_path):
     assert loaded['buffer'].mean() == 1.5
     # getattr is allowed for HistoryBuffer statistics only
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
-        history_buffer_statistic(os, 'system')
+        restricted_getattr(os, 'system')
 
     class Sneaky:
 

@@ -68,10 +68,21 @@ def build_config(args) -> Config:
         cfg.resume, cfg.load_from = True, args.resume
     if not torch.cuda.is_available() and args.launcher != 'none':
         use_cpu_distributed(cfg)
-    if (cfg.get('strategy') or {}).get('type') == 'DeepSpeedStrategy':
+    strategy_type = (cfg.get('strategy') or {}).get('type')
+    if strategy_type == 'DeepSpeedStrategy':
         from internvl_optim.checkpoint_safety import \
             allow_deepspeed_checkpoints
         allow_deepspeed_checkpoints()
+    elif strategy_type in ('FSDPStrategy', 'ResumableFSDPStrategy'):
+        # MMEngine 0.10.7's FSDPStrategy cannot resume on torch >= 2.1 nor
+        # run without a GPU; ours can (internvl_optim/fsdp_strategy.py)
+        if strategy_type == 'FSDPStrategy':
+            cfg.strategy.type = 'ResumableFSDPStrategy'
+            print_log('strategy: FSDPStrategy -> ResumableFSDPStrategy '
+                      '(resumes on PyTorch >= 2.1, runs on CPU)',
+                      logger='current', level=logging.INFO)
+        from internvl_optim.checkpoint_safety import allow_fsdp_checkpoints
+        allow_fsdp_checkpoints()
     if cfg.optim_wrapper.get('optimizer', {}).get(
             'type') == 'ZeroRedundancyOptimizer':
         # MMEngine saves checkpoints on rank 0 only; consolidate first

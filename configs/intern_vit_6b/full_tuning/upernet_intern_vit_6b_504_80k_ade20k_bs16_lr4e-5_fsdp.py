@@ -8,10 +8,9 @@
 _base_ = ['./upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py']
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='FSDPStrategy',
+    type='ResumableFSDPStrategy',
     model_wrapper=dict(
         use_orig_params=True,
         auto_wrap_policy=dict(
-            type='torch.distributed.fsdp.wrap.ModuleWrapPolicy',
-            module_classes=(
-                'internvl_optim.models.intern_vit_6b.Block', ))))
+            type='internvl_optim.fsdp_wrap.wrap_module_classes',
+            module_classes=['internvl_optim.models.intern_vit_6b.Block'])))
