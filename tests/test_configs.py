@@ -41,7 +41,31 @@ def lrs(wrapper):
 
 
 def test_the_configs_are_all_found():
-    assert len(CONFIGS) == 14, CONFIGS
+    assert len(CONFIGS) == 15, CONFIGS
+
+
+FSDP_CONFIGS = [c for c in CONFIGS if c.endswith('_fsdp.py')]
+
+
+@pytest.mark.parametrize('config', FSDP_CONFIGS)
+def test_fsdp_configs_name_a_wrap_policy_mmengine_can_call(config):
+    # MMEngine builds functools.partial(type, **kwargs) and calls it with
+    # module=, recurse=, nonwrapped_numel= (a policy class fails there)
+    import functools
+
+    from mmengine.registry import FUNCTIONS
+    from internvl_optim.models.intern_vit_6b import Block
+    cfg = Config.fromfile(os.path.join(ROOT, config))
+    assert cfg.strategy.type == 'ResumableFSDPStrategy'
+    assert cfg.strategy.model_wrapper.use_orig_params is True
+    policy_cfg = dict(cfg.strategy.model_wrapper.auto_wrap_policy)
+    with FUNCTIONS.switch_scope_and_registry(None):
+        policy = functools.partial(FUNCTIONS.get(policy_cfg.pop('type')),
+                                   **policy_cfg)
+    block = Block(dim=8, num_heads=2)
+    assert policy(module=block, recurse=False, nonwrapped_numel=10) is True
+    assert policy(module=block.attn, recurse=False,
+                  nonwrapped_numel=10) is False
 
 
 @pytest.mark.parametrize('config', CONFIGS)

@@ -122,6 +122,100 @@ def test_fsdp2_sharded_model_gets_the_single_process_groups():
     assert ranks[1]['some_local_shard_empty']
 
 
+FSDP_DEMO = os.path.join(ROOT, 'configs/demo/'
+                         'internvit_tiny_upernet_synthetic_ade20k_fsdp.py')
+FSDP_RUN = ['train_cfg.max_iters=10', 'default_hooks.checkpoint.interval=5',
+            'default_hooks.logger.interval=1', 'train_cfg.val_interval=100']
+
+
+def test_fsdp_strategy_gets_the_single_process_groups():
+    # MMEngine's FSDPStrategy (FSDP v1, use_orig_params=True) and ours,
+    # one FSDP unit per block: every parameter is a 1-D view of its rank's
+    # shard, yet lr / weight decay / group equal the unwrapped model's
+    out = torchrun(2, os.path.join(ROOT, 'tests/scripts/fsdp1_groups.py'),
+                   'FSDPStrategy', 'ResumableFSDPStrategy')
+    runs = [json.loads(line) for line in out.splitlines()
+            if line.startswith('{')]
+    assert sorted((r['strategy'], r['rank']) for r in runs) == [
+        ('FSDPStrategy', 0), ('FSDPStrategy', 1),
+        ('ResumableFSDPStrategy', 0), ('ResumableFSDPStrategy', 1)]
+    for r in runs:
+        assert r['equal'], r['differing']
+        assert r['params'] == 107 and r['block_units'] == 4
+        assert r['all_1d'] and r['some_empty']
+        # the (192, 64) qkv weight: 12288 values on rank 0, none on rank 1,
+        # and still weight decay
+        assert r['qkv_shape'] == ([12288] if r['rank'] == 0 else [0])
+        assert r['qkv_wd'] == 0.05
+
+
+def scalars(work_dir):
+    """{iter: (loss, lr, base_lr)} from a run's vis_data/scalars.json."""
+    out = {}
+    for path in work_dir.glob('*/vis_data/scalars.json'):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if 'loss' in row:
+                out[row['iter']] = (row['loss'], row['lr'], row['base_lr'])
+    return out
+
+
+def resume_dir(tmp_path, name, checkpoint):
+    """A fresh work dir whose last checkpoint is a copy of ``checkpoint``."""
+    import shutil
+    work_dir = tmp_path / name
+    work_dir.mkdir()
+    copy = shutil.copytree if checkpoint.is_dir() else shutil.copy
+    copy(checkpoint, work_dir / checkpoint.name)
+    (work_dir / 'last_checkpoint').write_text(str(work_dir /
+                                                  checkpoint.name))
+    return work_dir
+
+
+def test_fsdp_local_checkpoint_resumes_like_an_uninterrupted_run(
+        data_root, tmp_path):
+    full = tmp_path / 'full'
+    log = train(2, data_root, full, *FSDP_RUN, 'strategy.type=FSDPStrategy',
+                config=FSDP_DEMO)
+    assert 'FSDPStrategy -> ResumableFSDPStrategy' in log
+    assert sorted(os.listdir(full / 'iter_5.pth')) == ['rank0.pth',
+                                                       'rank1.pth']
+    split = resume_dir(tmp_path, 'split', full / 'iter_5.pth')
+    log = train(2, data_root, split, *FSDP_RUN, config=FSDP_DEMO,
+                resume=True)
+    assert 'resumed epoch: 0, iter: 5' in log
+    expected = scalars(full)
+    # loss, lr and the logged base_lr of iterations 6..10, bit for bit
+    assert scalars(split) == {i: expected[i] for i in range(6, 11)}
+
+    one = resume_dir(tmp_path, 'one', full / 'iter_5.pth')
+    with pytest.raises(AssertionError, match=(
+            r"saved by 2 ranks \(state_dict_cfg='local'\); it can only be "
+            r'resumed on 2 ranks, not 1')):
+        train(1, data_root, one, *FSDP_RUN, config=FSDP_DEMO, resume=True)
+
+
+def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
+                                                             tmp_path):
+    run = [*FSDP_RUN, 'strategy.state_dict_cfg=full']
+    full = tmp_path / 'full'
+    train(2, data_root, full, *run, config=FSDP_DEMO)
+    split = resume_dir(tmp_path, 'split', full / 'iter_5.pth')
+    train(2, data_root, split, *run, config=FSDP_DEMO, resume=True)
+    a, b = weights(full / 'iter_10.pth'), weights(split / 'iter_10.pth')
+    assert a.keys() == b.keys() and len(a) > 100
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+    one = resume_dir(tmp_path, 'one', full / 'iter_5.pth')
+    log = train(1, data_root, one, *run, config=FSDP_DEMO, resume=True)
+    assert 'resumed epoch: 0, iter: 5' in log
+    # same schedule on one rank (the data split, hence the loss, differs)
+    expected = scalars(full)
+    assert {i: s[1:] for i, s in scalars(one).items()} == {
+        i: expected[i][1:] for i in range(6, 11)}
+    assert os.path.exists(one / 'iter_10.pth')
+
+
 def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                                                               tmp_path):
     from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
