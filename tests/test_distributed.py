@@ -149,6 +149,41 @@ def test_fsdp_strategy_gets_the_single_process_groups():
         assert r['qkv_wd'] == 0.05
 
 
+def test_fsdp_on_cuda():
+    """tests/scripts/fsdp_cuda_check.py: on CUDA where present (both
+    strategies, NCCL), else on CPU (ours only).  See README 'On a GPU'."""
+    script = os.path.join(ROOT, 'tests/scripts/fsdp_cuda_check.py')
+    lines = torchrun(1, script, 'train').splitlines()
+    for rank in (0, 1):  # one process as rank 0 / 1 of 2 (fake group)
+        result = subprocess.run([sys.executable, script, 'shard', str(rank)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines += result.stdout.splitlines()
+    runs = [json.loads(line) for line in lines if line.startswith('{')]
+    cuda = torch.cuda.is_available()
+    kinds = {'FSDPStrategy', 'ResumableFSDPStrategy'} if cuda else {
+        'ResumableFSDPStrategy'}
+    groups = [r for r in runs if r['check'] == 'groups']
+    assert {(r['strategy'], r['mode'], r['rank']) for r in groups} == {
+        (k, m, r) for k in kinds
+        for m, r in [('train', 0), ('shard', 0), ('shard', 1)]}
+    for r in groups:
+        assert r['equal'] and r['qkv_wd'] == 0.05
+        assert r['device'] == ('cuda:0' if cuda else 'cpu')
+        if r['mode'] == 'shard':
+            assert r['all_1d'] and r['world_size'] == 2
+            assert r['qkv_shape'] == ([192] if r['rank'] == 0 else [0])
+    resumes = {(r['strategy'], r['state_dict_cfg']): r
+               for r in runs if r['check'] == 'resume'}
+    for cfg in ('local', 'full'):
+        ours = resumes['ResumableFSDPStrategy', cfg]
+        assert ours['resumed'] and ours['same_names']
+        assert ours['max_abs_diff'] == 0.0 and ours['moved_from_init'] > 0
+    if cuda:  # MMEngine 0.10.7's own cannot resume on PyTorch >= 2.1
+        assert resumes['FSDPStrategy', 'local']['error'] == \
+            "TypeError: unhashable type: 'dict'"
+
+
 def scalars(work_dir):
     """{iter: (loss, lr, base_lr)} from a run's vis_data/scalars.json."""
     out = {}
