@@ -1,5 +1,6 @@
 """Real multi-process runs (torchrun, gloo on CPU): ZeRO with layer-decay
-groups, checkpoints that survive it, DDP with frozen parts."""
+groups, checkpoints that survive it, DDP with frozen parts, FSDP (v1 through
+MMEngine's strategies, and FSDP2), DeepSpeed."""
 import json
 import os
 import subprocess
@@ -110,9 +111,8 @@ def test_ddp_with_frozen_parts(data_root, tmp_path, config, options,
 
 
 def test_fsdp2_sharded_model_gets_the_single_process_groups():
-    # MMEngine 0.10.7's FSDPStrategy uses FSDP v1, which refuses to run
-    # without an accelerator ("FSDP needs a non-CPU accelerator device");
-    # PyTorch's FSDP2 runs on CPU with gloo and shards for real.
+    # PyTorch's FSDP2 (fully_shard: DTensors with global shapes), for users
+    # who shard outside MMEngine's strategies
     out = torchrun(2, os.path.join(ROOT, 'tests/scripts/fsdp2_groups.py'))
     ranks = sorted((json.loads(line) for line in out.splitlines()
                     if line.startswith('{')), key=lambda r: r['rank'])
