@@ -277,6 +277,34 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
     assert [g['weight_decay'] for g in groups[:2]] == [0.05, 0.0]
 
 
+def test_internvl_deepspeed_keys_train_with_our_groups(data_root, tmp_path):
+    # InternVL's deepspeed=True + deepspeed_config JSON (with its own
+    # optimizer section, which must not replace our groups)
+    ds_json = tmp_path / 'adam_zero1.json'
+    ds_json.write_text(json.dumps({
+        'train_batch_size': 8, 'gradient_accumulation_steps': 1,
+        'optimizer': {'type': 'Adam', 'params': {'lr': 0.00004}},
+        'zero_optimization': {'stage': 1}}))
+    log = train(2, data_root, tmp_path, 'train_cfg.max_iters=5',
+                'default_hooks.checkpoint.interval=5', 'deepspeed=True',
+                f'deepspeed_config={ds_json}')
+    assert 'FlexibleRunner + DeepSpeedStrategy (ZeRO stage 1)' in log
+    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    allow_deepspeed_checkpoints()
+    state = torch.load(tmp_path / 'iter_5.pth' /
+                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
+                       weights_only=True)['optimizer_state_dict']
+    groups = state['base_optimizer_state']['param_groups']
+    assert len(groups) == 12
+    assert [g['group_name'] for g in groups][:2] == ['layer_5_decay',
+                                                     'layer_5_no_decay']
+    assert [g['weight_decay'] for g in groups[:2]] == [0.05, 0.0]
+    # AdamW from optim_wrapper with the config's lr schedule, not the
+    # JSON's Adam at 4e-5
+    assert groups[0]['lr'] == pytest.approx(5e-3)
+    assert groups[-1]['lr'] == pytest.approx(5e-3 * 0.9**5)
+
+
 def test_dist_train_sh(data_root, tmp_path):
     import socket
     with socket.socket() as s:

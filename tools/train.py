@@ -21,6 +21,8 @@ from mmengine.runner import Runner  # noqa: E402
 from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import,
                                           check_schedulers_keep_ratios)
+from internvl_optim.internvl_deepspeed import \
+    translate_internvl_deepspeed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,6 +52,8 @@ def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    translate_internvl_deepspeed(cfg, log=lambda msg: print_log(
+        msg, logger='current', level=logging.INFO))
     check_our_import(cfg)
     check_schedulers_keep_ratios(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
