@@ -1,4 +1,7 @@
 """Checking a checkpoint against a model before using it."""
+import glob
+import os
+import os.path as osp
 from typing import Mapping
 
 import torch
@@ -35,3 +38,43 @@ def check_checkpoint_matches(model: nn.Module, path: str) -> None:
             f'missing keys {show(missing)}, unexpected keys '
             f'{show(unexpected)}, shape mismatches {show(shapes)}. Is it the '
             'checkpoint of this config?')
+
+
+DEEPSPEED_MODEL_FILE = 'mp_rank_00_model_states.pt'
+
+
+def evaluable_checkpoint(path: str, work_dir: str) -> str:
+    """One checkpoint file that ``tools/test.py`` (MMEngine's ``load_from``)
+    can load.
+
+    A file is returned as is.  A DeepSpeed checkpoint directory
+    (``iter_N.pth/`` with ``mp_rank_00_model_states.pt``; ZeRO-1/2 keep the
+    whole model there under ``module``) has its weights written to
+    ``work_dir`` as ``{'state_dict': ...}``.  A sharded FSDP directory
+    (``rank{i}.pth``, ``state_dict_cfg='local'``) cannot be evaluated
+    outside FSDP: the error says how to get one file.
+    """
+    if osp.isfile(path):
+        return path
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'checkpoint {path!r} not found')
+    if osp.isfile(osp.join(path, DEEPSPEED_MODEL_FILE)):
+        from .checkpoint_safety import allow_deepspeed_checkpoints
+        allow_deepspeed_checkpoints()
+        weights = load_state_dict_file(osp.join(path, DEEPSPEED_MODEL_FILE))
+        os.makedirs(work_dir, exist_ok=True)
+        out = osp.join(work_dir, osp.basename(osp.normpath(path)) +
+                       '.weights.pth')
+        torch.save({'state_dict': dict(weights)}, out)
+        return out
+    ranks = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+    if ranks:
+        raise ValueError(
+            f'{path} is a sharded FSDP checkpoint ({len(ranks)} files '
+            "rank{i}.pth, strategy.state_dict_cfg='local'); only an FSDP "
+            f'run on {len(ranks)} ranks can load it. Train with '
+            "strategy.state_dict_cfg='full' for one file that test.py can "
+            'evaluate.')
+    raise ValueError(f'{path} is a directory but neither a DeepSpeed '
+                     f'({DEEPSPEED_MODEL_FILE}) nor an FSDP (rank*.pth) '
+                     'checkpoint; give a checkpoint file')

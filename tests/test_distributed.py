@@ -228,6 +228,13 @@ def test_fsdp_local_checkpoint_resumes_like_an_uninterrupted_run(
             r"saved by 2 ranks \(state_dict_cfg='local'\); it can only be "
             r'resumed on 2 ranks, not 1')):
         train(1, data_root, one, *FSDP_RUN, config=FSDP_DEMO, resume=True)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), FSDP_DEMO,
+         str(full / 'iter_10.pth'), '--cfg-options',
+         f'test_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert result.returncode != 0
+    assert 'is a sharded FSDP checkpoint (2 files' in result.stderr
 
 
 def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
@@ -249,6 +256,14 @@ def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
     assert {i: s[1:] for i, s in scalars(one).items()} == {
         i: expected[i][1:] for i in range(6, 11)}
     assert os.path.exists(one / 'iter_10.pth')
+    # a 'full' checkpoint is one file that tools/test.py evaluates
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), FSDP_DEMO,
+         str(full / 'iter_10.pth'), '--work-dir', str(tmp_path / 'eval'),
+         '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'mIoU' in result.stdout + result.stderr
 
 
 def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
@@ -303,6 +318,15 @@ def test_internvl_deepspeed_keys_train_with_our_groups(data_root, tmp_path):
     # JSON's Adam at 4e-5
     assert groups[0]['lr'] == pytest.approx(5e-3)
     assert groups[-1]['lr'] == pytest.approx(5e-3 * 0.9**5)
+    # tools/test.py evaluates the DeepSpeed checkpoint directory
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), DEMO,
+         str(tmp_path / 'iter_5.pth'), '--work-dir', str(tmp_path / 'eval'),
+         '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'mIoU' in result.stdout + result.stderr
+    assert os.path.exists(tmp_path / 'eval' / 'iter_5.pth.weights.pth')
 
 
 def test_dist_train_sh(data_root, tmp_path):

@@ -70,3 +70,37 @@ def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
     assert last.startswith(f'ValueError: Checkpoint {ckpt} does not match '
                            'the model of this config: missing keys ')
     assert "unexpected keys 1 (e.g. ['backbone.layers.0.weight'])" in last
+
+
+def test_test_tool_checkpoint_paths(tmp_path):
+    from internvl_optim.checkpoints import evaluable_checkpoint
+    work_dir = str(tmp_path / 'work')
+    plain = tmp_path / 'iter_5.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}}, plain)
+    assert evaluable_checkpoint(str(plain), work_dir) == str(plain)
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"checkpoint '{tmp_path / 'nope.pth'}' not found")):
+        evaluable_checkpoint(str(tmp_path / 'nope.pth'), work_dir)
+    fsdp = tmp_path / 'fsdp' / 'iter_5.pth'
+    fsdp.mkdir(parents=True)
+    for rank in range(4):
+        (fsdp / f'rank{rank}.pth').touch()
+    with pytest.raises(ValueError, match=re.escape(
+            f"{fsdp} is a sharded FSDP checkpoint (4 files rank{{i}}.pth, "
+            "strategy.state_dict_cfg='local'); only an FSDP run on 4 ranks "
+            "can load it. Train with strategy.state_dict_cfg='full'")):
+        evaluable_checkpoint(str(fsdp), work_dir)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='is a directory but neither a '
+                       'DeepSpeed'):
+        evaluable_checkpoint(str(tmp_path / 'empty'), work_dir)
+    # DeepSpeed: the model states file keeps the weights under 'module'
+    ds = tmp_path / 'ds' / 'iter_5.pth'
+    ds.mkdir(parents=True)
+    torch.save({'module': {'module.backbone.w': torch.arange(3.)},
+                'ds_version': '0.15.4'}, ds / 'mp_rank_00_model_states.pt')
+    out = evaluable_checkpoint(str(ds), work_dir)
+    assert out == os.path.join(work_dir, 'iter_5.pth.weights.pth')
+    saved = torch.load(out, weights_only=True)
+    assert list(saved) == ['state_dict']
+    assert torch.equal(saved['state_dict']['backbone.w'], torch.arange(3.))

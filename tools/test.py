@@ -15,7 +15,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from internvl_optim.checkpoints import check_checkpoint_matches  # noqa
+from internvl_optim.checkpoints import (  # noqa: E402
+    check_checkpoint_matches, evaluable_checkpoint)
 from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import)
 
@@ -37,14 +38,13 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     check_our_import(cfg)
     check_data_roots(cfg, loaders=('test_dataloader', ))
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    check_checkpoint_matches(MODELS.build(cfg.model), args.checkpoint)
-    cfg.launcher = args.launcher
-    cfg.load_from = args.checkpoint
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    checkpoint = evaluable_checkpoint(args.checkpoint, cfg.work_dir)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)
+    cfg.launcher = args.launcher
+    cfg.load_from = checkpoint
     Runner.from_cfg(cfg).test()
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
