@@ -15,3 +15,16 @@ def lr_wd_by_name(groups):
 
 def layer_by_name(groups):
     return {n: g['layer_id'] for g in groups for n in g['param_names']}
+
+
+def run_leaving_together(main, *args):
+    """Run a torchrun script's ``main(*args)``, then leave the process group
+    on all ranks together: a rank that exits alone can abort gloo's
+    teardown ("terminate called without an active exception")."""
+    import torch.distributed as dist
+    try:
+        main(*args)
+    finally:
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

@@ -46,6 +46,15 @@ def train(nproc, data_root, work_dir, *options, resume=False, config=DEMO):
                     *options)
 
 
+def evaluate(config, checkpoint, data_root, work_dir):
+    """tools/test.py CONFIG CHECKPOINT on one process."""
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), config,
+         str(checkpoint), '--work-dir', str(work_dir), '--cfg-options',
+         f'test_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+
+
 def weights(path):
     return torch.load(path, weights_only=True)['state_dict']
 
@@ -228,11 +237,8 @@ def test_fsdp_local_checkpoint_resumes_like_an_uninterrupted_run(
             r"saved by 2 ranks \(state_dict_cfg='local'\); it can only be "
             r'resumed on 2 ranks, not 1')):
         train(1, data_root, one, *FSDP_RUN, config=FSDP_DEMO, resume=True)
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/test.py'), FSDP_DEMO,
-         str(full / 'iter_10.pth'), '--cfg-options',
-         f'test_dataloader.dataset.data_root={data_root}'],
-        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    result = evaluate(FSDP_DEMO, full / 'iter_10.pth', data_root,
+                      tmp_path / 'eval')
     assert result.returncode != 0
     assert 'is a sharded FSDP checkpoint (2 files' in result.stderr
 
@@ -257,18 +263,24 @@ def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
         i: expected[i][1:] for i in range(6, 11)}
     assert os.path.exists(one / 'iter_10.pth')
     # a 'full' checkpoint is one file that tools/test.py evaluates
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/test.py'), FSDP_DEMO,
-         str(full / 'iter_10.pth'), '--work-dir', str(tmp_path / 'eval'),
-         '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'],
-        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    result = evaluate(FSDP_DEMO, full / 'iter_10.pth', data_root,
+                      tmp_path / 'eval')
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'mIoU' in result.stdout + result.stderr
 
 
+def deepspeed_groups(checkpoint_dir):
+    """The param groups DeepSpeed saved for rank 0's ZeRO partition."""
+    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    allow_deepspeed_checkpoints()
+    state = torch.load(checkpoint_dir /
+                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
+                       weights_only=True)['optimizer_state_dict']
+    return state['base_optimizer_state']['param_groups']
+
+
 def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                                                               tmp_path):
-    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
     config = os.path.join(ROOT, 'configs/demo/'
                           'internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
     train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
@@ -277,11 +289,7 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                 'default_hooks.checkpoint.interval=5', config=config,
                 resume=True)
     assert 'resumed epoch: 0, iter: 10' in log
-    allow_deepspeed_checkpoints()
-    state = torch.load(tmp_path / 'iter_15.pth' /
-                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
-                       weights_only=True)['optimizer_state_dict']
-    groups = state['base_optimizer_state']['param_groups']
+    groups = deepspeed_groups(tmp_path / 'iter_15.pth')
     assert [g['group_name'] for g in groups][:3] == [
         'layer_5_decay', 'layer_5_no_decay', 'layer_4_decay']
     assert [g['lr_scale'] for g in groups[::2]] == pytest.approx(
@@ -304,12 +312,7 @@ def test_internvl_deepspeed_keys_train_with_our_groups(data_root, tmp_path):
                 'default_hooks.checkpoint.interval=5', 'deepspeed=True',
                 f'deepspeed_config={ds_json}')
     assert 'FlexibleRunner + DeepSpeedStrategy (ZeRO stage 1)' in log
-    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
-    allow_deepspeed_checkpoints()
-    state = torch.load(tmp_path / 'iter_5.pth' /
-                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
-                       weights_only=True)['optimizer_state_dict']
-    groups = state['base_optimizer_state']['param_groups']
+    groups = deepspeed_groups(tmp_path / 'iter_5.pth')
     assert len(groups) == 12
     assert [g['group_name'] for g in groups][:2] == ['layer_5_decay',
                                                      'layer_5_no_decay']
@@ -319,11 +322,8 @@ def test_internvl_deepspeed_keys_train_with_our_groups(data_root, tmp_path):
     assert groups[0]['lr'] == pytest.approx(5e-3)
     assert groups[-1]['lr'] == pytest.approx(5e-3 * 0.9**5)
     # tools/test.py evaluates the DeepSpeed checkpoint directory
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/test.py'), DEMO,
-         str(tmp_path / 'iter_5.pth'), '--work-dir', str(tmp_path / 'eval'),
-         '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'],
-        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    result = evaluate(DEMO, tmp_path / 'iter_5.pth', data_root,
+                      tmp_path / 'eval')
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'mIoU' in result.stdout + result.stderr
     assert os.path.exists(tmp_path / 'eval' / 'iter_5.pth.weights.pth')

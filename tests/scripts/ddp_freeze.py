@@ -13,6 +13,7 @@ from mmengine.model import MMDistributedDataParallel  # noqa: E402
 
 from hierarchical_models import InternImage  # noqa: E402
 from internvl_optim import LayerDecayOptimizerConstructor  # noqa: E402
+from helpers import run_leaving_together  # noqa: E402
 
 
 def main(find_unused):
@@ -43,9 +44,4 @@ def main(find_unused):
 
 
 if __name__ == '__main__':
-    try:
-        main(sys.argv[1] == 'find_unused')
-    finally:  # leave together; a lone exit can abort gloo's teardown
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    run_leaving_together(main, sys.argv[1] == 'find_unused')

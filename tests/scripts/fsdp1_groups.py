@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
-sys.path[:0] = [ROOT]
+sys.path[:0] = [os.path.join(ROOT, 'tests'), ROOT]
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
@@ -21,6 +21,7 @@ from mmseg.registry import MODELS  # noqa: E402
 
 import internvl_optim  # noqa: E402,F401  (registers our constructor)
 from internvl_optim.names import strip_wrapper_prefixes  # noqa: E402
+from helpers import run_leaving_together  # noqa: E402
 
 CONFIG = os.path.join(
     ROOT, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k_fsdp.py')
@@ -76,9 +77,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    finally:  # leave together; a lone exit can abort gloo's teardown
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    run_leaving_together(main)

@@ -14,6 +14,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), '..'),
 
 from internvl_optim import LayerDecaySettings, build_param_groups  # noqa
 from toy_models import ToyInternViT, ToySegmentor  # noqa: E402
+from helpers import run_leaving_together  # noqa: E402
 
 
 def plan(model):
@@ -41,9 +42,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    finally:  # leave together; a lone exit can abort gloo's teardown
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    run_leaving_together(main)

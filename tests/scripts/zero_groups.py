@@ -14,6 +14,7 @@ from mmengine.model import MMDistributedDataParallel  # noqa: E402
 
 from internvl_optim import LayerDecayOptimizerConstructor  # noqa: E402
 from toy_models import ToyInternViT, ToySegmentor  # noqa: E402
+from helpers import run_leaving_together  # noqa: E402
 
 
 def state_bytes(optimizer):
@@ -55,9 +56,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    finally:  # leave together; a lone exit can abort gloo's teardown
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    run_leaving_together(main)

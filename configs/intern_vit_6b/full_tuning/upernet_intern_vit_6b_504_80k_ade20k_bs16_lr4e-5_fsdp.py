@@ -7,12 +7,7 @@
 # fsdp_strategy.py).  Verified with the tiny demo version
 # (configs/demo/*_fsdp.py, 2 processes on CPU) and a toy model on one GPU;
 # this 6B config is only loaded and its groups built in the tests.
-_base_ = ['./upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py']
-runner_type = 'FlexibleRunner'
-strategy = dict(
-    type='ResumableFSDPStrategy',
-    model_wrapper=dict(
-        use_orig_params=True,
-        auto_wrap_policy=dict(
-            type='internvl_optim.fsdp_wrap.wrap_module_classes',
-            module_classes=['internvl_optim.models.intern_vit_6b.Block'])))
+_base_ = [
+    './upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py',
+    '../../_base_/strategies/fsdp_intern_vit_blocks.py'
+]
