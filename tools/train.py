@@ -48,12 +48,18 @@ def parse_args(argv=None):
     return args
 
 
+def log_once(message: str) -> None:
+    """Log from the first process only (before the runner exists, every
+    torchrun process would print it)."""
+    if os.environ.get('RANK', '0') == '0':
+        print_log(message, logger='current', level=logging.INFO)
+
+
 def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    translate_internvl_deepspeed(cfg, log=lambda msg: print_log(
-        msg, logger='current', level=logging.INFO))
+    translate_internvl_deepspeed(cfg, log=log_once)
     check_our_import(cfg)
     check_schedulers_keep_ratios(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
@@ -82,9 +88,8 @@ def build_config(args) -> Config:
         # run without a GPU; ours can (internvl_optim/fsdp_strategy.py)
         if strategy_type == 'FSDPStrategy':
             cfg.strategy.type = 'ResumableFSDPStrategy'
-            print_log('strategy: FSDPStrategy -> ResumableFSDPStrategy '
-                      '(resumes on PyTorch >= 2.1, runs on CPU)',
-                      logger='current', level=logging.INFO)
+            log_once('strategy: FSDPStrategy -> ResumableFSDPStrategy '
+                     '(resumes on PyTorch >= 2.1, runs on CPU)')
         from internvl_optim.checkpoint_safety import allow_fsdp_checkpoints
         allow_fsdp_checkpoints()
     if cfg.optim_wrapper.get('optimizer', {}).get(
