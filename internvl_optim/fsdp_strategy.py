@@ -1,6 +1,6 @@
 """MMEngine 0.10.7's ``FSDPStrategy``, made to resume on PyTorch 2.x.
 
-Two things break with MMEngine 0.10.7 on current PyTorch (seen on 2.13):
+What breaks with MMEngine 0.10.7 on current PyTorch (seen on 2.13 and 2.11):
 
 * Resume: ``FSDPStrategy.load_optim_state_dict`` calls
   ``FSDP.optim_state_dict_to_load(state_dict, model, optimizer)``, PyTorch

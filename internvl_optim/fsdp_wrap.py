@@ -9,7 +9,7 @@ hold the block class itself.  :func:`wrap_module_classes` takes the classes
 as dotted import paths instead::
 
     strategy = dict(
-        type='FSDPStrategy',
+        type='ResumableFSDPStrategy',
         model_wrapper=dict(
             use_orig_params=True,
             auto_wrap_policy=dict(
