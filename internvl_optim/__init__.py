@@ -18,11 +18,13 @@ else:
 
     CustomLayerDecayOptimizerConstructor = LayerDecayOptimizerConstructor
     register(LayerDecayOptimizerConstructor)
-    # resume on torch >= 2.6 (weights_only=True), see checkpoint_safety.py
-    from .checkpoint_safety import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
+    # MMEngine checkpoints under torch >= 2.6's weights_only=True, and
+    # nothing from a checkpoint ever run: see checkpoint_safety.py
+    from .checkpoint_safety import enable_safe_checkpoint_loading
+    enable_safe_checkpoint_loading()
     from .zero import ZeroConsolidateHook  # noqa: F401  (registers the hook)
     from .fsdp_strategy import ResumableFSDPStrategy  # noqa: F401
+    from .deepspeed_strategy import SafeResumeDeepSpeedStrategy  # noqa: F401
     try:
         import mmseg  # noqa: F401
     except ImportError:  # pragma: no cover

@@ -20,7 +20,7 @@ from torch import nn
 
 from .param_groups import GroupPlan, build_param_groups
 from .resume_check import guard_load_state_dict
-from .settings import LayerDecaySettings
+from .settings import LayerDecaySettings, check_optimizer_numbers
 from .summary import format_group_table
 
 
@@ -70,6 +70,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 'optim_wrapper.optimizer.lr is required by '
                 'LayerDecayOptimizerConstructor: every group lr is base lr '
                 'times its layer scale')
+        check_optimizer_numbers(optim_wrapper_cfg)
         self.settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
         self.optimizer_cfg = dict(self.optim_wrapper_cfg.pop('optimizer'))

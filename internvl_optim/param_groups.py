@@ -74,6 +74,24 @@ def _check_multipliers_match(settings, tags) -> None:
                 f'backbone parameter (looked for {KEYWORDS[tag]})')
 
 
+def _check_some_lr_is_positive(plans: List[ParamPlan], warn) -> None:
+    """Custom keys with ``lr_mult=0`` may stop part of the model (said in a
+    warning), not all of it."""
+    stopped = [p for p in plans if p.lr == 0]
+    keys = sorted({p.custom_key for p in stopped if p.custom_key})
+    if stopped and len(stopped) < len(plans):
+        warn(f'{len(stopped)} trainable parameter tensors get lr 0 through '
+             f'paramwise_cfg.custom_keys {keys}; they stay in the optimizer '
+             'but do not change')
+    if len(stopped) < len(plans):
+        return
+    raise ValueError(
+        f'Every trainable parameter ({len(plans)} tensors) gets lr 0 through '
+        f'paramwise_cfg.custom_keys {keys} (lr_mult=0): nothing would train. '
+        'Give lr_mult > 0, or freeze what should not train '
+        '(paramwise_cfg.freeze_backbone, requires_grad=False)')
+
+
 def group_sort_key(group: dict) -> Tuple:
     """Heads first (so MMEngine's logged ``lr`` is the base lr), then layers
     downwards; within a layer plain before custom keys, decay before
@@ -188,6 +206,7 @@ def build_param_groups(model: nn.Module,
             ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
                       weight_decay, reason, key, param.numel()))
 
+    _check_some_lr_is_positive(plans, warn)
     freeze(units_to_freeze)
     ordered = sorted(groups.values(), key=group_sort_key)
     for group in ordered:

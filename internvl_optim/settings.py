@@ -5,9 +5,12 @@ Keys of MMSeg's ``LearningRateDecayOptimizerConstructor`` and of InternVL's
 unchanged.  Anything else is an error that names the key.
 """
 import difflib
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from .regex_layers import RegexLayerRule
 
 #: ``paramwise_cfg`` keys and what they do (also shown in error messages).
 KEYS = {
@@ -47,6 +50,42 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_numeric_text(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+#: ranges a number may have: (text for messages, test)
+POSITIVE = ('a number > 0', lambda v: v > 0)
+NON_NEGATIVE = ('a number >= 0', lambda v: v >= 0)
+UNIT_OPEN_CLOSED = ('in (0, 1]', lambda v: 0 < v <= 1)
+UNIT_CLOSED = ('in [0, 1]', lambda v: 0 <= v <= 1)
+UNIT_CLOSED_OPEN = ('in [0, 1)', lambda v: 0 <= v < 1)
+
+
+def check_number(where: str, value, valid: Tuple[str, Any]) -> float:
+    """``value`` as a float if it is a finite real number in range ``valid``
+    (one of the ranges above); else ``TypeError`` (not a number, including
+    numeric strings) or ``ValueError`` (non-finite or out of range), naming
+    ``where``."""
+    text, in_range = valid
+    wanted = text if text.startswith('a number') else f'a number {text}'
+    if not _is_number(value):
+        hint = (f' (a string: write {value} without quotes)'
+                if _is_numeric_text(value) else '')
+        raise TypeError(f'{where} must be {wanted}, got {value!r}{hint}')
+    if not math.isfinite(value):
+        raise ValueError(f'{where} must be a finite number, got {value}')
+    if not in_range(value):
+        raise ValueError(f'{where} must be {text}, got {value}')
+    return float(value)
+
+
 @dataclass(frozen=True)
 class LayerDecaySettings:
     """Validated settings; build with :meth:`from_paramwise_cfg`."""
@@ -82,8 +121,10 @@ class LayerDecaySettings:
         num_layers = cfg.get('num_layers')
         if num_layers is not None:
             if not isinstance(num_layers, int) or isinstance(num_layers, bool):
+                hint = (f' (a string: write {num_layers} without quotes)'
+                        if _is_numeric_text(num_layers) else '')
                 raise TypeError('paramwise_cfg.num_layers must be a positive '
-                                f'int, got {num_layers!r}')
+                                f'int, got {num_layers!r}{hint}')
             if num_layers <= 0:
                 raise ValueError('paramwise_cfg.num_layers must be a positive '
                                  f'int, got {num_layers}')
@@ -96,12 +137,8 @@ class LayerDecaySettings:
                 f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
         rate = cfg[rate_keys[0]] if rate_keys else 1.0
         rate_key = rate_keys[0] if rate_keys else 'layer_decay_rate'
-        if not _is_number(rate):
-            raise TypeError(f'paramwise_cfg.{rate_key} must be a number in '
-                            f'(0, 1], got {rate!r}')
-        if not 0 < rate <= 1:
-            raise ValueError(f'paramwise_cfg.{rate_key} must be in (0, 1], '
-                             f'got {rate}')
+        rate = check_number(f'paramwise_cfg.{rate_key}', rate,
+                            UNIT_OPEN_CLOSED)
 
         decay_type = cfg.get('decay_type')
         if decay_type is not None and decay_type not in DECAY_TYPES:
@@ -114,13 +151,13 @@ class LayerDecaySettings:
             raise TypeError('paramwise_cfg.backbone_name must be a str, got '
                             f'{backbone_name!r}')
 
-        multipliers = {}
-        for key in ('dcn_lr_mul', 'offset_lr_scale'):
-            value = cfg.get(key, 1.0)
-            if not _is_number(value) or value <= 0:
-                raise ValueError(f'paramwise_cfg.{key} must be a number > 0, '
-                                 f'got {value!r}')
-            multipliers[key] = float(value)
+        multipliers = {
+            key: check_number(f'paramwise_cfg.{key}', cfg.get(key, 1.0),
+                              POSITIVE)
+            for key in ('dcn_lr_mul', 'offset_lr_scale')}
+        layer_regex = cfg.get('layer_regex')
+        if layer_regex is not None:  # checked even where a model method wins
+            RegexLayerRule(layer_regex)
 
         return cls(
             num_layers=num_layers,
@@ -128,7 +165,7 @@ class LayerDecaySettings:
             decay_type=decay_type,
             depths=_validate_depths(cfg.get('depths')),
             backbone_name=backbone_name,
-            layer_regex=cfg.get('layer_regex'),
+            layer_regex=layer_regex,
             custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})),
             freeze_backbone=_validate_freeze(cfg.get('freeze_backbone')),
             **multipliers)
@@ -175,9 +212,47 @@ def _validate_custom_keys(custom_keys: Any) -> Dict[str, Dict[str, float]]:
         if unknown:
             raise ValueError(f'{where} has unknown keys {unknown}; valid: '
                              f'{CUSTOM_KEY_FIELDS}')
-        for name, value in mults.items():
-            if not _is_number(value) or value < 0:
-                raise ValueError(f'{where}.{name} must be a number >= 0, got '
-                                 f'{value!r}')
-        checked[key] = {k: float(v) for k, v in mults.items()}
+        checked[key] = {name: check_number(f'{where}.{name}', value,
+                                           NON_NEGATIVE)
+                        for name, value in mults.items()}
     return checked
+
+
+#: optimizer keys with a range; any other number must be finite, and no
+#: number may be given as a string
+OPTIMIZER_RANGES = {
+    'lr': POSITIVE, 'weight_decay': NON_NEGATIVE, 'eps': POSITIVE,
+    'momentum': UNIT_CLOSED, 'dampening': UNIT_CLOSED, 'alpha': UNIT_CLOSED,
+    'rho': UNIT_CLOSED,
+}
+
+
+def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
+    """Every number of ``optim_wrapper.optimizer`` (``lr`` > 0,
+    ``weight_decay`` >= 0, ``betas`` in [0, 1), ...), ``clip_grad.max_norm``
+    and ``accumulative_counts``: a real, finite number in range, not a
+    string; raises ``TypeError``/``ValueError`` naming the key."""
+    optimizer = optim_wrapper_cfg.get('optimizer') or {}
+    for key, value in optimizer.items():
+        where = f'optim_wrapper.optimizer.{key}'
+        if key in OPTIMIZER_RANGES:
+            check_number(where, value, OPTIMIZER_RANGES[key])
+        elif key == 'betas':
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise TypeError(f'{where} must be two numbers in [0, 1), '
+                                f'got {value!r}')
+            for i, beta in enumerate(value):
+                check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
+        elif _is_numeric_text(value):
+            raise TypeError(f'{where} must be a number, got {value!r} (a '
+                            f'string: write {value} without quotes)')
+        elif _is_number(value) and not math.isfinite(value):
+            raise ValueError(f'{where} must be a finite number, got {value}')
+    clip_grad = optim_wrapper_cfg.get('clip_grad')
+    if isinstance(clip_grad, Mapping) and 'max_norm' in clip_grad:
+        check_number('optim_wrapper.clip_grad.max_norm',
+                     clip_grad['max_norm'], POSITIVE)
+    counts = optim_wrapper_cfg.get('accumulative_counts', 1)
+    if not isinstance(counts, int) or isinstance(counts, bool) or counts < 1:
+        raise ValueError('optim_wrapper.accumulative_counts must be an int '
+                         f'>= 1, got {counts!r}')

@@ -285,10 +285,23 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                           'internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
     train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
           'default_hooks.checkpoint.interval=5', config=config)
+    # issue 10: a meta.config planted in the DeepSpeed checkpoint is not
+    # executed by FlexibleRunner.resume (SafeResumeDeepSpeedStrategy)
+    from malicious_checkpoints import with_config_payload
+
+    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    allow_deepspeed_checkpoints()
+    marker = tmp_path / 'config_ran'
+    model_states = tmp_path / 'iter_10.pth' / 'mp_rank_00_model_states.pt'
+    torch.save(with_config_payload(
+        torch.load(model_states, weights_only=True), marker), model_states)
     log = train(2, data_root, tmp_path, 'train_cfg.max_iters=15',
                 'default_hooks.checkpoint.interval=5', config=config,
                 resume=True)
     assert 'resumed epoch: 0, iter: 10' in log
+    assert not marker.exists()
+    assert 'ignored meta.config (a config stored in a checkpoint is never ' \
+        'executed)' in log
     groups = deepspeed_groups(tmp_path / 'iter_15.pth')
     assert [g['group_name'] for g in groups][:3] == [
         'layer_5_decay', 'layer_5_no_decay', 'layer_4_decay']

@@ -70,3 +70,23 @@ def test_resume_continues_to_the_same_result(full_run, data_root,
         [g['lr'] for g in b['optimizer']['param_groups']]
     assert groups_a[0]['group_name'] == 'layer_5_decay'
     assert 'decode_head.conv_seg.weight' in groups_a[0]['param_names']
+
+
+def test_resume_with_empty_last_checkpoint_falls_back(full_run, data_root,
+                                                      tmp_path):
+    """A kill while MMEngine rewrites last_checkpoint leaves it empty, and
+    one during a save leaves a truncated file: --resume takes the newest
+    complete checkpoint, says so, and ends bit-identical (issue 10)."""
+    full_dir, _ = full_run
+    train(data_root, tmp_path, 'train_cfg.max_iters=20')
+    (tmp_path / 'last_checkpoint').write_text('')
+    complete = (tmp_path / 'iter_20.pth').read_bytes()
+    (tmp_path / 'iter_30.pth').write_bytes(complete[:len(complete) // 3])
+    log = train(data_root, tmp_path, '--resume')
+    assert (f'{tmp_path}/last_checkpoint is empty; resuming from the newest '
+            f'complete checkpoint in the work dir, {tmp_path}/iter_20.pth'
+            in log)
+    assert 'resumed epoch: 0, iter: 20' in log
+    a = torch.load(full_dir / 'iter_40.pth', weights_only=True)['state_dict']
+    b = torch.load(tmp_path / 'iter_40.pth', weights_only=True)['state_dict']
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -18,6 +18,10 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from internvl_optim.checkpoints import resume_fallback  # noqa: E402
+from internvl_optim.collective_timeout import (  # noqa: E402
+    CollectiveTimeoutError, Heartbeat, as_timedelta, configure_timeout,
+    explain_timeout, is_timeout)
 from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import,
                                           check_schedulers_keep_ratios)
@@ -73,13 +77,19 @@ def build_config(args) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        cfg.resume = True
+        # None: MMEngine finds work_dir/last_checkpoint itself
+        cfg.load_from = resume_fallback(cfg.work_dir, log_once)
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    if not torch.cuda.is_available() and args.launcher != 'none':
-        use_cpu_distributed(cfg)
+    if args.launcher != 'none':
+        configure_timeout(cfg)
+        if not torch.cuda.is_available():
+            use_cpu_distributed(cfg)
     strategy_type = (cfg.get('strategy') or {}).get('type')
-    if strategy_type == 'DeepSpeedStrategy':
+    if strategy_type in ('DeepSpeedStrategy', 'SafeResumeDeepSpeedStrategy'):
+        # MMEngine's would execute a resumed checkpoint's meta.config
+        cfg.strategy.type = 'SafeResumeDeepSpeedStrategy'
         from internvl_optim.checkpoint_safety import \
             allow_deepspeed_checkpoints
         allow_deepspeed_checkpoints()
@@ -110,7 +120,9 @@ def use_cpu_distributed(cfg):
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+        dist.init_process_group(
+            backend='gloo',
+            timeout=as_timedelta(cfg.env_cfg.dist_cfg.timeout))
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -128,8 +140,29 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
     print_log(f'work_dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
-    runner.train()
+    train_naming_hung_ranks(runner, cfg)
     shut_down_distributed()
+
+
+def train_naming_hung_ranks(runner, cfg):
+    """``runner.train()``; in a distributed run every rank sends heartbeats,
+    and a collective that times out is reported with the ranks that went
+    silent (internvl_optim/collective_timeout.py)."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        runner.train()
+        return
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    heartbeat = Heartbeat(rank).start()
+    try:
+        runner.train()
+    except Exception as err:
+        if not is_timeout(err):
+            raise
+        raise CollectiveTimeoutError(explain_timeout(
+            cfg.env_cfg.dist_cfg.timeout, rank, world_size)) from err
+    finally:
+        heartbeat.stop()
 
 
 def shut_down_distributed():
