@@ -88,8 +88,13 @@ def build_config(args) -> Config:
             use_cpu_distributed(cfg)
     strategy_type = (cfg.get('strategy') or {}).get('type')
     if strategy_type in ('DeepSpeedStrategy', 'SafeResumeDeepSpeedStrategy'):
-        # MMEngine's would execute a resumed checkpoint's meta.config
+        # MMEngine's would execute a resumed checkpoint's meta.config.
+        # FlexibleRunner sets DeepSpeed's micro batch size only for the
+        # name 'DeepSpeedStrategy', so it is set here as it would be.
         cfg.strategy.type = 'SafeResumeDeepSpeedStrategy'
+        loader = cfg.get('train_dataloader') or {}
+        cfg.strategy.train_micro_batch_size_per_gpu = loader.get(
+            'batch_size', 1)
         from internvl_optim.checkpoint_safety import \
             allow_deepspeed_checkpoints
         allow_deepspeed_checkpoints()
