@@ -32,7 +32,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import internvl_optim  # noqa: E402,F401
 from internvl_optim import LayerDecayOptimizerConstructor  # noqa: E402
-from internvl_optim.meta_build import meta_device  # noqa: E402
+from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
 
 ROWS = []
 
@@ -164,7 +164,7 @@ def train_iteration_time(constructor, iters, data_root, work_dir):
 
 
 def bench_training(iters, rounds):
-    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_ade20k(osp.join(tmp, 'data'))
         results = {'ours': [], 'mmseg': []}

@@ -1,39 +1,34 @@
 """internvl_optim: layer-wise lr decay optimizer construction for MMEngine /
-MMSegmentation 1.x (InternViT-6B, ViT, BEiT, MAE, ...).
+MMSegmentation 1.x (InternViT-6B, ViT, BEiT, MAE, Swin, ConvNeXt, ...).
 
-Importing the package registers :class:`LayerDecayOptimizerConstructor`
-(also as ``CustomLayerDecayOptimizerConstructor``, InternVL's name) so that
-``constructor='LayerDecayOptimizerConstructor'`` in an MMSeg config builds it.
+The tree is the architecture: ``core/`` (pure PyTorch: settings, layer-rule
+providers, weight decay, planning, grouping), ``engine/`` (MMEngine glue:
+the registered constructor, hooks, strategies, config preparation),
+``runtime/`` (explicit changes to live objects), ``models/backbones/``,
+``analysis/``, ``datasets/``.
+
+Importing the package with MMEngine present registers
+:class:`LayerDecayOptimizerConstructor` (also as
+``CustomLayerDecayOptimizerConstructor``, InternVL's name), the hook and
+strategies, turns on safe checkpoint loading
+(:func:`~internvl_optim.runtime.safe_checkpoint_loading.enable_safe_checkpoint_loading`)
+and, with MMSeg present, registers the ``InternViT6B`` backbone.
 """
-from .param_groups import GroupPlan, build_param_groups
-from .settings import LayerDecaySettings
+from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups
 
-try:  # the core works without MMEngine; the constructor needs it
+try:  # the core works without MMEngine; the rest needs it
     import mmengine  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
 else:
-    from .constructor import LayerDecayOptimizerConstructor
-    from .registration import register
-
-    CustomLayerDecayOptimizerConstructor = LayerDecayOptimizerConstructor
-    register(LayerDecayOptimizerConstructor)
-    # MMEngine checkpoints under torch >= 2.6's weights_only=True, and
-    # nothing from a checkpoint ever run: see checkpoint_safety.py
-    from .checkpoint_safety import enable_safe_checkpoint_loading
-    enable_safe_checkpoint_loading()
-    from .zero import ZeroConsolidateHook  # noqa: F401  (registers the hook)
-    from .fsdp_strategy import ResumableFSDPStrategy  # noqa: F401
-    from .deepspeed_strategy import SafeResumeDeepSpeedStrategy  # noqa: F401
-    try:
-        import mmseg  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        from . import models  # noqa: F401  (registers InternViT6B)
+    from .engine import register_all
+    from .engine.optimizers import (CustomLayerDecayOptimizerConstructor,
+                                    LayerDecayOptimizerConstructor)
+    register_all()
 
 __version__ = '0.1.0'
 __all__ = [
     'LayerDecayOptimizerConstructor', 'CustomLayerDecayOptimizerConstructor',
-    'LayerDecaySettings', 'build_param_groups', 'GroupPlan', '__version__'
+    'LayerDecaySettings', 'build_param_groups', 'GroupPlan', 'ParamPlan',
+    '__version__'
 ]

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from internvl_optim import LayerDecaySettings, build_param_groups
-from internvl_optim.constructor import LayerDecayOptimizerConstructor
+from internvl_optim.engine.optimizers.layer_decay_constructor import LayerDecayOptimizerConstructor
 
 from toy_models import ToyInternViT, ToySegmentor
 
@@ -150,8 +150,9 @@ def test_custom_keys_that_stop_part_of_the_model_are_said():
 
 
 def test_invalid_layer_regex_is_an_error_even_where_a_model_method_wins():
-    # ToyInternViT has get_layer_depth, which decides the ids; the regex is
-    # still checked (before issue 10 this was only a "not used" warning)
+    # the regex is checked in the settings, also where a model's own
+    # get_layer_depth decides the ids (before issue 10 it then got only a
+    # "not used" warning)
     with pytest.raises(ValueError, match=re.escape(
             "paramwise_cfg.layer_regex.blocks='(' is not a valid regular "
             'expression')):

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 import malicious_checkpoints as evil
 
@@ -51,7 +51,7 @@ def test_test_tool_refuses_the_payload(widening_checkpoint, data_root,
                       data_root=data_root)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"internvl_optim.checkpoint_safety.CheckpointError"
+    assert last.startswith(f"internvl_optim.runtime.safe_checkpoint_loading.CheckpointError"
                            f": checkpoint '{path}' was refused by safe "
                            'loading: internvl_optim: refusing getattr(')
     assert not marker.exists()
@@ -70,8 +70,8 @@ def test_train_resume_refuses_the_payload(widening_checkpoint, data_root,
 
 
 def test_pretrained_refuses_the_payload(widening_checkpoint):
-    from internvl_optim.checkpoint_safety import CheckpointError
-    from internvl_optim.models.intern_vit_6b import InternViT6B
+    from internvl_optim.runtime.safe_checkpoint_loading import CheckpointError
+    from internvl_optim.models.backbones.intern_vit_6b import InternViT6B
     marker, path = widening_checkpoint
     backbone = InternViT6B(img_size=32, pretrain_size=32, patch_size=8,
                            embed_dim=32, depth=1, num_heads=2, out_indices=[0],

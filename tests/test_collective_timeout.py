@@ -13,7 +13,7 @@ import pytest
 from mmengine.config import Config
 from torch import distributed as dist
 
-from internvl_optim.collective_timeout import (DEFAULT_TIMEOUT_S,
+from internvl_optim.engine.collective_timeout import (DEFAULT_TIMEOUT_S,
                                                HEARTBEAT_KEY, Heartbeat,
                                                configure_timeout,
                                                explain_timeout, is_timeout,
@@ -81,7 +81,7 @@ def test_heartbeats_through_a_real_store():
 
 @pytest.mark.slow
 def test_a_stopped_rank_ends_the_job_and_is_named(tmp_path):
-    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     data = make_synthetic_ade20k(str(tmp_path / 'ade'), num_train=8,
                                  num_val=2)
     pid_file = tmp_path / 'stopped.pid'

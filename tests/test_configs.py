@@ -11,8 +11,8 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from internvl_optim.meta_build import meta_device
-from internvl_optim.config_checks import (check_our_import,
+from internvl_optim.analysis.meta_device import meta_device
+from internvl_optim.engine.config_checks import (check_our_import,
                                           check_schedulers_keep_ratios)
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
@@ -54,7 +54,7 @@ def test_fsdp_configs_name_a_wrap_policy_mmengine_can_call(config):
     import functools
 
     from mmengine.registry import FUNCTIONS
-    from internvl_optim.models.intern_vit_6b import Block
+    from internvl_optim.models.backbones.intern_vit_6b import Block
     cfg = Config.fromfile(os.path.join(ROOT, config))
     assert cfg.strategy.type == 'ResumableFSDPStrategy'
     assert cfg.strategy.model_wrapper.use_orig_params is True

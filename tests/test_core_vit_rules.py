@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
-from internvl_optim.names import strip_wrapper_prefixes
+from internvl_optim.core.names import strip_wrapper_prefixes
 
 from helpers import layer_by_name, lr_wd_by_name
 from toy_models import (HFInternVisionModel, ToyInternViT, ToySegmentor)
@@ -206,7 +206,7 @@ def test_torch_rmsnorm_and_layernorm_without_bias_count_as_norms():
     plan = build_param_groups(ToySegmentor(backbone), settings(), 1.0, WD)
     reasons = {p.name: p.no_decay_reason for p in plan.params}
     assert reasons['backbone.blocks.0.norm1.weight'] == 'ndim'
-    from internvl_optim.weight_decay import is_norm_module
+    from internvl_optim.core.weight_decay import is_norm_module
     assert is_norm_module(nn.RMSNorm(8))
     assert is_norm_module(nn.LayerNorm(8, bias=False))
     assert is_norm_module(nn.GroupNorm(2, 8))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
@@ -271,7 +271,7 @@ def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
 
 def deepspeed_groups(checkpoint_dir):
     """The param groups DeepSpeed saved for rank 0's ZeRO partition."""
-    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    from internvl_optim.runtime.safe_checkpoint_loading import allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
     state = torch.load(checkpoint_dir /
                        'zero_pp_rank_0_mp_rank_00_optim_states.pt',
@@ -289,7 +289,7 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
     # executed by FlexibleRunner.resume (SafeResumeDeepSpeedStrategy)
     from malicious_checkpoints import with_config_payload
 
-    from internvl_optim.checkpoint_safety import allow_deepspeed_checkpoints
+    from internvl_optim.runtime.safe_checkpoint_loading import allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
     marker = tmp_path / 'config_ran'
     model_states = tmp_path / 'iter_10.pth' / 'mp_rank_00_model_states.pt'

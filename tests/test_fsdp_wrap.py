@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor.api import ShardedTensor
 
-from internvl_optim.checkpoint_safety import (allow_fsdp_checkpoints,
+from internvl_optim.runtime.safe_checkpoint_loading import (allow_fsdp_checkpoints,
                                               restricted_getattr)
-from internvl_optim.fsdp_wrap import wrap_module_classes
-from internvl_optim.models.intern_vit_6b import Block
+from internvl_optim.engine.strategies.fsdp_wrap_policy import wrap_module_classes
+from internvl_optim.models.backbones.intern_vit_6b import Block
 
-BLOCK = 'internvl_optim.models.intern_vit_6b.Block'
+BLOCK = 'internvl_optim.models.backbones.intern_vit_6b.Block'
 
 
 def test_wraps_exactly_the_named_classes():
@@ -30,12 +30,12 @@ def test_wraps_exactly_the_named_classes():
 
 @pytest.mark.parametrize('classes, message', [
     ([], 'auto_wrap_policy.module_classes is empty'),
-    (['internvl_optim.models.intern_vit_6b.Blok'],
-     "cannot import 'internvl_optim.models.intern_vit_6b.Blok'"),
+    (['internvl_optim.models.backbones.intern_vit_6b.Blok'],
+     "cannot import 'internvl_optim.models.backbones.intern_vit_6b.Blok'"),
     (['no_such_package.Block'], "cannot import 'no_such_package.Block'"),
     (['Block'], "cannot import 'Block'"),
-    (['internvl_optim.fsdp_wrap.import_classes'],
-     "'internvl_optim.fsdp_wrap.import_classes' is not an nn.Module "
+    (['internvl_optim.engine.strategies.fsdp_wrap_policy.import_classes'],
+     "'internvl_optim.engine.strategies.fsdp_wrap_policy.import_classes' is not an nn.Module "
      'subclass'),
 ])
 def test_bad_module_classes_are_named(classes, message):

@@ -253,3 +253,40 @@ def test_internimage_recipe_paramwise_cfg_works_unchanged():
     with pytest.raises(ValueError, match=re.escape(
             'paramwise_cfg.num_layers=30 disagrees with the model')):
         plan(ToySegmentor(InternImage(depths=(4, 4, 21, 4))), num_layers=30)
+
+
+def test_freeze_cbnet_levels_in_every_composite_backbone():
+    # issue 11: freezing probed the backbone differently from the layer
+    # rules and failed on CBNet with "no stages, levels or blocks"
+    model = ToySegmentor(CBNet(depths=(1, 2, 1, 1)))
+    p = plan(model, freeze_backbone=[0])
+    names = set(lr_wd_by_name(p.groups))
+    for k in (0, 1):
+        assert not any(n.startswith(f'backbone.cb_modules.{k}.levels.0.')
+                       for n in names)
+        assert all(not q.requires_grad for q in
+                   model.backbone.cb_modules[k].levels[0].parameters())
+        assert f'backbone.cb_modules.{k}.levels.1.blocks.1.mlp.0.weight' in \
+            names
+    assert 'backbone.cb_linears.0.weight' in names
+    # layer ids unchanged by freezing
+    assert layer_by_name(p.groups)[
+        'backbone.cb_modules.1.levels.1.blocks.1.mlp.0.weight'] == 3
+    with pytest.raises(ValueError, match=re.escape(
+            "[4] out of range, backbone 'backbone' (CBNet) has 4 levels")):
+        plan(ToySegmentor(CBNet()), freeze_backbone=[4])
+
+
+def test_layer_regex_with_mmseg_convnext_rules_is_an_error():
+    # issue 11: with decay_type given, MMSeg's ConvNeXt rules win and the
+    # regex was silently ignored (without decay_type the regex wins)
+    model = ToySegmentor(ConvNeXt(arch=([1, 1, 2, 1], [4, 4, 4, 4])))
+    regex = dict(embed='^downsample_layers\\.0', blocks='^stages\\.(\\d+)\\.')
+    with pytest.raises(ValueError, match=re.escape(
+            f'paramwise_cfg.layer_regex={regex!r} is not used: MMSeg ConvNeXt '
+            'layer_wise rule (depths [1, 1, 2, 1]) decides the layer ids of '
+            "backbone 'backbone' (ConvNeXt), and it takes no layer_regex. "
+            'Remove layer_regex')):
+        plan(model, decay_type='layer_wise', layer_regex=regex)
+    p = plan(model, layer_regex=regex)
+    assert layer_by_name(p.groups)['backbone.stages.3.0.gamma'] == 4

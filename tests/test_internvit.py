@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from internvl_optim import LayerDecaySettings, build_param_groups
 from internvl_optim.models import InternViT6B
-from internvl_optim.models.intern_vit_6b import resize_pos_embed
+from internvl_optim.models.backbones.intern_vit_6b import resize_pos_embed
 
 from helpers import lr_wd_by_name
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from mmengine.config import Config
 
-from internvl_optim.internvl_deepspeed import translate_internvl_deepspeed
+from internvl_optim.engine.internvl_deepspeed_keys import translate_internvl_deepspeed
 
 INTERNVL_JSON = {  # InternVL's segmentation/zero_configs/adam_zero1_bf16.json
     'train_batch_size': 16, 'gradient_accumulation_steps': 1,

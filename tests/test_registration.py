@@ -77,7 +77,7 @@ def result(out):
 
 def test_import_ours_first_then_mmseg_lazy_import():
     out = run_python('import internvl_optim\n' + CHECK)
-    assert result(out) == ['internvl_optim.constructor',
+    assert result(out) == ['internvl_optim.engine.optimizers.layer_decay_constructor',
                            'mmseg.engine.optimizers.layer_decay_optimizer_'
                            'constructor']
 
@@ -85,7 +85,7 @@ def test_import_ours_first_then_mmseg_lazy_import():
 def test_import_mmseg_first_then_ours():
     out = run_python('import mmseg.engine.optimizers\nimport internvl_optim\n'
                      + CHECK)
-    assert result(out)[0] == 'internvl_optim.constructor'
+    assert result(out)[0] == 'internvl_optim.engine.optimizers.layer_decay_constructor'
 
 
 def test_without_our_import_mmseg_class_wins():

@@ -22,7 +22,7 @@ def load(tool):
 
 
 def test_amp_without_gpu_is_refused(tmp_path):
-    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
     train = load('train')
     args = train.parse_args([DEMO, '--amp', '--cfg-options',
@@ -37,7 +37,7 @@ def test_amp_without_gpu_is_refused(tmp_path):
 
 
 def test_train_adds_zero_hook_and_resume_flags(tmp_path):
-    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
     train = load('train')
     args = train.parse_args([
@@ -54,7 +54,7 @@ def test_train_adds_zero_hook_and_resume_flags(tmp_path):
 
 
 def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
-    from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     root = make_synthetic_ade20k(str(tmp_path / 'data'), num_train=1,
                                  num_val=1)
     ckpt = tmp_path / 'other.pth'
@@ -73,7 +73,7 @@ def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
 
 
 def test_test_tool_checkpoint_paths(tmp_path):
-    from internvl_optim.checkpoints import evaluable_checkpoint
+    from internvl_optim.engine.checkpoint_files import evaluable_checkpoint
     work_dir = str(tmp_path / 'work')
     plain = tmp_path / 'iter_5.pth'
     torch.save({'state_dict': {'w': torch.ones(2)}}, plain)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from internvl_optim.synthetic_ade20k import make_synthetic_ade20k
+from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'

@@ -19,10 +19,10 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
-from internvl_optim.analysis import (analyze, format_report,  # noqa: E402
+from internvl_optim.analysis.param_group_report import (analyze, format_report,  # noqa: E402
                                      write_json, write_plot)
-from internvl_optim.config_checks import check_our_import  # noqa: E402
-from internvl_optim.meta_build import meta_device  # noqa: E402
+from internvl_optim.engine.config_checks import check_our_import  # noqa: E402
+from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
 
 
 def status(message, start):

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from internvl_optim.synthetic_ade20k import make_synthetic_ade20k  # noqa
+from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k  # noqa
 
 
 def main():

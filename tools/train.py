@@ -18,14 +18,14 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from internvl_optim.checkpoints import resume_fallback  # noqa: E402
-from internvl_optim.collective_timeout import (  # noqa: E402
+from internvl_optim.engine.checkpoint_files import resume_fallback  # noqa: E402
+from internvl_optim.engine.collective_timeout import (  # noqa: E402
     CollectiveTimeoutError, Heartbeat, as_timedelta, configure_timeout,
     explain_timeout, is_timeout)
-from internvl_optim.config_checks import (check_data_roots,  # noqa: E402
+from internvl_optim.engine.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import,
                                           check_schedulers_keep_ratios)
-from internvl_optim.internvl_deepspeed import \
+from internvl_optim.engine.internvl_deepspeed_keys import \
     translate_internvl_deepspeed  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def build_config(args) -> Config:
         loader = cfg.get('train_dataloader') or {}
         cfg.strategy.train_micro_batch_size_per_gpu = loader.get(
             'batch_size', 1)
-        from internvl_optim.checkpoint_safety import \
+        from internvl_optim.runtime.safe_checkpoint_loading import \
             allow_deepspeed_checkpoints
         allow_deepspeed_checkpoints()
     elif strategy_type in ('FSDPStrategy', 'ResumableFSDPStrategy'):
@@ -105,7 +105,7 @@ def build_config(args) -> Config:
             cfg.strategy.type = 'ResumableFSDPStrategy'
             log_once('strategy: FSDPStrategy -> ResumableFSDPStrategy '
                      '(resumes on PyTorch >= 2.1, runs on CPU)')
-        from internvl_optim.checkpoint_safety import allow_fsdp_checkpoints
+        from internvl_optim.runtime.safe_checkpoint_loading import allow_fsdp_checkpoints
         allow_fsdp_checkpoints()
     if cfg.optim_wrapper.get('optimizer', {}).get(
             'type') == 'ZeroRedundancyOptimizer':

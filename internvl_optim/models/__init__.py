@@ -1,7 +1,7 @@
-"""Backbones registered in MMSegmentation's ``MODELS`` registry."""
+"""Models, registered in MMSegmentation's ``MODELS`` registry."""
 from mmseg.registry import MODELS
 
-from .intern_vit_6b import InternViT6B
+from .backbones import InternViT6B
 
 MODELS.register_module(module=InternViT6B, force=True)
 

@@ -20,7 +20,7 @@ from mmengine.registry import STRATEGIES, init_default_scope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
 import internvl_optim  # noqa: E402,F401  (registers our constructor)
-from internvl_optim.names import strip_wrapper_prefixes  # noqa: E402
+from internvl_optim.core.names import strip_wrapper_prefixes  # noqa: E402
 from helpers import run_leaving_together  # noqa: E402
 
 CONFIG = os.path.join(

@@ -35,7 +35,7 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import STRATEGIES  # noqa: E402
 
 import internvl_optim  # noqa: E402,F401  (registers constructor, strategy)
-from internvl_optim.names import strip_wrapper_prefixes  # noqa: E402
+from internvl_optim.core.names import strip_wrapper_prefixes  # noqa: E402
 from toy_models import (InternViTBlock, ToyInternViT,  # noqa: E402
                         ToySegmentor)
 
@@ -90,7 +90,7 @@ def strategy(kind, state_dict_cfg):
         model_wrapper=dict(
             use_orig_params=True,
             auto_wrap_policy=dict(
-                type='internvl_optim.fsdp_wrap.wrap_module_classes',
+                type='internvl_optim.engine.strategies.fsdp_wrap_policy.wrap_module_classes',
                 module_classes=['toy_models.InternViTBlock']))))
 
 

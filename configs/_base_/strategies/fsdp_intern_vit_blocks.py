@@ -8,5 +8,5 @@ strategy = dict(
     model_wrapper=dict(
         use_orig_params=True,
         auto_wrap_policy=dict(
-            type='internvl_optim.fsdp_wrap.wrap_module_classes',
-            module_classes=['internvl_optim.models.intern_vit_6b.Block'])))
+            type='internvl_optim.engine.strategies.fsdp_wrap_policy.wrap_module_classes',
+            module_classes=['internvl_optim.models.backbones.intern_vit_6b.Block'])))

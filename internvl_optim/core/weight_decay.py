@@ -6,8 +6,7 @@ A parameter gets zero weight decay when any of these holds:
   flattened shards do not fool the rule);
 * ``bias``: its own name is ``bias``;
 * ``token``: it is a token or position/class embedding held directly as a
-  parameter (own name ending in ``token``, ``tokens``, ``pos_embed``,
-  ``pos_embedding``, ``position_embedding(s)`` or ``class_embedding``):
+  parameter (:func:`~internvl_optim.core.name_patterns.is_token_or_position`):
   class, mask, register and distillation tokens and position embeddings are
   multi-dimensional, so the ``ndim`` rule alone misses them;
 * ``norm``: it belongs to a normalization module, decided by the module's
@@ -24,6 +23,7 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 
 from torch import nn
 
+from .name_patterns import is_token_or_position
 from .names import join_name
 
 _NORM_BASES = tuple(
@@ -31,9 +31,6 @@ _NORM_BASES = tuple(
                 nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
                 getattr(nn, 'RMSNorm', None)) if t is not None)
 _NORM_CLASS_NAME = re.compile(r'Norm(\d[dD])?$')
-_TOKEN_OR_POSITION = re.compile(
-    r'(token|tokens|pos_embed|pos_embedding|position_embeddings?|'
-    r'class_embedding)$')
 
 
 def is_norm_module(module: nn.Module) -> bool:
@@ -100,7 +97,7 @@ def no_decay_reason(name: str, ndim: int, owner: Optional[nn.Module],
     own_name = name.rsplit('.', 1)[-1]
     if own_name == 'bias':
         return 'bias'
-    if _TOKEN_OR_POSITION.search(own_name):
+    if is_token_or_position(own_name):
         return 'token'
     if owner is not None and is_norm_module(owner):
         return 'norm'

@@ -3,7 +3,7 @@ misconfigured run fails in a second with a message that says what to change."""
 import os
 from typing import List
 
-from .registration import NAMES
+from .optimizers.registration import NAMES
 
 IMPORT_LINE = ("custom_imports = dict(imports=['internvl_optim'], "
                'allow_failed_imports=False)')

@@ -16,6 +16,8 @@ index.  Everything else gets layer ``num_layers + 1``.
 import re
 from typing import Iterable, Mapping, Optional
 
+from .base import check_num_layers
+
 LAYER_REGEX_KEYS = ('embed', 'blocks')
 
 
@@ -89,3 +91,18 @@ class RegexLayerRule:
         if self.is_embedding(rel_name):
             return 0
         return num_layers + 1
+
+
+def claims(ctx) -> bool:
+    return ctx.settings.layer_regex is not None
+
+
+def build(ctx):
+    rule = RegexLayerRule(ctx.settings.layer_regex)
+    n = check_num_layers(
+        ctx.settings.num_layers,
+        rule.infer_num_layers(r for r in ctx.rule_names.values() if r),
+        f'paramwise_cfg.layer_regex.blocks on {ctx.desc}')
+    return ctx.make_rule(n, 'paramwise_cfg.layer_regex',
+                         lambda rel: rule.layer_id(rel, n)), \
+        frozenset({'layer_regex'})

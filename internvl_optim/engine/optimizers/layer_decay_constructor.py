@@ -18,10 +18,10 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
-from .param_groups import GroupPlan, build_param_groups
-from .resume_check import guard_load_state_dict
-from .settings import LayerDecaySettings, check_optimizer_numbers
-from .summary import format_group_table
+from ...core.param_groups import GroupPlan, build_param_groups
+from ...runtime.resume_guard import guard_load_state_dict
+from ...core.settings import LayerDecaySettings, check_optimizer_numbers
+from ...analysis.group_table import format_group_table
 
 
 class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):

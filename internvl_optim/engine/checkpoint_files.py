@@ -10,9 +10,9 @@ from typing import Callable, Mapping, Optional
 import torch
 from torch import nn
 
-from .checkpoint_safety import (ZIP_MAGIC, CheckpointError,
+from ..runtime.safe_checkpoint_loading import (ZIP_MAGIC, CheckpointError,
                                 load_checkpoint_file)
-from .names import strip_wrapper_prefixes
+from ..core.names import strip_wrapper_prefixes
 
 
 def load_state_dict_file(path: str) -> Mapping[str, torch.Tensor]:
@@ -64,7 +64,7 @@ def evaluable_checkpoint(path: str, work_dir: str) -> str:
     if not osp.isdir(path):
         raise FileNotFoundError(f'checkpoint {path!r} not found')
     if osp.isfile(osp.join(path, DEEPSPEED_MODEL_FILE)):
-        from .checkpoint_safety import allow_deepspeed_checkpoints
+        from ..runtime.safe_checkpoint_loading import allow_deepspeed_checkpoints
         allow_deepspeed_checkpoints()
         weights = load_state_dict_file(osp.join(path, DEEPSPEED_MODEL_FILE))
         os.makedirs(work_dir, exist_ok=True)

@@ -10,7 +10,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from .regex_layers import RegexLayerRule
+from .layer_rules.regex import RegexLayerRule
 
 #: ``paramwise_cfg`` keys and what they do (also shown in error messages).
 KEYS = {

@@ -1,0 +1,77 @@
+"""``paramwise_cfg.freeze_backbone``: freeze backbone stages by index.
+
+The listed units (InternImage ``levels.{i}``, Swin/ConvNeXt ``stages.{i}``
+together with ConvNeXt's ``downsample_layers.{i}``, or ViT blocks; in every
+CBNet composite backbone), or the whole backbone for ``'all'``, get
+``requires_grad=False`` and stay out of the optimizer; their normalization
+layers are kept in eval mode (:mod:`internvl_optim.runtime.norm_eval`).
+The structure comes from the same probe as the layer rules.
+"""
+from typing import List, Sequence, Tuple, Union
+
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..runtime.norm_eval import keep_norms_in_eval
+from .backbone_probe import BackboneStructure, composite_backbones, probe
+from .weight_decay import is_norm_module
+
+
+def _indexed_units(module: nn.Module,
+                   structure: BackboneStructure) -> Tuple[str, list]:
+    """``(kind, units)``: what ``freeze_backbone`` indices count."""
+    if structure.stages is not None:
+        path = structure.stages[0]
+        return path, list(getattr(module, path))
+    if structure.convnext is not None:
+        return 'stages', [nn.ModuleList([stage, down]) for stage, down in
+                          zip(module.stages, module.downsample_layers)]
+    if structure.blocks is not None:
+        path = structure.blocks[0]
+        return path, list(module.get_submodule(path))
+    return '', []
+
+
+def select_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
+                 desc: str) -> List[nn.Module]:
+    """The modules ``spec`` names (validated; nothing is changed)."""
+    if spec == 'all':
+        return [backbone]
+    structure = probe(backbone)
+    units = []
+    for inner in composite_backbones(backbone):
+        kind, indexed = _indexed_units(inner, structure)
+        if not indexed:
+            raise ValueError(
+                f'paramwise_cfg.freeze_backbone={list(spec)}: {desc} has '
+                "no stages, levels or blocks to index; use 'all'")
+        bad = [i for i in spec if i >= len(indexed)]
+        if bad:
+            raise ValueError(
+                f'paramwise_cfg.freeze_backbone={list(spec)}: {bad} out of '
+                f'range, {desc} has {len(indexed)} {kind} (valid 0..'
+                f"{len(indexed) - 1}, or 'all')")
+        units += [indexed[i] for i in spec]
+    return units
+
+
+def freeze(units: List[nn.Module]) -> None:
+    """``requires_grad=False`` for the units; their norms stay in eval."""
+    for unit in units:
+        unit.requires_grad_(False)
+    keep_norms_in_eval(units, is_norm_module)
+
+
+def check_wrapper_allows_freezing(model: nn.Module) -> None:
+    """MMEngine wraps the model in DDP *before* building the optimizer; DDP
+    then expects gradients for parameters frozen afterwards and fails at the
+    first backward unless it looks for unused parameters."""
+    if isinstance(model, DistributedDataParallel) and \
+            not model.find_unused_parameters:
+        raise ValueError(
+            'paramwise_cfg.freeze_backbone freezes parameters after the model '
+            'was wrapped in DistributedDataParallel, which then waits for '
+            'their gradients. Either freeze in the model config (e.g. '
+            'model.backbone.freeze_vit=True / frozen_stages) or set '
+            "model_wrapper_cfg=dict(type='MMDistributedDataParallel', "
+            'find_unused_parameters=True)')

@@ -1,0 +1,126 @@
+"""Which layer each parameter belongs to: an ordered table of providers.
+
+Each provider answers "is this model mine?" and, if so, builds the rule;
+the first that claims the model wins.  The order (:data:`PROVIDERS`):
+
+1. MMSeg's ConvNeXt rules, when the backbone is ConvNeXt-shaped and
+   ``decay_type`` is given (MMSeg's ConvNeXt configs give it);
+2. the model's own ``get_layer_depth(name)`` (mmpretrain convention);
+3. the backbone's ``get_layer_depth(name, prefix)``;
+4. the backbone's ``get_layer_id(rel_name)``;
+5. ``paramwise_cfg.layer_regex``;
+6. a ViT block list (:data:`~internvl_optim.core.name_patterns.BLOCK_CONTAINERS`);
+7. MMSeg's ``layer_wise`` ConvNeXt rule;
+8. stages of blocks (Swin, InternImage).
+
+Afterwards one check: every structural key configured (``depths``,
+``layer_regex``) must have been used by the winner; an unused one is an
+error naming it.  Layer ids run from 0 (embeddings) to ``num_layers + 1``
+(heads, necks, everything outside the blocks); they depend only on names
+and structure, never on which parameters are trainable.
+"""
+from typing import Callable, List, Mapping
+
+from torch import nn
+
+from ..backbone_probe import find_backbone, probe
+from ..name_patterns import BLOCK_CONTAINERS, CBNET_PREFIX
+from ..names import relative_name
+from . import convnext, model_methods, regex, stages, vit
+from .base import LayerRule, LayerRuleProvider, RuleContext
+
+PROVIDERS = (
+    LayerRuleProvider('MMSeg ConvNeXt rules (decay_type given)',
+                      convnext.claims_explicit, convnext.build),
+    LayerRuleProvider('model.get_layer_depth',
+                      model_methods.claims_model_depth,
+                      model_methods.build_model_depth),
+    LayerRuleProvider('backbone.get_layer_depth',
+                      model_methods.claims_backbone_depth,
+                      model_methods.build_backbone_depth),
+    LayerRuleProvider('backbone.get_layer_id',
+                      model_methods.claims_backbone_id,
+                      model_methods.build_backbone_id),
+    LayerRuleProvider('paramwise_cfg.layer_regex', regex.claims, regex.build),
+    LayerRuleProvider('ViT block list', vit.claims, vit.build),
+    LayerRuleProvider("MMSeg ConvNeXt layer_wise rule", convnext.claims,
+                      convnext.build),
+    LayerRuleProvider('stages of blocks', stages.claims, stages.build),
+)
+
+#: structural keys a winning provider must use when they are configured
+STRUCTURAL_KEYS = ('depths', 'layer_regex')
+
+
+def rule_context(modules: Mapping[str, nn.Module], param_names: List[str],
+                 settings, warn: Callable[[str], None]) -> RuleContext:
+    """What the providers see of the model (see :class:`RuleContext`)."""
+    prefix, backbone = find_backbone(modules, settings.backbone_name)
+    desc = f'backbone {prefix!r} ({type(backbone).__name__})'
+    in_backbone = {}
+    for name in param_names:
+        rel = relative_name(name, prefix)
+        if rel is not None:
+            in_backbone[name] = rel
+    if not in_backbone:
+        raise ValueError(f'{desc} has no parameters')
+    rule_names = dict(in_backbone)
+    cb_modules = getattr(backbone, 'cb_modules', None)
+    if isinstance(cb_modules, nn.ModuleList) and len(cb_modules):
+        rule_names = {}
+        for name, rel in in_backbone.items():
+            match = CBNET_PREFIX.match(rel)
+            rule_names[name] = match.group(1) if match else None
+        desc += ' via cb_modules'
+    return RuleContext(modules[''], prefix, backbone, probe(backbone),
+                       in_backbone, rule_names, list(param_names), desc,
+                       settings, warn)
+
+
+def _check_stage_wise(ctx: RuleContext) -> None:
+    if ctx.settings.decay_type == 'stage_wise' and \
+            ctx.structure.convnext is None:
+        raise ValueError(
+            "paramwise_cfg.decay_type='stage_wise' is MMSeg's ConvNeXt rule, "
+            f'but {ctx.desc} is not ConvNeXt-shaped (downsample_layers '
+            "+ 4 stages); use decay_type='layer_wise' or leave it out")
+
+
+def _check_all_used(ctx: RuleContext, rule: LayerRule, used) -> None:
+    for key in STRUCTURAL_KEYS:
+        value = getattr(ctx.settings, key)
+        if value is not None and key not in used:
+            shown = list(value) if key == 'depths' else value
+            raise ValueError(
+                f'paramwise_cfg.{key}={shown!r} is not used: {rule.source} '
+                f'decides the layer ids of {ctx.desc}, and it takes no '
+                f'{key}. Remove {key}')
+
+
+def no_rule_error(ctx: RuleContext) -> ValueError:
+    return ValueError(
+        f'Cannot tell the layers of {ctx.desc}: it has no '
+        'get_layer_depth/get_layer_id method, no block list at any of '
+        f'{", ".join(BLOCK_CONTAINERS)} and no stages/levels of blocks. Set '
+        "paramwise_cfg.layer_regex=dict(embed=..., blocks=r'...(\\d+)...'), "
+        'or paramwise_cfg.backbone_name if the backbone lives elsewhere')
+
+
+def resolve_layer_rule(modules: Mapping[str, nn.Module],
+                       param_names: List[str], settings,
+                       warn: Callable[[str], None] = lambda msg: None
+                       ) -> LayerRule:
+    """The first provider of :data:`PROVIDERS` that claims the model builds
+    the rule; configured keys it did not use are an error."""
+    ctx = rule_context(modules, param_names, settings, warn)
+    _check_stage_wise(ctx)
+    for provider in PROVIDERS:
+        if provider.claims(ctx):
+            rule, used = provider.build(ctx)
+            _check_all_used(ctx, rule, used)
+            return rule
+    raise no_rule_error(ctx)
+
+
+__all__ = ['LayerRule', 'LayerRuleProvider', 'PROVIDERS', 'RuleContext',
+           'resolve_layer_rule']

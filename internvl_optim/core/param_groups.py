@@ -1,0 +1,102 @@
+"""The core: named parameters + settings -> optimizer parameter groups.
+
+Pure PyTorch; no MMEngine or MMSeg needed.  Three steps: resolve the layer
+rule (:mod:`.layer_rules`), plan every trainable parameter
+(:mod:`.param_plan`), merge the plans into groups (:mod:`.group_reduce`).
+Everything is validated before ``freeze_backbone`` changes the model, so a
+bad config changes nothing.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, List, Mapping, Optional, Sequence
+
+from torch import nn
+
+from .freezing import check_wrapper_allows_freezing, freeze, select_units
+from .fsdp_shapes import fsdp_original_shapes
+from .layer_rules import resolve_layer_rule
+from .names import clean_named_modules, clean_named_parameters
+from .param_plan import (ParamPlan, check_custom_keys_match,
+                         check_multipliers_match, check_some_lr_is_positive,
+                         plan_parameter)
+from .group_reduce import reduce_param_groups
+from .settings import LayerDecaySettings
+from .weight_decay import SkipList, parameter_owners
+
+
+@dataclass
+class GroupPlan:
+    """Groups ready for ``torch.optim`` plus what went into them."""
+    groups: List[dict]
+    params: List[ParamPlan]
+    num_layers: int
+    layer_rule: str
+    frozen: List[str] = field(default_factory=list)
+    frozen_numel: int = 0
+
+
+def _units_to_freeze(model, modules, rule, settings) -> List[nn.Module]:
+    if not settings.freeze_backbone:
+        return []
+    check_wrapper_allows_freezing(model)
+    backbone = modules[rule.backbone_prefix]
+    return select_units(
+        backbone, settings.freeze_backbone,
+        f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})')
+
+
+def build_param_groups(model: nn.Module,
+                       settings: LayerDecaySettings,
+                       base_lr: float,
+                       base_weight_decay: float,
+                       original_shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                       warn: Callable[[str], None] = lambda msg: None
+                       ) -> GroupPlan:
+    """Build layer-decay parameter groups for ``model``.
+
+    Args:
+        model: the model, possibly wrapped (DDP, FSDP, ``torch.compile``).
+        settings: validated ``paramwise_cfg``.
+        base_lr: the optimizer's ``lr``; heads get exactly this.
+        base_weight_decay: the optimizer's ``weight_decay``.
+        original_shapes: wrapper-free name -> shape as the model defined it,
+            for wrappers that flatten parameters; defaults to the shapes FSDP
+            v1 flat parameters record, else the parameters' own shapes.
+        warn: called with a message for anything the user should know.
+
+    Returns:
+        GroupPlan: ``groups`` carry ``params``, ``param_names``, ``lr``,
+        ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name``.
+    """
+    modules = clean_named_modules(model)
+    named = list(clean_named_parameters(model))
+    names = [n for n, _ in named]
+    shapes = original_shapes or fsdp_original_shapes(model) or {}
+    rule = resolve_layer_rule(modules, names, settings, warn)
+    units = _units_to_freeze(model, modules, rule, settings)
+    check_custom_keys_match(settings, names)
+    check_multipliers_match(settings, rule.backbone_prefix, names)
+    to_freeze = {id(p) for unit in units for p in unit.parameters()}
+    trainable = [(nm, p) for nm, p in named
+                 if p.requires_grad and id(p) not in to_freeze]
+    frozen = [nm for nm, p in named
+              if not p.requires_grad or id(p) in to_freeze]
+    if not trainable:
+        raise ValueError(
+            f'{type(model).__name__} has no trainable parameters '
+            f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
+            'the model (e.g. the decode head)')
+    owners = parameter_owners(modules)
+    skip_list = SkipList([('', modules['']),
+                          (rule.backbone_prefix, modules[rule.backbone_prefix])])
+    plans = [plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
+                            owners.get(nm), rule, skip_list, settings,
+                            base_lr, base_weight_decay) for nm, p in trainable]
+    check_some_lr_is_positive(plans, warn)
+    freeze(units)
+    groups = reduce_param_groups(plans, [p for _, p in trainable])
+    frozen_numel = sum(p.numel() for _, p in named if not p.requires_grad)
+    if frozen:
+        warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
+             'elements) are left out of the optimizer')
+    return GroupPlan(groups, plans, rule.num_layers, rule.source, frozen,
+                     frozen_numel)

@@ -1,0 +1,120 @@
+"""Per-parameter planning: what one parameter gets (layer, lr scale, weight
+decay and why), before any grouping.  Pure PyTorch."""
+from dataclasses import dataclass
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+
+from .layer_rules import LayerRule
+from .lr_multipliers import DCN_KEYWORDS, OFFSET_KEYWORDS, \
+    deformable_lr_multiplier
+from .names import relative_name
+from .weight_decay import SkipList, no_decay_reason
+
+#: what ``dcn_lr_mul`` / ``offset_lr_scale`` look for, by multiplier tag
+MULTIPLIER_KEYWORDS = {'dcn': DCN_KEYWORDS, 'offset': OFFSET_KEYWORDS}
+
+
+@dataclass
+class ParamPlan:
+    """What one parameter gets (also the rows of the JSON plan).
+
+    ``custom_key`` is the ``paramwise_cfg.custom_keys`` entry that matched;
+    ``multiplier`` the deformable-layer tag (``'dcn'``, ``'offset'``)."""
+    name: str
+    layer_id: int
+    lr_scale: float
+    lr: float
+    weight_decay: float
+    no_decay_reason: Optional[str]
+    custom_key: Optional[str]
+    numel: int
+    multiplier: Optional[str] = None
+
+
+def order_custom_keys(custom_keys: Mapping) -> List[str]:
+    """Longest first, then alphabetically (MMEngine's order)."""
+    return sorted(custom_keys, key=lambda k: (-len(k), k))
+
+
+def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
+    """First key occurring in ``name`` (keys in :func:`order_custom_keys`
+    order).
+
+    >>> match_custom_key('backbone.pos_embed', ['pos_embed', 'backbone'])
+    'pos_embed'
+    """
+    for key in ordered_keys:
+        if key in name:
+            return key
+    return None
+
+
+def backbone_multiplier(name: str, prefix: str,
+                        settings) -> Tuple[float, Optional[str]]:
+    """``(multiplier, tag)`` from ``dcn_lr_mul`` / ``offset_lr_scale`` for a
+    full parameter name (only backbone parameters are affected)."""
+    rel = relative_name(name, prefix)
+    if rel is None:
+        return 1.0, None
+    return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
+                                    settings.offset_lr_scale)
+
+
+def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
+                   skip_list: SkipList, settings, base_lr: float,
+                   base_weight_decay: float) -> ParamPlan:
+    """The plan of one trainable parameter (``ndim`` as the model defined
+    it, ``owner`` the module holding it)."""
+    layer_id = rule.layer_id(name)
+    reason = no_decay_reason(name, ndim, owner, skip_list)
+    weight_decay = 0.0 if reason else base_weight_decay
+    key = match_custom_key(name, order_custom_keys(settings.custom_keys))
+    lr_mult = 1.0
+    if key is not None:
+        mults = settings.custom_keys[key]
+        lr_mult = mults.get('lr_mult', 1.0)
+        if 'decay_mult' in mults:
+            weight_decay = base_weight_decay * mults['decay_mult']
+    deform_mult, tag = backbone_multiplier(name, rule.backbone_prefix,
+                                           settings)
+    rate, n = settings.layer_decay_rate, rule.num_layers
+    lr_scale = rate**(n + 1 - layer_id) * deform_mult * lr_mult
+    return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
+                     weight_decay, reason, key, numel, tag)
+
+
+def check_custom_keys_match(settings, names: Sequence[str]) -> None:
+    unmatched = [k for k in order_custom_keys(settings.custom_keys)
+                 if not any(k in nm for nm in names)]
+    if unmatched:
+        raise ValueError(
+            f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
+            f'names look like: {", ".join(names[:3])}, ...')
+
+
+def check_multipliers_match(settings, prefix: str,
+                            names: Sequence[str]) -> None:
+    """A configured deformable-layer multiplier must apply to something."""
+    tags = {backbone_multiplier(nm, prefix, settings)[1] for nm in names}
+    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
+        if getattr(settings, key) != 1.0 and tag not in tags:
+            raise ValueError(
+                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
+                f'backbone parameter (looked for {MULTIPLIER_KEYWORDS[tag]})')
+
+
+def check_some_lr_is_positive(plans: List[ParamPlan],
+                              warn: Callable[[str], None]) -> None:
+    """Custom keys with ``lr_mult=0`` may stop part of the model (said in a
+    warning), not all of it."""
+    stopped = [p for p in plans if p.lr == 0]
+    keys = sorted({p.custom_key for p in stopped if p.custom_key})
+    if stopped and len(stopped) < len(plans):
+        warn(f'{len(stopped)} trainable parameter tensors get lr 0 through '
+             f'paramwise_cfg.custom_keys {keys}; they stay in the optimizer '
+             'but do not change')
+    if stopped and len(stopped) == len(plans):
+        raise ValueError(
+            f'Every trainable parameter ({len(plans)} tensors) gets lr 0 '
+            f'through paramwise_cfg.custom_keys {keys} (lr_mult=0): nothing '
+            'would train. Give lr_mult > 0, or freeze what should not train '
+            '(paramwise_cfg.freeze_backbone, requires_grad=False)')

@@ -1,0 +1,1 @@
+"""The demo's synthetic dataset in ADE20K layout."""

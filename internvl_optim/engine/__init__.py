@@ -1,0 +1,20 @@
+"""MMEngine glue: the registered optimizer constructor (:mod:`.optimizers`),
+the ZeRO checkpoint hook (:mod:`.hooks`), strategies (:mod:`.strategies`),
+checkpoint files, the config checks and preparation of ``tools/train.py``
+(:mod:`.train_config`), and the collective timeout."""
+
+
+def register_all() -> None:
+    """Register everything with MMEngine (and MMSeg, when installed) and turn
+    on safe checkpoint loading; idempotent, called on package import."""
+    from ..runtime.safe_checkpoint_loading import \
+        enable_safe_checkpoint_loading
+    from .optimizers import register_constructor
+    register_constructor()
+    enable_safe_checkpoint_loading()
+    from . import hooks, strategies  # noqa: F401  (register on import)
+    try:
+        import mmseg  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return
+    from .. import models  # noqa: F401  (registers InternViT6B)
