@@ -13,6 +13,7 @@ from torch import nn
 
 from ..core.names import clean_named_modules, relative_name, strip_wrapper_prefixes
 from .group_table import render_table
+from ..core.name_patterns import is_token_or_position
 from ..core.weight_decay import is_norm_module, parameter_owners
 
 _LAYER_IN_NAME = re.compile(r'layer_(\d+)_')
@@ -110,7 +111,7 @@ def find_warnings(params: List[ParamRow], frozen: List[str],
         r.name for r in params
         if len(r.shape) >= 2 and r.weight_decay == 0
         and not is_norm_module(owners.get(r.name, nn.Identity()))
-        and not re.search(r'(token|tokens|embed|embedding)$', r.name)
+        and not is_token_or_position(r.name.rsplit('.', 1)[-1])
     ]
     if no_wd_weights:
         warnings.append(f'{len(no_wd_weights)} weights with >= 2 dimensions '

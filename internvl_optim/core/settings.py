@@ -103,54 +103,16 @@ class LayerDecaySettings:
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
         cfg = dict(cfg or {})
-        for key in cfg:
-            if key in KEYS:
-                continue
-            if key in _MMENGINE_KEYS:
-                raise ValueError(
-                    f'paramwise_cfg.{key} is a DefaultOptimWrapperConstructor '
-                    'option that LayerDecayOptimizerConstructor does not '
-                    'take: biases, norms and 1-D parameters always get zero '
-                    'weight decay; use custom_keys for other multipliers')
-            close = difflib.get_close_matches(key, KEYS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ''
-            raise ValueError(
-                f'Unknown key paramwise_cfg.{key}.{hint} Valid keys: '
-                f'{", ".join(KEYS)}')
-
-        num_layers = cfg.get('num_layers')
-        if num_layers is not None:
-            if not isinstance(num_layers, int) or isinstance(num_layers, bool):
-                hint = (f' (a string: write {num_layers} without quotes)'
-                        if _is_numeric_text(num_layers) else '')
-                raise TypeError('paramwise_cfg.num_layers must be a positive '
-                                f'int, got {num_layers!r}{hint}')
-            if num_layers <= 0:
-                raise ValueError('paramwise_cfg.num_layers must be a positive '
-                                 f'int, got {num_layers}')
-
-        rate_keys = [k for k in ('layer_decay_rate', 'decay_rate') if k in cfg]
-        if len(rate_keys) == 2 and cfg['layer_decay_rate'] != cfg['decay_rate']:
-            raise ValueError(
-                'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
-                'are aliases but differ: '
-                f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
-        rate = cfg[rate_keys[0]] if rate_keys else 1.0
-        rate_key = rate_keys[0] if rate_keys else 'layer_decay_rate'
-        rate = check_number(f'paramwise_cfg.{rate_key}', rate,
-                            UNIT_OPEN_CLOSED)
-
+        _check_known_keys(cfg)
         decay_type = cfg.get('decay_type')
         if decay_type is not None and decay_type not in DECAY_TYPES:
             raise ValueError(
                 f'paramwise_cfg.decay_type={decay_type!r} is not supported; '
                 f'valid: {DECAY_TYPES}')
-
         backbone_name = cfg.get('backbone_name')
         if backbone_name is not None and not isinstance(backbone_name, str):
             raise TypeError('paramwise_cfg.backbone_name must be a str, got '
                             f'{backbone_name!r}')
-
         multipliers = {
             key: check_number(f'paramwise_cfg.{key}', cfg.get(key, 1.0),
                               POSITIVE)
@@ -160,8 +122,8 @@ class LayerDecaySettings:
             RegexLayerRule(layer_regex)
 
         return cls(
-            num_layers=num_layers,
-            layer_decay_rate=float(rate),
+            num_layers=_validate_num_layers(cfg.get('num_layers')),
+            layer_decay_rate=_validate_rate(cfg),
             decay_type=decay_type,
             depths=_validate_depths(cfg.get('depths')),
             backbone_name=backbone_name,
@@ -169,6 +131,51 @@ class LayerDecaySettings:
             custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})),
             freeze_backbone=_validate_freeze(cfg.get('freeze_backbone')),
             **multipliers)
+
+
+def _check_known_keys(cfg: Mapping) -> None:
+    for key in cfg:
+        if key in KEYS:
+            continue
+        if key in _MMENGINE_KEYS:
+            raise ValueError(
+                f'paramwise_cfg.{key} is a DefaultOptimWrapperConstructor '
+                'option that LayerDecayOptimizerConstructor does not '
+                'take: biases, norms and 1-D parameters always get zero '
+                'weight decay; use custom_keys for other multipliers')
+        close = difflib.get_close_matches(key, KEYS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ''
+        raise ValueError(
+            f'Unknown key paramwise_cfg.{key}.{hint} Valid keys: '
+            f'{", ".join(KEYS)}')
+
+
+def _validate_num_layers(num_layers):
+    if num_layers is None:
+        return None
+    if not isinstance(num_layers, int) or isinstance(num_layers, bool):
+        hint = (f' (a string: write {num_layers} without quotes)'
+                if _is_numeric_text(num_layers) else '')
+        raise TypeError('paramwise_cfg.num_layers must be a positive '
+                        f'int, got {num_layers!r}{hint}')
+    if num_layers <= 0:
+        raise ValueError('paramwise_cfg.num_layers must be a positive '
+                         f'int, got {num_layers}')
+    return num_layers
+
+
+def _validate_rate(cfg: Mapping) -> float:
+    """``layer_decay_rate`` or its alias ``decay_rate``."""
+    rate_keys = [k for k in ('layer_decay_rate', 'decay_rate') if k in cfg]
+    if len(rate_keys) == 2 and cfg['layer_decay_rate'] != cfg['decay_rate']:
+        raise ValueError(
+            'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
+            'are aliases but differ: '
+            f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
+    if not rate_keys:
+        return 1.0
+    return check_number(f'paramwise_cfg.{rate_keys[0]}', cfg[rate_keys[0]],
+                        UNIT_OPEN_CLOSED)
 
 
 def _validate_depths(depths):
