@@ -138,3 +138,23 @@ def explain_timeout(timeout_s: float, rank: int, world_size: int,
         for r, age in silent)
     return (f'{head} {described}: stopped or hung (not dead, or torchrun '
             'would have ended the job). Ending the run.')
+
+
+def train_naming_hung_ranks(runner, timeout_s: Optional[float]) -> None:
+    """``runner.train()``; in a distributed run every rank sends heartbeats,
+    and a collective that times out ends the run with a
+    :class:`CollectiveTimeoutError` naming the ranks that went silent."""
+    if not dist.is_initialized():
+        runner.train()
+        return
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    heartbeat = Heartbeat(rank).start()
+    try:
+        runner.train()
+    except Exception as err:
+        if not is_timeout(err):
+            raise
+        raise CollectiveTimeoutError(explain_timeout(
+            timeout_s or DEFAULT_TIMEOUT_S, rank, world_size)) from err
+    finally:
+        heartbeat.stop()

@@ -1,0 +1,118 @@
+"""What ``tools/train.py`` does to a config before building the runner, as
+one tested function, :func:`prepare_train_config`, made of small steps."""
+import os.path as osp
+from typing import Callable, Optional
+
+import torch
+
+from ..runtime.safe_checkpoint_loading import (allow_deepspeed_checkpoints,
+                                               allow_fsdp_checkpoints)
+from .checkpoint_files import resume_fallback
+from .collective_timeout import as_timedelta, configure_timeout
+from .config_checks import (check_data_roots, check_our_import,
+                            check_schedulers_keep_ratios)
+from .internvl_deepspeed_keys import translate_internvl_deepspeed
+
+
+def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
+                         resume: Optional[str] = None, amp: bool = False,
+                         launcher: str = 'none',
+                         log: Callable[[str], None] = print):
+    """Check and complete ``cfg`` (an MMEngine ``Config``) in place.
+
+    Args:
+        cfg: the loaded config, ``--cfg-options`` merged.
+        config_path: its file (names the default work dir).
+        work_dir: ``--work-dir``; default ``cfg.work_dir`` or
+            ``./work_dirs/<config name>``.
+        resume: ``'auto'`` (``--resume`` alone), a checkpoint path, or None.
+        amp: ``--amp`` (needs a GPU).
+        launcher: ``'none'`` or ``'pytorch'``.
+        log: where the changes made are said.
+    """
+    translate_internvl_deepspeed(cfg, log=log)
+    check_our_import(cfg)
+    check_schedulers_keep_ratios(cfg)
+    check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if amp:
+        use_amp(cfg)
+    if resume:
+        set_resume(cfg, resume, log)
+    if launcher != 'none':
+        configure_timeout(cfg)
+        if not torch.cuda.is_available():
+            use_cpu_distributed(cfg)
+    use_safe_strategies(cfg, log)
+    add_zero_consolidate_hook(cfg)
+    return cfg
+
+
+def use_amp(cfg) -> None:
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp needs a CUDA GPU: MMEngine\'s '
+                           'AmpOptimWrapper does not run on CPU')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def set_resume(cfg, resume: str, log: Callable[[str], None]) -> None:
+    """``'auto'``: MMEngine's own auto-resume (``load_from=None``) unless
+    ``last_checkpoint`` is empty or stale, then the newest complete
+    checkpoint; else the given checkpoint."""
+    cfg.resume = True
+    cfg.load_from = (resume_fallback(cfg.work_dir, log)
+                     if resume == 'auto' else resume)
+
+
+def use_cpu_distributed(cfg) -> None:
+    """Run the same distributed code on CPU: gloo instead of NCCL, and no
+    ``device_ids`` for DDP.  MMEngine 0.10.7's ``init_dist`` calls
+    ``torch.cuda.set_device`` unconditionally, so the process group is set
+    up here (with the configured timeout) and the Runner finds it
+    initialized."""
+    import torch.distributed as dist
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend='gloo',
+            timeout=as_timedelta(cfg.env_cfg.dist_cfg.timeout))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def use_safe_strategies(cfg, log: Callable[[str], None]) -> None:
+    """MMEngine's DeepSpeed strategy would execute a resumed checkpoint's
+    ``meta.config``; its FSDP strategy cannot resume on torch >= 2.1 nor run
+    without a GPU: ours replace them, and their checkpoint types are
+    allow-listed."""
+    strategy_type = (cfg.get('strategy') or {}).get('type')
+    if strategy_type in ('DeepSpeedStrategy', 'SafeResumeDeepSpeedStrategy'):
+        cfg.strategy.type = 'SafeResumeDeepSpeedStrategy'
+        # FlexibleRunner sets this only for the name 'DeepSpeedStrategy'
+        loader = cfg.get('train_dataloader') or {}
+        cfg.strategy.train_micro_batch_size_per_gpu = loader.get(
+            'batch_size', 1)
+        allow_deepspeed_checkpoints()
+    elif strategy_type in ('FSDPStrategy', 'ResumableFSDPStrategy'):
+        if strategy_type == 'FSDPStrategy':
+            cfg.strategy.type = 'ResumableFSDPStrategy'
+            log('strategy: FSDPStrategy -> ResumableFSDPStrategy '
+                '(resumes on PyTorch >= 2.1, runs on CPU)')
+        allow_fsdp_checkpoints()
+
+
+def add_zero_consolidate_hook(cfg) -> None:
+    """MMEngine saves checkpoints on rank 0 only, while ZeRO's state
+    consolidation is collective: consolidate on all ranks first."""
+    optimizer = cfg.optim_wrapper.get('optimizer', {})
+    if optimizer.get('type') != 'ZeroRedundancyOptimizer':
+        return
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'ZeroConsolidateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='ZeroConsolidateHook')]
