@@ -14,7 +14,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from internvl_optim.runtime.safe_checkpoint_loading import restricted_getattr
 from internvl_optim.engine.config_checks import check_data_roots, check_our_import
 
-ROOT = os.path.join(os.path.dirname(__file__), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 

@@ -15,7 +15,7 @@ from internvl_optim import LayerDecayOptimizerConstructor
 
 from mmseg_models import tiny_segmentor
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 OPTIM_WRAPPER = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.1))

@@ -15,7 +15,7 @@ from internvl_optim.analysis.meta_device import meta_device
 from internvl_optim.engine.config_checks import (check_our_import,
                                           check_schedulers_keep_ratios)
 
-ROOT = os.path.join(os.path.dirname(__file__), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 CONFIGS = sorted(
     os.path.relpath(p, ROOT)
     for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'),

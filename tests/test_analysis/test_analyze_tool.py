@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-ROOT = os.path.join(os.path.dirname(__file__), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 SIX_B = 'configs/intern_vit_6b/full_tuning/' \
         'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py'
 SMALL = 'configs/vit/vit-tiny_upernet_layer-decay_demo.py'

@@ -13,7 +13,7 @@ from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 import malicious_checkpoints as evil
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 

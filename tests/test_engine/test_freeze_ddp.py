@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(__file__), 'scripts', 'ddp_freeze.py')
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                      'scripts', 'ddp_freeze.py')
 pytestmark = pytest.mark.slow
 
 

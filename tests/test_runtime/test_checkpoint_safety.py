@@ -25,6 +25,7 @@ from internvl_optim.engine.checkpoint_files import (resume_fallback,
 
 import malicious_checkpoints as evil
 
+TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 DEFAULT_STATISTICS = ['current', 'max', 'mean', 'min']
 REFUSED = "was refused by safe loading: internvl_optim: refusing "
 
@@ -38,7 +39,7 @@ def test_widening_payload_runs_code_under_the_old_allow_list(tmp_path):
     path = tmp_path / 'evil.pth'
     code = f'''
 import sys, torch
-sys.path.insert(0, {os.path.dirname(__file__)!r})
+sys.path.insert(0, {TESTS!r})
 import malicious_checkpoints as evil
 from mmengine.logging.history_buffer import HistoryBuffer
 

@@ -11,7 +11,7 @@ import torch
 
 from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 ZERO = ['optim_wrapper.optimizer.type=ZeroRedundancyOptimizer',

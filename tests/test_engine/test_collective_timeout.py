@@ -19,7 +19,7 @@ from internvl_optim.engine.collective_timeout import (DEFAULT_TIMEOUT_S,
                                                explain_timeout, is_timeout,
                                                read_heartbeats, silent_ranks)
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.abspath(os.path.join(
     ROOT, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k.py'))
 

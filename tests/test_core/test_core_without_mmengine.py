@@ -10,7 +10,7 @@ import sys
 
 import internvl_optim.core
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 
 BLOCKED_RUN = r'''
 import sys
