@@ -88,10 +88,13 @@ def guard_load_state_dict(optimizer) -> None:
     ZeroRedundancyOptimizer, whose own loading indexes parameters before
     PyTorch's load hooks would run)."""
     original = optimizer.load_state_dict
+    if getattr(original, '_internvl_optim_guarded', False):
+        return  # idempotent
 
     @functools.wraps(original)
     def load_state_dict(state_dict):
         check_optimizer_state(optimizer, state_dict)
         return original(state_dict)
 
+    load_state_dict._internvl_optim_guarded = True
     optimizer.load_state_dict = load_state_dict

@@ -54,3 +54,27 @@ def test_fsdp_checkpoints_may_look_up_process_group_state_only():
     with pytest.raises(pickle.UnpicklingError,
                        match='ShardedTensor.ProcessGroupState'):
         restricted_getattr(torch, 'load')
+
+
+def test_old_import_paths_still_work():
+    """Issue 11 moved the modules; what configs and users named before
+    still resolves to the same objects."""
+    import importlib
+
+    from internvl_optim.analysis.meta_device import meta_device
+    from internvl_optim.engine.optimizers import \
+        LayerDecayOptimizerConstructor
+    old = {
+        'internvl_optim.fsdp_wrap.wrap_module_classes': wrap_module_classes,
+        'internvl_optim.models.intern_vit_6b.Block': Block,
+        'internvl_optim.meta_build.meta_device': meta_device,
+        'internvl_optim.LayerDecayOptimizerConstructor':
+        LayerDecayOptimizerConstructor,
+    }
+    for path, obj in old.items():
+        module, name = path.rsplit('.', 1)
+        assert getattr(importlib.import_module(module), name) is obj, path
+    # a wrap policy as an old config names it
+    assert wrap_module_classes(
+        Block(dim=8, num_heads=2), False, 4,
+        ['internvl_optim.models.intern_vit_6b.Block'])

@@ -95,3 +95,16 @@ def test_empty_state_from_an_unconsolidated_zero_checkpoint():
             'The checkpoint holds no optimizer state (empty state dict). A '
             'ZeroRedundancyOptimizer checkpoint must be consolidated')):
         wrapper.load_state_dict({})
+
+
+def test_guard_is_idempotent():
+    import torch
+
+    from internvl_optim.runtime.resume_guard import guard_load_state_dict
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    guard_load_state_dict(optimizer)
+    guarded = optimizer.load_state_dict
+    guard_load_state_dict(optimizer)
+    assert optimizer.load_state_dict is guarded
+    with pytest.raises(ValueError, match='holds no optimizer state'):
+        optimizer.load_state_dict({})

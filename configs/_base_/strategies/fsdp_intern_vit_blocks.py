@@ -1,7 +1,8 @@
 # MMEngine's FlexibleRunner + FSDP (v1): one FSDP unit per InternViT block,
 # use_orig_params=True so every parameter keeps its name (and our per-layer
 # groups apply).  ResumableFSDPStrategy is MMEngine's FSDPStrategy made to
-# resume on PyTorch >= 2.1 and to run on CPU (internvl_optim/engine/strategies/resumable_fsdp_strategy.py).
+# resume on PyTorch >= 2.1 and to run on CPU
+# (internvl_optim/engine/strategies/resumable_fsdp_strategy.py).
 runner_type = 'FlexibleRunner'
 strategy = dict(
     type='ResumableFSDPStrategy',
