@@ -16,13 +16,26 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
+                               MODELS, init_default_scope)
 
 from internvl_optim.analysis.param_group_report import (analyze, format_report,  # noqa: E402
                                      write_json, write_plot)
-from internvl_optim.engine.config_checks import check_our_import  # noqa: E402
+from internvl_optim.engine.config_checks import (  # noqa: E402
+    check_our_import, check_schedulers_keep_ratios)
 from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
+
+
+def build_constructor(optim_cfg: dict):
+    """The config's optimizer-wrapper constructor, as MMEngine's
+    ``build_optim_wrapper`` builds it (kept, to read what it planned)."""
+    optim_cfg = dict(optim_cfg)
+    constructor_type = optim_cfg.pop('constructor',
+                                     'DefaultOptimWrapperConstructor')
+    paramwise_cfg = optim_cfg.pop('paramwise_cfg', None)
+    return OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+        type=constructor_type, optim_wrapper_cfg=optim_cfg,
+        paramwise_cfg=paramwise_cfg))
 
 
 def status(message, start):
@@ -55,6 +68,7 @@ def main(argv=None):
     # as in train.py: without the import, MMSeg's own tools would build a
     # different constructor than the one shown here
     check_our_import(cfg)
+    check_schedulers_keep_ratios(cfg)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     status('building the model' +
            ('' if args.real_weights else ' on the meta device'), start)
@@ -69,21 +83,31 @@ def main(argv=None):
     # the groups do not depend on the wrapper; AMP wrappers need a GPU
     optim_cfg['type'] = 'OptimWrapper'
     optim_cfg.pop('loss_scale', None)
-    wrapper = build_optim_wrapper(model, optim_cfg)
-    backbone = (optim_cfg.get('paramwise_cfg') or {}).get(
-        'backbone_name', 'backbone')
-    report = analyze(model, wrapper.optimizer.param_groups,
-                     optim_cfg['optimizer']['lr'], backbone)
+    constructor = build_constructor(optim_cfg)
+    wrapper = constructor(model)
+    paramwise = optim_cfg.get('paramwise_cfg') or {}
+    backbone = paramwise.get('backbone_name', 'backbone')
+    base_lr = optim_cfg['optimizer']['lr']
+    base_wd = optim_cfg['optimizer'].get('weight_decay', 0.0)
+    settings = dict(constructor=optim_cfg.get('constructor', 'default'),
+                    base_lr=base_lr, weight_decay=base_wd)
+    plan = getattr(constructor, 'plan', None)
+    if plan is not None:  # ours: what the groups came from
+        settings.update(layer_rule=plan.layer_rule,
+                        num_layers=plan.num_layers,
+                        layer_decay_rate=constructor.settings.layer_decay_rate,
+                        weight_decay=constructor.base_weight_decay)
+    report = analyze(model, wrapper.optimizer.param_groups, base_lr,
+                     backbone, settings['weight_decay'], settings)
     status(f'{len(report["groups"])} groups', start)
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
-          f'constructor: {optim_cfg.get("constructor", "default")}, '
-          f'base lr {optim_cfg["optimizer"]["lr"]:g}')
+          f'constructor: {settings["constructor"]}, base lr {base_lr:g}')
     print(format_report(report))
     if args.json:
         write_json(report, args.json)
         print(f'per-parameter plan: {args.json}')
     if args.plot:
-        write_plot(report, args.plot)
+        write_plot(report, args.plot, title=args.config)
         print(f'plot: {args.plot}')
     return report
 

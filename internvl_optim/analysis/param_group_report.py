@@ -52,8 +52,14 @@ def _layer_id(group: dict) -> Optional[int]:
 
 
 def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
-            backbone_name: str = 'backbone') -> Dict:
-    """Rows per group and per parameter, frozen parameters and warnings."""
+            backbone_name: str = 'backbone',
+            base_weight_decay: Optional[float] = None,
+            settings: Optional[Dict] = None) -> Dict:
+    """Rows per group and per parameter, frozen parameters and warnings.
+
+    ``base_weight_decay`` 0 means no weight is expected to decay (no
+    warning about weights without it); ``settings`` (rule, num_layers,
+    layer_decay_rate, base lr, weight decay) is shown above the table."""
     names = {id(p): strip_wrapper_prefixes(n)
              for n, p in model.named_parameters()}
     modules = clean_named_modules(model)
@@ -80,8 +86,9 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
     missing = [n for n in names.values()
                if n not in in_groups and n not in set(frozen)]
     return dict(groups=groups, params=params, frozen=frozen,
+                settings=settings or {},
                 warnings=find_warnings(params, frozen, missing, owners,
-                                       backbone_name))
+                                       backbone_name, base_weight_decay))
 
 
 def _examples(names: List[str], limit: int = 3) -> str:
@@ -99,7 +106,8 @@ def _prefixes(names: List[str], depth: int = 2) -> List[str]:
 
 
 def find_warnings(params: List[ParamRow], frozen: List[str],
-                  missing: List[str], owners, backbone_name) -> List[str]:
+                  missing: List[str], owners, backbone_name,
+                  base_weight_decay: Optional[float] = None) -> List[str]:
     warnings = []
     decayed_head = [r.name for r in params
                     if not r.in_backbone and r.lr_scale < 1 - 1e-12]
@@ -107,7 +115,7 @@ def find_warnings(params: List[ParamRow], frozen: List[str],
         warnings.append(f'{len(decayed_head)} parameters outside the '
                         f'backbone get a decayed lr (< base lr): '
                         f'{_examples(decayed_head)}')
-    no_wd_weights = [
+    no_wd_weights = [] if base_weight_decay == 0 else [
         r.name for r in params
         if len(r.shape) >= 2 and r.weight_decay == 0
         and not is_norm_module(owners.get(r.name, nn.Identity()))
@@ -136,7 +144,8 @@ def format_report(report: Dict) -> str:
     total = ('', 'total', '', '', '', '',
              str(sum(g.tensors for g in report['groups'])),
              f"{sum(g.params for g in report['groups']):,}")
-    out = render_table(header, rows, total, text_column=1)
+    out = [describe_settings(report.get('settings') or {})]
+    out += render_table(header, rows, total, text_column=1)
     frozen = report['frozen']
     out.append(f'frozen: {len(frozen)} tensors')
     out += [f'WARNING: {w}' for w in report['warnings']] or [
@@ -144,17 +153,32 @@ def format_report(report: Dict) -> str:
     return '\n'.join(out)
 
 
+def describe_settings(settings: Dict) -> str:
+    """One line: the layer rule and the numbers the groups came from."""
+    if 'layer_rule' not in settings:
+        return (f"constructor: {settings.get('constructor', 'default')}, "
+                f"base lr {settings.get('base_lr', 0):g}, weight decay "
+                f"{settings.get('weight_decay', 0):g}")
+    return (f"layer rule: {settings['layer_rule']}, num_layers="
+            f"{settings['num_layers']}, layer_decay_rate="
+            f"{settings['layer_decay_rate']}, base lr "
+            f"{settings['base_lr']:g}, weight decay "
+            f"{settings['weight_decay']:g}")
+
+
 def write_json(report: Dict, path: str) -> None:
     with open(path, 'w') as f:
         json.dump(dict(groups=[asdict(g) for g in report['groups']],
                        params=[asdict(p) for p in report['params']],
                        frozen=report['frozen'],
+                       settings=report.get('settings', {}),
                        warnings=report['warnings']), f, indent=1)
 
 
-def write_plot(report: Dict, path: str) -> None:
-    """PNG: lr per layer (log scale) and parameters per layer, decay and
-    no-decay apart."""
+def write_plot(report: Dict, path: str, title: str = '') -> None:
+    """PNG: lr per layer (log scale, 0 = embeddings and N + 1 = heads
+    marked), weight decay per layer, and parameters per layer, decay and
+    no-decay apart; titled with ``title`` and the layer rule."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -162,14 +186,27 @@ def write_plot(report: Dict, path: str) -> None:
     by_layer: Dict[int, Dict] = {}
     for i, g in enumerate(report['groups']):
         layer = g.layer_id if g.layer_id is not None else i
-        entry = by_layer.setdefault(layer, dict(lr=g.lr, decay=0, no_decay=0))
+        entry = by_layer.setdefault(layer, dict(lr=g.lr, decay=0, no_decay=0,
+                                                wd=0.0))
         entry['decay' if g.weight_decay else 'no_decay'] += g.params
         entry['lr'] = max(entry['lr'], g.lr)
+        entry['wd'] = max(entry['wd'], g.weight_decay)
     layers = sorted(by_layer)
-    fig, (ax_lr, ax_n) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (ax_lr, ax_wd, ax_n) = plt.subplots(3, 1, figsize=(9, 8),
+                                             sharex=True)
     ax_lr.semilogy(layers, [by_layer[k]['lr'] for k in layers], 'o-')
     ax_lr.set_ylabel('lr (log)')
-    ax_lr.set_title('learning rate and parameters per layer')
+    settings = report.get('settings') or {}
+    ax_lr.set_title('\n'.join(t for t in (title, describe_settings(settings))
+                              if t), fontsize=8)
+    n = settings.get('num_layers')
+    if n is not None:
+        for x, label in ((0, 'embeddings'), (n + 1, 'heads')):
+            ax_lr.axvline(x, color='grey', linestyle=':')
+            ax_lr.annotate(label, (x, ax_lr.get_ylim()[1]), fontsize=7,
+                           ha='center', va='top')
+    ax_wd.step(layers, [by_layer[k]['wd'] for k in layers], where='mid')
+    ax_wd.set_ylabel('weight decay\n(decayed groups)')
     decay = [by_layer[k]['decay'] for k in layers]
     no_decay = [by_layer[k]['no_decay'] for k in layers]
     ax_n.bar([k - 0.2 for k in layers], decay, width=0.4,

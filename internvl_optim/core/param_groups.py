@@ -14,8 +14,9 @@ from torch import nn
 from .freezing import check_wrapper_allows_freezing, freeze, select_units
 from .fsdp_shapes import fsdp_original_shapes
 from .layer_rules import resolve_layer_rule
+from .mmengine_multipliers import is_dcn_module
 from .names import clean_named_modules, clean_named_parameters
-from .param_plan import (ParamPlan, check_custom_keys_match,
+from .param_plan import (ParamPlan, unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
                          plan_parameter)
 from .group_reduce import reduce_param_groups
@@ -32,6 +33,15 @@ class GroupPlan:
     layer_rule: str
     frozen: List[str] = field(default_factory=list)
     frozen_numel: int = 0
+
+
+def parent_is_dcn(name: str, modules: Mapping[str, nn.Module]) -> bool:
+    """Whether the module holding ``name`` sits directly in a deformable
+    conv (MMEngine's condition for ``dcn_offset_lr_mult`` and for not
+    applying bias/flat multipliers)."""
+    parts = name.split('.')
+    return len(parts) >= 3 and is_dcn_module(
+        modules.get('.'.join(parts[:-2])))
 
 
 def _units_to_freeze(model, modules, rule, settings) -> List[nn.Module]:
@@ -73,7 +83,11 @@ def build_param_groups(model: nn.Module,
     shapes = original_shapes or fsdp_original_shapes(model) or {}
     rule = resolve_layer_rule(modules, names, settings, warn)
     units = _units_to_freeze(model, modules, rule, settings)
-    check_custom_keys_match(settings, names)
+    unmatched = unmatched_custom_keys(settings, names)
+    if unmatched:
+        warn(f'paramwise_cfg.custom_keys {unmatched} match no parameter name '
+             f'(ignored, as MMEngine does); names look like: '
+             f'{", ".join(names[:3])}, ...')
     check_multipliers_match(settings, rule.backbone_prefix, names)
     to_freeze = {id(p) for unit in units for p in unit.parameters()}
     trainable = [(nm, p) for nm, p in named
@@ -90,7 +104,9 @@ def build_param_groups(model: nn.Module,
                           (rule.backbone_prefix, modules[rule.backbone_prefix])])
     plans = [plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
                             owners.get(nm), rule, skip_list, settings,
-                            base_lr, base_weight_decay) for nm, p in trainable]
+                            base_lr, base_weight_decay,
+                            parent_is_dcn(nm, modules))
+             for nm, p in trainable]
     check_some_lr_is_positive(plans, warn)
     freeze(units)
     groups = reduce_param_groups(plans, [p for _, p in trainable])

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .layer_rules import LayerRule
+from .mmengine_multipliers import decay_multiplier, lr_multiplier
 from .lr_multipliers import DCN_KEYWORDS, OFFSET_KEYWORDS, \
     deformable_lr_multiplier
 from .names import relative_name
@@ -61,34 +62,48 @@ def backbone_multiplier(name: str, prefix: str,
 
 def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
                    skip_list: SkipList, settings, base_lr: float,
-                   base_weight_decay: float) -> ParamPlan:
+                   base_weight_decay: float,
+                   parent_is_dcn: bool = False) -> ParamPlan:
     """The plan of one trainable parameter (``ndim`` as the model defined
-    it, ``owner`` the module holding it)."""
+    it, ``owner`` the module holding it, ``parent_is_dcn`` whether that
+    module sits directly in a deformable conv)."""
     layer_id = rule.layer_id(name)
     reason = no_decay_reason(name, ndim, owner, skip_list)
     weight_decay = 0.0 if reason else base_weight_decay
     key = match_custom_key(name, order_custom_keys(settings.custom_keys))
-    lr_mult = 1.0
-    if key is not None:
+    lr_mult, tags = 1.0, []
+    if key is not None:  # as in MMEngine, other multipliers do not apply
         mults = settings.custom_keys[key]
         lr_mult = mults.get('lr_mult', 1.0)
         if 'decay_mult' in mults:
             weight_decay = base_weight_decay * mults['decay_mult']
-    deform_mult, tag = backbone_multiplier(name, rule.backbone_prefix,
-                                           settings)
+    else:
+        owner_name = name.rsplit('.', 1)[0] if '.' in name else ''
+        lr_mult, lr_tag = lr_multiplier(name, owner, owner_name,
+                                        parent_is_dcn, settings)
+        decay_mult, decay_tag = decay_multiplier(name, ndim, owner,
+                                                 parent_is_dcn, settings)
+        if decay_mult is not None:
+            weight_decay = base_weight_decay * decay_mult
+            reason = f'{decay_tag}_mult=0' if decay_mult == 0 else None
+        tags = [t for t in (lr_tag, decay_tag) if t]
+    deform_mult, deform_tag = backbone_multiplier(name, rule.backbone_prefix,
+                                                  settings)
     rate, n = settings.layer_decay_rate, rule.num_layers
     lr_scale = rate**(n + 1 - layer_id) * deform_mult * lr_mult
+    tag = '_'.join(t for t in [deform_tag] + tags if t) or None
+    if weight_decay == 0 and reason is None:
+        reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
     return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
                      weight_decay, reason, key, numel, tag)
 
 
-def check_custom_keys_match(settings, names: Sequence[str]) -> None:
-    unmatched = [k for k in order_custom_keys(settings.custom_keys)
-                 if not any(k in nm for nm in names)]
-    if unmatched:
-        raise ValueError(
-            f'paramwise_cfg.custom_keys {unmatched} match no parameter name; '
-            f'names look like: {", ".join(names[:3])}, ...')
+def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
+    """Custom keys that occur in no parameter name (MMEngine allows them,
+    and shipped recipes carry some, e.g. Swin's ``absolute_pos_embed`` with
+    ``use_abs_pos_embed=False``)."""
+    return [k for k in order_custom_keys(settings.custom_keys)
+            if not any(k in nm for nm in names)]
 
 
 def check_multipliers_match(settings, prefix: str,

@@ -38,12 +38,22 @@ KEYS = {
     'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
                        "'all'; default none",
 }
+#: MMEngine ``DefaultOptimWrapperConstructor`` keys, with its meaning,
+#: composed with layer decay (see :mod:`.mmengine_multipliers`)
+MMENGINE_KEYS = {
+    'norm_decay_mult': 'weight decay multiplier of norm layers (MMEngine)',
+    'bias_decay_mult': 'weight decay multiplier of biases (MMEngine)',
+    'dwconv_decay_mult': 'weight decay multiplier of depthwise convs '
+                         '(MMEngine)',
+    'flat_decay_mult': 'weight decay multiplier of 1-D parameters (MMEngine)',
+    'bias_lr_mult': 'lr multiplier of biases (MMEngine)',
+    'dcn_offset_lr_mult': 'lr multiplier of DCN conv_offset layers (MMEngine)',
+    'bypass_duplicate': 'accepted (MMEngine); shared parameters are always '
+                        'grouped once',
+}
+KEYS.update(MMENGINE_KEYS)
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 CUSTOM_KEY_FIELDS = ('lr_mult', 'decay_mult')
-# MMEngine DefaultOptimWrapperConstructor keys, answered with what to do.
-_MMENGINE_KEYS = ('bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
-                  'dwconv_decay_mult', 'flat_decay_mult', 'dcn_offset_lr_mult',
-                  'bypass_duplicate')
 
 
 def _is_number(value) -> bool:
@@ -99,6 +109,8 @@ class LayerDecaySettings:
     dcn_lr_mul: float = 1.0
     offset_lr_scale: float = 1.0
     freeze_backbone: Union[None, str, Tuple[int, ...]] = None
+    mmengine_mults: Dict[str, float] = field(default_factory=dict)
+    bypass_duplicate: bool = False
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
@@ -130,6 +142,14 @@ class LayerDecaySettings:
             layer_regex=layer_regex,
             custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})),
             freeze_backbone=_validate_freeze(cfg.get('freeze_backbone')),
+            mmengine_mults={
+                key: check_number(f'paramwise_cfg.{key}', cfg[key],
+                                  NON_NEGATIVE)
+                for key in MMENGINE_KEYS
+                if key != 'bypass_duplicate' and cfg.get(key) is not None},
+            bypass_duplicate=_validate_bool('bypass_duplicate',
+                                            cfg.get('bypass_duplicate',
+                                                    False)),
             **multipliers)
 
 
@@ -137,12 +157,6 @@ def _check_known_keys(cfg: Mapping) -> None:
     for key in cfg:
         if key in KEYS:
             continue
-        if key in _MMENGINE_KEYS:
-            raise ValueError(
-                f'paramwise_cfg.{key} is a DefaultOptimWrapperConstructor '
-                'option that LayerDecayOptimizerConstructor does not '
-                'take: biases, norms and 1-D parameters always get zero '
-                'weight decay; use custom_keys for other multipliers')
         close = difflib.get_close_matches(key, KEYS, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ''
         raise ValueError(
@@ -176,6 +190,13 @@ def _validate_rate(cfg: Mapping) -> float:
         return 1.0
     return check_number(f'paramwise_cfg.{rate_keys[0]}', cfg[rate_keys[0]],
                         UNIT_OPEN_CLOSED)
+
+
+def _validate_bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f'paramwise_cfg.{key} must be True or False, got '
+                        f'{value!r}')
+    return value
 
 
 def _validate_depths(depths):

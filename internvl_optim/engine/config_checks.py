@@ -70,9 +70,17 @@ def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader',
         for path in paths:
             if path and not os.path.isdir(path):
                 raise FileNotFoundError(
-                    f'{loader}.dataset: directory {path!r} does not exist. '
-                    "Prepare ADE20K in MMSeg's layout "
-                    '(data/ade/ADEChallengeData2016/{images,annotations}/'
-                    '{training,validation}), make the synthetic one with '
-                    '`python tools/make_synthetic_ade20k.py '
-                    f'{root or "DIR"}`, or set {loader}.dataset.data_root')
+                    f'{loader}.dataset ({dataset.get("type", "dataset")}): '
+                    f'directory {path!r} does not exist. '
+                    + _how_to_prepare(dataset.get('type'), root, loader))
+
+
+def _how_to_prepare(dataset_type, root: str, loader: str) -> str:
+    if dataset_type == 'ADE20KDataset':
+        return ("Prepare ADE20K in MMSeg's layout "
+                '(data/ade/ADEChallengeData2016/{images,annotations}/'
+                '{training,validation}), make the synthetic one with '
+                '`python tools/make_synthetic_ade20k.py '
+                f'{root or "DIR"}`, or set {loader}.dataset.data_root')
+    return (f'Prepare the data as MMSeg documents for {dataset_type}, or set '
+            f'{loader}.dataset.data_root')

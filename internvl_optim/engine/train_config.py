@@ -12,6 +12,7 @@ from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_data_roots, check_our_import,
                             check_schedulers_keep_ratios)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
+from .optimizers.registration import NAMES
 
 
 def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
@@ -47,6 +48,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
             use_cpu_distributed(cfg)
     use_safe_strategies(cfg, log)
     add_zero_consolidate_hook(cfg)
+    add_lr_spread_hook(cfg)
     return cfg
 
 
@@ -107,12 +109,22 @@ def use_safe_strategies(cfg, log: Callable[[str], None]) -> None:
         allow_fsdp_checkpoints()
 
 
+def _add_hook(cfg, hook_type: str) -> None:
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == hook_type for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type=hook_type)]
+
+
+def add_lr_spread_hook(cfg) -> None:
+    """With our constructor, log ``min_lr`` (the smallest group lr) next to
+    MMEngine's ``lr`` (the head's)."""
+    if (cfg.get('optim_wrapper') or {}).get('constructor') in NAMES:
+        _add_hook(cfg, 'LayerLrSpreadHook')
+
+
 def add_zero_consolidate_hook(cfg) -> None:
     """MMEngine saves checkpoints on rank 0 only, while ZeRO's state
     consolidation is collective: consolidate on all ranks first."""
     optimizer = cfg.optim_wrapper.get('optimizer', {})
-    if optimizer.get('type') != 'ZeroRedundancyOptimizer':
-        return
-    hooks = cfg.get('custom_hooks') or []
-    if not any(h.get('type') == 'ZeroConsolidateHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='ZeroConsolidateHook')]
+    if optimizer.get('type') == 'ZeroRedundancyOptimizer':
+        _add_hook(cfg, 'ZeroConsolidateHook')

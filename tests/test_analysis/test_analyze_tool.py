@@ -94,3 +94,24 @@ def test_config_without_our_import_is_refused():
     report = run(beit, '--cfg-options',
                  'custom_imports.imports=[internvl_optim]')
     assert len(report['groups']) == 28
+
+
+def test_prints_rule_and_numbers_and_skips_decay_warning_at_wd_zero(capsys):
+    # issue 12: what the groups came from, and no "weights without weight
+    # decay" warning when the configured weight decay is 0 (Segmenter, SETR)
+    report = run(SMALL, '--cfg-options', 'optim_wrapper.optimizer.weight_decay=0')
+    out = capsys.readouterr().out
+    assert ('layer rule: ViT rule (backbone.layers), num_layers=4, '
+            'layer_decay_rate=0.65, base lr 6e-05, weight decay 0') in out
+    assert report['settings']['num_layers'] == 4
+    assert 'no warnings' in out
+
+
+def test_absolute_eta_min_is_refused_like_train(tmp_path):
+    config = tmp_path / 'eta_min.py'
+    config.write_text(
+        f"_base_ = [{os.path.abspath(os.path.join(ROOT, SMALL))!r}]\n"
+        "param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=1.0,\n"
+        "                        by_epoch=False, begin=0, end=100)]\n")
+    with pytest.raises(ValueError, match=r'absolute eta_min=0\.0001'):
+        load_tool().main([str(config)])

@@ -24,9 +24,10 @@ def settings(**cfg):
     (dict(num_layer=12), ValueError,
      "Unknown key paramwise_cfg.num_layer. Did you mean 'num_layers'?"),
     (dict(foo=1), ValueError, 'Unknown key paramwise_cfg.foo. Valid keys:'),
-    (dict(norm_decay_mult=0.0), ValueError,
-     'paramwise_cfg.norm_decay_mult is a DefaultOptimWrapperConstructor '
-     'option that LayerDecayOptimizerConstructor does not take'),
+    (dict(norm_decay_mult=-1.0), ValueError,
+     'paramwise_cfg.norm_decay_mult must be a number >= 0, got -1.0'),
+    (dict(bypass_duplicate='yes'), TypeError,
+     "paramwise_cfg.bypass_duplicate must be True or False, got 'yes'"),
     (dict(layer_decay_rate=1.5), ValueError,
      'paramwise_cfg.layer_decay_rate must be in (0, 1], got 1.5'),
     (dict(layer_decay_rate=0), ValueError,
@@ -106,7 +107,11 @@ def test_unknown_backbone_structure():
             'transformer.resblocks and no stages/levels of blocks. '
             "Set paramwise_cfg.layer_regex=dict(embed=..., "
             r"blocks=r'...(\d+)...')")):
-        build(ToySegmentor(Odd()))
+        build(ToySegmentor(Odd()), layer_decay_rate=0.9)
+    # issue 12: at rate 1.0 (the default) no layer rule is needed
+    plan = build(ToySegmentor(Odd()))
+    assert plan.layer_rule == 'no layer rule (layer_decay_rate=1.0)'
+    assert {p.lr for p in plan.params} == {1.0}
 
 
 def test_missing_backbone_name():
@@ -144,12 +149,19 @@ def test_bad_regex_spec(spec, message):
         build(ToySegmentor(ToyInternViT()), layer_regex=spec)
 
 
-def test_custom_key_matching_nothing():
-    with pytest.raises(ValueError, match=re.escape(
-            "paramwise_cfg.custom_keys ['auxiliary_head'] match no parameter "
-            'name')):
-        build(ToySegmentor(ToyInternViT()),
-              custom_keys={'auxiliary_head': dict(lr_mult=1.0)})
+def test_custom_key_matching_nothing_is_a_warning():
+    # issue 12: MMEngine ignores such keys and shipped recipes carry them
+    warnings = []
+    plan = build_param_groups(
+        ToySegmentor(ToyInternViT()), settings(
+            custom_keys={'auxiliary_head': dict(lr_mult=2.0),
+                         'decode_head': dict(lr_mult=3.0)}), 1.0, 0.1,
+        warn=warnings.append)
+    assert warnings[0].startswith(
+        "paramwise_cfg.custom_keys ['auxiliary_head'] match no parameter "
+        'name (ignored, as MMEngine does); names look like: ')
+    assert {p.lr for p in plan.params if p.name.startswith('decode_head')} \
+        == {3.0}
 
 
 def test_no_trainable_parameters():

@@ -38,9 +38,18 @@ def test_missing_dataset_directory(tmp_path):
     cfg = Config.fromfile(DEMO)
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
     with pytest.raises(FileNotFoundError, match=re.escape(
-            f"train_dataloader.dataset: directory '{tmp_path}/nowhere' does "
-            'not exist. Prepare ADE20K')):
+            f"train_dataloader.dataset (ADE20KDataset): directory "
+            f"'{tmp_path}/nowhere' does not exist. Prepare ADE20K")):
         check_data_roots(cfg)
+    # issue 12: other datasets are named as they are, not as ADE20K
+    cfg.train_dataloader.dataset.type = 'CityscapesDataset'
+    with pytest.raises(FileNotFoundError) as info:
+        check_data_roots(cfg)
+    assert str(info.value) == (
+        f"train_dataloader.dataset (CityscapesDataset): directory "
+        f"'{tmp_path}/nowhere' does not exist. Prepare the data as MMSeg "
+        'documents for CityscapesDataset, or set '
+        'train_dataloader.dataset.data_root')
 
 
 def test_train_tool_reports_missing_dataset(tmp_path):

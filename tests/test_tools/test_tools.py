@@ -48,7 +48,8 @@ def test_train_adds_zero_hook_and_resume_flags(tmp_path):
         'optim_wrapper.optimizer.optimizer_type=AdamW'])
     cfg = train.build_config(args)
     assert cfg.resume is True and cfg.load_from is None
-    assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook')]
+    assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook'),
+                                dict(type='LayerLrSpreadHook')]
     assert cfg.work_dir == os.path.join(
         './work_dirs', 'internvit_tiny_upernet_synthetic_ade20k')
 

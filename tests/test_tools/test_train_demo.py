@@ -51,6 +51,14 @@ def test_loss_decreases_and_log_has_miou_and_lr_table(full_run):
     assert 'InternViT6B.get_layer_depth, num_layers=4, layer_decay_rate=0.9' \
         in log
     assert re.search(r'layer_0_decay\s+0\s+0\.5905\s+2\.9525e-03\s+0\.05', log)
+    # issue 12: every line shows the layer spread, min_lr = lr * 0.9 ** 5
+    lines = [line for line in log.splitlines() if 'Iter(train)' in line]
+    pairs = [(re.search(r'\slr: ([\d.e+-]+)', line).group(1),
+              re.search(r'\smin_lr: ([\d.e+-]+)', line).group(1))
+             for line in lines]
+    assert len(pairs) == 8
+    for lr, min_lr in pairs:
+        assert float(min_lr) == pytest.approx(float(lr) * 0.9**5, rel=1e-3)
 
 
 def test_resume_continues_to_the_same_result(full_run, data_root,

@@ -13,6 +13,8 @@ the first that claims the model wins.  The order (:data:`PROVIDERS`):
 7. MMSeg's ``layer_wise`` ConvNeXt rule;
 8. stages of blocks (Swin, InternImage).
 
+With none claiming the model, ``layer_decay_rate=1.0`` (the default)
+needs no rule: every parameter gets the base lr (CNNs, any model).
 Afterwards one check: every structural key configured (``depths``,
 ``layer_regex``) must have been used by the winner; an unused one is an
 error naming it.  Layer ids run from 0 (embeddings) to ``num_layers + 1``
@@ -119,6 +121,12 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
             rule, used = provider.build(ctx)
             _check_all_used(ctx, rule, used)
             return rule
+    if ctx.settings.layer_decay_rate == 1.0:
+        # every layer gets the base lr: no layer rule is needed
+        rule = LayerRule(0, 'no layer rule (layer_decay_rate=1.0)',
+                         ctx.prefix, lambda name: 1)
+        _check_all_used(ctx, rule, frozenset())
+        return rule
     raise no_rule_error(ctx)
 
 

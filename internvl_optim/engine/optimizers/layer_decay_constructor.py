@@ -78,6 +78,8 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         self.base_lr = optimizer_cfg['lr']
         self.base_wd = optimizer_cfg.get('weight_decay', None)
         self.plan: Optional[GroupPlan] = None
+        #: the weight decay the groups were built with (set when building)
+        self.base_weight_decay: Optional[float] = None
 
     def _optimizer_class(self):
         optimizer_cls = self.optimizer_cfg['type']
@@ -115,6 +117,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 print_log(msg, logger=logger, level=30)
 
         base_wd = self._base_weight_decay(self._optimizer_class())
+        self.base_weight_decay = base_wd
         plan = build_param_groups(model, self.settings, self.base_lr, base_wd,
                                   warn=warn)
         if get_rank() == 0:
