@@ -6,14 +6,46 @@ A backbone is found by ``paramwise_cfg.backbone_name`` (default
 (``cb_modules.{k}``) are probed through their first composite backbone;
 the rules apply to every ``cb_modules.{k}`` alike.
 """
-from dataclasses import dataclass
-from typing import List, Mapping, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import nn
 
-from .name_patterns import BLOCK_CONTAINERS, STAGE_CONTAINERS
+from .name_patterns import (BLOCK_CONTAINERS, STAGE_CONTAINERS,
+                            is_embedding_name)
+from .weight_decay import is_norm_module
 
 _LISTS = (nn.ModuleList, nn.Sequential)
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """Stages that each hold one list of blocks (Swin, InternImage, MiT,
+    timm/HF Swin), or (``parallel``) stages that are lists of blocks with
+    per-stage modules in parallel lists at backbone level (Twins).
+
+    Attributes:
+        container: where the stages are (``levels``, ``stages``, ``layers``,
+            ``encoder.layers``).
+        depths: blocks per stage.
+        block_child: per stage, the child holding the blocks (``blocks``,
+            or MiT's ``1``); ``''`` for parallel stages.
+        before: per stage, children registered before the blocks (they run
+            at the start of the stage: timm Swin's downsample, MiT's patch
+            embedding); the others run at its end.
+        post_norm_ids: per stage, InternImage's ``post_norm_block_ids``
+            (``post_norms.{k}`` follows block ``ids[k]``), or None.
+        parallel: backbone-level lists with one module per stage, and
+            where each runs: ``'start'`` (patch embeddings), ``'first_block'``
+            (Twins' position encodings, after the stage's first block) or
+            ``'end'`` (norms).
+    """
+    container: str
+    depths: List[int]
+    block_child: List[str]
+    before: List[frozenset]
+    post_norm_ids: List[Optional[List[int]]]
+    parallel: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -22,14 +54,18 @@ class BackboneStructure:
 
     Attributes:
         blocks: ``(path, count)`` of a ViT block list.
-        stages: ``(container, depths)`` of stages that each hold ``blocks``
-            (Swin, InternImage).
+        block_names: the block list's child names in order (``0``, ``1``,
+            ... or torchvision's ``encoder_layer_0``, ...).
+        stages: a :class:`StageLayout`.
         convnext: stage depths of a ConvNeXt (``downsample_layers`` + 4
             ``stages`` of plain blocks).
+        top_level: the backbone's child module names in registration order.
     """
     blocks: Optional[Tuple[str, int]] = None
-    stages: Optional[Tuple[str, List[int]]] = None
+    block_names: Tuple[str, ...] = ()
+    stages: Optional[StageLayout] = None
     convnext: Optional[List[int]] = None
+    top_level: Tuple[str, ...] = ()
 
 
 def find_block_container(module: nn.Module) -> Optional[Tuple[str, int]]:
@@ -45,16 +81,70 @@ def find_block_container(module: nn.Module) -> Optional[Tuple[str, int]]:
     return None
 
 
-def find_stages(module: nn.Module) -> Optional[Tuple[str, List[int]]]:
-    """``(container, depths)`` of a ModuleList at one of
-    :data:`STAGE_CONTAINERS` whose items all have a ``blocks`` list."""
-    for path in STAGE_CONTAINERS:
-        container = getattr(module, path, None)
-        if not isinstance(container, nn.ModuleList) or not len(container):
+def _block_child(stage: nn.Module) -> Optional[str]:
+    """The child of a stage that holds its blocks: ``blocks``, else the only
+    child that is a list of modules."""
+    blocks = getattr(stage, 'blocks', None)
+    if isinstance(blocks, _LISTS) and len(blocks):
+        return 'blocks'
+    lists = [n for n, c in stage.named_children()
+             if isinstance(c, _LISTS) and len(c)
+             and not isinstance(c[0], _LISTS)]
+    return lists[0] if len(lists) == 1 else None
+
+
+def _stage_layout(path: str, stages) -> Optional[StageLayout]:
+    children = [_block_child(stage) for stage in stages]
+    if all(children):
+        before = []
+        for stage, child in zip(stages, children):
+            names = [n for n, _ in stage.named_children()]
+            before.append(frozenset(names[:names.index(child)]))
+        return StageLayout(
+            path, [len(getattr(s, c)) for s, c in zip(stages, children)],
+            children, before,
+            [getattr(s, 'post_norm_block_ids', None) for s in stages])
+    return None
+
+
+def _parallel_stages(module: nn.Module, path: str,
+                     stages) -> Optional[StageLayout]:
+    """Twins: ``layers.{s}`` are lists of blocks; ``patch_embeds.{s}``,
+    ``position_encodings.{s}``, ``norm_list.{s}`` run with stage s."""
+    if not all(isinstance(s, _LISTS) and len(s)
+               and not isinstance(s[0], _LISTS) for s in stages):
+        return None
+    parallel = {}
+    for name, child in module.named_children():
+        if name != path and isinstance(child, nn.ModuleList) and \
+                len(child) == len(stages) and \
+                any(p is not None for p in child.parameters()):
+            if all(is_norm_module(m) for m in child):
+                parallel[name] = 'end'          # norm_list: end of stage
+            elif is_embedding_name(name):
+                parallel[name] = 'start'        # patch_embeds
+            else:
+                parallel[name] = 'first_block'  # position_encodings
+    n = len(stages)
+    return StageLayout(path, [len(s) for s in stages], [''] * n,
+                       [frozenset()] * n, [None] * n, parallel)
+
+
+def find_stages(module: nn.Module) -> Optional[StageLayout]:
+    """The first container of :data:`STAGE_CONTAINERS` (and HF Swin's
+    ``encoder.layers``) whose items are stages."""
+    for path in STAGE_CONTAINERS + ('encoder.layers', ):
+        try:
+            container = module.get_submodule(path)
+        except AttributeError:
             continue
-        blocks = [getattr(stage, 'blocks', None) for stage in container]
-        if all(isinstance(b, _LISTS) for b in blocks):
-            return path, [len(b) for b in blocks]
+        if not isinstance(container, _LISTS) or not len(container):
+            continue
+        stages = list(container)
+        found = _stage_layout(path, stages) or \
+            _parallel_stages(module, path, stages)
+        if found is not None:
+            return found
     return None
 
 
@@ -78,11 +168,20 @@ def composite_backbones(backbone: nn.Module) -> List[nn.Module]:
 
 def probe(backbone: nn.Module) -> BackboneStructure:
     """The structure of ``backbone`` (of its first composite backbone for
-    CBNet)."""
+    CBNet).  A container holding stages is not also a block list."""
     inner = composite_backbones(backbone)[0]
-    return BackboneStructure(blocks=find_block_container(inner),
-                             stages=find_stages(inner),
-                             convnext=find_convnext(inner))
+    convnext = find_convnext(inner)  # has rules of its own
+    stages = None if convnext is not None else find_stages(inner)
+    blocks = find_block_container(inner)
+    if blocks is not None and stages is not None and \
+            stages.container == blocks[0]:
+        blocks = None
+    names = () if blocks is None else tuple(
+        n for n, _ in inner.get_submodule(blocks[0]).named_children())
+    return BackboneStructure(
+        blocks=blocks, block_names=names, stages=stages,
+        convnext=convnext,
+        top_level=tuple(n for n, _ in inner.named_children()))
 
 
 def find_backbone(modules: Mapping[str, nn.Module],

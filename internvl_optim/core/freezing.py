@@ -21,8 +21,8 @@ def _indexed_units(module: nn.Module,
                    structure: BackboneStructure) -> Tuple[str, list]:
     """``(kind, units)``: what ``freeze_backbone`` indices count."""
     if structure.stages is not None:
-        path = structure.stages[0]
-        return path, list(getattr(module, path))
+        path = structure.stages.container
+        return path.rsplit('.', 1)[-1], list(module.get_submodule(path))
     if structure.convnext is not None:
         return 'stages', [nn.ModuleList([stage, down]) for stage, down in
                           zip(module.stages, module.downsample_layers)]

@@ -21,7 +21,8 @@ def test_the_documented_order():
         'MMSeg ConvNeXt rules (decay_type given)', 'model.get_layer_depth',
         'backbone.get_layer_depth', 'backbone.get_layer_id',
         'paramwise_cfg.layer_regex', 'ViT block list',
-        'MMSeg ConvNeXt layer_wise rule', 'stages of blocks']
+        'MMSeg ConvNeXt layer_wise rule', 'stages of blocks',
+        'module order (CNNs)']
 
 
 class WithDepth(ToyInternViT):

@@ -67,7 +67,7 @@ def test_rate_one_equals_mmengine_on_every_parameter():
     net = model()
     expected = mmengine_lr_wd(net)
     plan = ours(net, 1.0)
-    assert plan.layer_rule == 'no layer rule (layer_decay_rate=1.0)'
+    assert plan.layer_rule == 'module order rule (backbone.*: 5 units)'
     got = lr_wd_by_name(plan.groups)
     assert got.keys() == expected.keys() and len(got) > 60
     differ = {n for n in got if got[n] != pytest.approx(expected[n])}

@@ -11,7 +11,8 @@ the first that claims the model wins.  The order (:data:`PROVIDERS`):
 5. ``paramwise_cfg.layer_regex``;
 6. a ViT block list (:data:`~internvl_optim.core.name_patterns.BLOCK_CONTAINERS`);
 7. MMSeg's ``layer_wise`` ConvNeXt rule;
-8. stages of blocks (Swin, InternImage).
+8. stages of blocks (Swin, InternImage, MiT, Twins, timm/HF Swin);
+9. the order of the backbone's top-level units (CNNs).
 
 With none claiming the model, ``layer_decay_rate=1.0`` (the default)
 needs no rule: every parameter gets the base lr (CNNs, any model).
@@ -28,7 +29,7 @@ from torch import nn
 from ..backbone_probe import find_backbone, probe
 from ..name_patterns import BLOCK_CONTAINERS, CBNET_PREFIX
 from ..names import relative_name
-from . import convnext, model_methods, regex, stages, vit
+from . import convnext, model_methods, module_order, regex, stages, vit
 from .base import LayerRule, LayerRuleProvider, RuleContext
 
 PROVIDERS = (
@@ -48,6 +49,8 @@ PROVIDERS = (
     LayerRuleProvider("MMSeg ConvNeXt layer_wise rule", convnext.claims,
                       convnext.build),
     LayerRuleProvider('stages of blocks', stages.claims, stages.build),
+    LayerRuleProvider('module order (CNNs)', module_order.claims,
+                      module_order.build),
 )
 
 #: structural keys a winning provider must use when they are configured

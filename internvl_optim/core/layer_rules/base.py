@@ -6,6 +6,7 @@ from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 from torch import nn
 
 from ..backbone_probe import BackboneStructure
+from ..name_patterns import is_token_or_position
 
 
 @dataclass
@@ -96,3 +97,27 @@ def check_depths(given: Optional[Sequence[int]], found: Sequence[int],
         raise ValueError(
             f'paramwise_cfg.depths={list(given)} disagrees with the model: '
             f'{where} has depths {list(found)}. Remove depths to infer them')
+
+
+def outside_placement(rel_name: str, container: str,
+                      top_level: Sequence[str], num_layers: int) -> int:
+    """Layer of a backbone-relative name outside the blocks or stages:
+    a parameter held by the backbone itself is layer 0 when it is a token
+    or position embedding, else ``N + 1``; a sub-module registered before
+    the one holding the blocks runs before them (patch embedding, pre-norm:
+    layer 0), one registered after runs after them (final norm, adapters,
+    necks inside the backbone: ``N + 1``).
+
+    >>> top = ('patch_embed', 'norm_pre', 'blocks', 'norm', 'up1')
+    >>> [outside_placement(n, 'blocks', top, 12) for n in
+    ...  ('cls_token', 'level_embed', 'norm_pre.weight', 'up1.0.weight')]
+    [0, 13, 0, 13]
+    """
+    first = rel_name.split('.', 1)[0]
+    if '.' not in rel_name:
+        return 0 if is_token_or_position(rel_name) else num_layers + 1
+    holder = container.split('.', 1)[0]
+    if first in top_level and holder in top_level and \
+            top_level.index(first) < top_level.index(holder):
+        return 0
+    return num_layers + 1

@@ -18,7 +18,7 @@ def _used_settings(ctx: RuleContext, source: str) -> frozenset:
         ctx.warn(f'paramwise_cfg.layer_regex is not used: {source} decides '
                  'the layer ids')
         used.add('layer_regex')
-    found = ctx.structure.stages[1] if ctx.structure.stages else \
+    found = ctx.structure.stages.depths if ctx.structure.stages else \
         ctx.structure.convnext
     if ctx.settings.depths is not None and found is not None:
         check_depths(ctx.settings.depths, found, ctx.desc)

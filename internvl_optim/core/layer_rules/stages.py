@@ -1,46 +1,95 @@
-"""Swin and InternImage: stages (``stages``/``levels``) of ``blocks``.
+"""Hierarchical backbones: stages of blocks, numbered per block across
+stages, ``layer_id = sum(depths[:s]) + b + 1``, ``N = sum(depths)``.
 
-Blocks are numbered across stages, ``layer_id = sum(depths[:s]) + b + 1``; a
-stage's ``downsample`` and ``norm`` take the id of the next stage's first
-block, ``sum(depths[:s + 1]) + 1`` (InternImage's convention), which for the
-last stage is ``N + 1``; ``N = sum(depths)``.  Patch embedding, absolute
-position embedding and ``level_embeds`` are layer 0.
+Within a stage, the modules registered before its blocks run at its start
+and take the id of its first block (stage 0: layer 0, they run before any
+block: MiT's and timm Swin's patch embedding / downsample); the ones
+registered after run at its end and take the id of the next stage's first
+block, ``sum(depths[:s + 1]) + 1``, ``N + 1`` after the last stage (MMSeg
+Swin's downsample, InternImage's norm and downsample, MiT's norm).
+InternImage-H/G's ``post_norms.{k}`` take the id of the block they follow
+(``post_norm_block_ids[k]``).  Twins keeps per-stage modules in parallel
+lists: ``patch_embeds.{s}`` at the start of stage s (``patch_embeds.0`` is
+layer 0), ``position_encodings.{s}`` after its first block (that block's
+id), ``norm_list.{s}`` at its end.  Outside
+the stages, :func:`~.base.outside_placement`.
+
+Covers MMSeg Swin (``stages.{s}.blocks``), InternImage
+(``levels.{s}.blocks``), MiT / SegFormer (``layers.{s}.{0,1,2}``), timm
+Swin (``layers.{s}.blocks``), HuggingFace Swin (``encoder.layers.{s}``) and
+Twins PCPVT/SVT (``layers.{s}.{b}``).
 """
-import re
-from typing import Sequence
+from typing import Optional
 
-from ..name_patterns import is_embedding_name
+from ..backbone_probe import StageLayout
 from ..names import join_name
-from .base import Built, RuleContext, check_depths, check_num_layers
-
-_STAGE_BLOCK = re.compile(r'^(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.')
-_STAGE_OTHER = re.compile(r'^(?P<stage>\d+)\.(downsample|norm)\b')
+from .base import (Built, RuleContext, check_depths, check_num_layers,
+                   outside_placement)
 
 
-def stage_layer_id(rel_name: str, container: str,
-                   depths: Sequence[int]) -> int:
-    """Layer id in a Swin/InternImage-style backbone.
+def _first_block(layout: StageLayout, stage: int) -> int:
+    return sum(layout.depths[:stage]) + 1
 
-    >>> stage_layer_id('levels.1.blocks.0.dcn.offset.weight', 'levels', [2, 2, 6, 2])
-    3
-    >>> stage_layer_id('levels.1.downsample.conv.weight', 'levels', [2, 2, 6, 2])
-    5
-    """
-    num_layers = sum(depths)
-    prefix = container + '.'
-    if rel_name.startswith(prefix):
-        rest = rel_name[len(prefix):]
-        match = _STAGE_BLOCK.match(rest)
-        if match:
-            stage, block = int(match['stage']), int(match['block'])
-            return sum(depths[:stage]) + block + 1
-        match = _STAGE_OTHER.match(rest)
-        if match:
-            return min(sum(depths[:int(match['stage']) + 1]) + 1,
-                       num_layers + 1)
-    if is_embedding_name(rel_name):
+
+def _end_of_stage(layout: StageLayout, stage: int) -> int:
+    return min(sum(layout.depths[:stage + 1]) + 1, sum(layout.depths) + 1)
+
+
+def _in_stage(layout: StageLayout, stage: int, parts) -> int:
+    child = parts[0] if parts else ''
+    if layout.parallel or child == layout.block_child[stage]:
+        block = int(parts[0] if layout.parallel else parts[1])
+        return sum(layout.depths[:stage]) + block + 1
+    ids = layout.post_norm_ids[stage]
+    if child == 'post_norms' and len(parts) > 1 and parts[1].isdigit():
+        k = int(parts[1])
+        # without the ids, after the stage's last block
+        after = ids[k] if ids and k < len(ids) else layout.depths[stage] - 1
+        return sum(layout.depths[:stage]) + after + 1
+    if child in layout.before[stage]:
+        return 0 if stage == 0 else _first_block(layout, stage)
+    return _end_of_stage(layout, stage)
+
+
+def _parallel(layout: StageLayout, first: str, rest) -> Optional[int]:
+    where = layout.parallel.get(first)
+    if where is None or not rest or not rest[0].isdigit():
+        return None
+    stage = int(rest[0])
+    if where == 'end':
+        return _end_of_stage(layout, stage)
+    if where == 'start' and stage == 0:
         return 0
-    return num_layers + 1
+    return _first_block(layout, stage)
+
+
+def stage_layer_id(rel_name: str, layout: StageLayout,
+                   top_level=()) -> int:
+    """Layer id in a hierarchical backbone (see the module docstring).
+
+    >>> swin = StageLayout('levels', [2, 2, 6, 2], ['blocks'] * 4,
+    ...                    [frozenset()] * 4, [None] * 4)
+    >>> stage_layer_id('levels.1.blocks.0.dcn.offset.weight', swin)
+    3
+    >>> stage_layer_id('levels.1.downsample.conv.weight', swin)
+    5
+    >>> mit = StageLayout('layers', [2, 2, 2, 2], ['1'] * 4,
+    ...                   [frozenset({'0'})] * 4, [None] * 4)
+    >>> [stage_layer_id(n, mit) for n in ('layers.0.0.proj.weight',
+    ...  'layers.2.0.proj.weight', 'layers.2.1.1.ffn.0.weight',
+    ...  'layers.2.2.weight', 'layers.3.2.weight')]
+    [0, 5, 6, 7, 9]
+    """
+    container = layout.container + '.'
+    if rel_name.startswith(container):
+        parts = rel_name[len(container):].split('.')
+        return _in_stage(layout, int(parts[0]), parts[1:])
+    first, *rest = rel_name.split('.')
+    found = _parallel(layout, first, rest)
+    if found is not None:
+        return found
+    return outside_placement(rel_name, layout.container, top_level,
+                             sum(layout.depths))
 
 
 def claims(ctx: RuleContext) -> bool:
@@ -48,11 +97,14 @@ def claims(ctx: RuleContext) -> bool:
 
 
 def build(ctx: RuleContext) -> Built:
-    container, depths = ctx.structure.stages
-    check_depths(ctx.settings.depths, depths, ctx.desc)
-    n = check_num_layers(ctx.settings.num_layers, sum(depths),
-                         f'{ctx.desc}.{container} (depths {depths})')
+    layout, top = ctx.structure.stages, ctx.structure.top_level
+    check_depths(ctx.settings.depths, layout.depths, ctx.desc)
+    n = check_num_layers(ctx.settings.num_layers, sum(layout.depths),
+                         f'{ctx.desc}.{layout.container} (depths '
+                         f'{layout.depths})')
+    kind = 'parallel ' if layout.parallel else ''
     rule = ctx.make_rule(
-        n, f'stage rule ({join_name(ctx.prefix, container)}, depths '
-        f'{depths})', lambda rel: stage_layer_id(rel, container, depths))
+        n, f'{kind}stage rule ({join_name(ctx.prefix, layout.container)}, '
+        f'depths {layout.depths})',
+        lambda rel: stage_layer_id(rel, layout, top))
     return rule, frozenset({'depths'})

@@ -8,27 +8,37 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 (``layers.{i}``).  Names are backbone-relative, so a head parameter such as
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
-from ..name_patterns import is_embedding_name
+from typing import Sequence
+
 from ..names import join_name
-from .base import Built, RuleContext, check_num_layers
+from .base import Built, RuleContext, check_num_layers, outside_placement
 
 
-def vit_layer_id(rel_name: str, block_path: str, num_layers: int) -> int:
-    """Layer id of a backbone-relative parameter name in a plain ViT.
+def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
+                 block_names: Sequence[str] = (),
+                 top_level: Sequence[str] = ()) -> int:
+    """Layer id of a backbone-relative parameter name in a plain ViT: block
+    ``i`` (the i-th child of the block list, numbered or named as
+    torchvision's ``encoder_layer_{i}``) is ``i + 1``; other names by
+    :func:`~.base.outside_placement`.
 
     >>> vit_layer_id('blocks.3.attn.qkv.weight', 'blocks', 48)
     4
-    >>> vit_layer_id('pos_embed', 'blocks', 48), vit_layer_id('up1.0.weight', 'blocks', 48)
+    >>> top = ('patch_embed', 'blocks', 'up1')
+    >>> vit_layer_id('pos_embed', 'blocks', 48, (), top), vit_layer_id('up1.0.weight', 'blocks', 48, (), top)
     (0, 49)
+    >>> vit_layer_id('encoder.layers.encoder_layer_2.mlp.0.weight', 'encoder.layers', 4,
+    ...              ('encoder_layer_0', 'encoder_layer_1', 'encoder_layer_2'))
+    3
     """
     prefix = block_path + '.'
     if rel_name.startswith(prefix):
-        index = rel_name[len(prefix):].split('.', 1)[0]
-        if index.isdigit():
-            return int(index) + 1
-    if is_embedding_name(rel_name):
-        return 0
-    return num_layers + 1
+        child = rel_name[len(prefix):].split('.', 1)[0]
+        if child in block_names:
+            return block_names.index(child) + 1
+        if child.isdigit():
+            return int(child) + 1
+    return outside_placement(rel_name, block_path, top_level, num_layers)
 
 
 def claims(ctx: RuleContext) -> bool:
@@ -37,8 +47,10 @@ def claims(ctx: RuleContext) -> bool:
 
 def build(ctx: RuleContext) -> Built:
     block_path, count = ctx.structure.blocks
+    names, top = ctx.structure.block_names, ctx.structure.top_level
     n = check_num_layers(ctx.settings.num_layers, count,
                          f'{ctx.desc}.{block_path}')
-    rule = ctx.make_rule(n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
-                         lambda rel: vit_layer_id(rel, block_path, n))
+    rule = ctx.make_rule(
+        n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
+        lambda rel: vit_layer_id(rel, block_path, n, names, top))
     return rule, frozenset()

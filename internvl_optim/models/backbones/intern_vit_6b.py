@@ -278,8 +278,9 @@ class InternViT6B(BaseModule):
         num_layers = self.depth + 2
         if not param_name.startswith(prefix):
             return num_layers - 1, num_layers
-        return vit_layer_id(param_name[len(prefix):], 'blocks',
-                            self.depth), num_layers
+        top_level = tuple(name for name, _ in self.named_children())
+        return vit_layer_id(param_name[len(prefix):], 'blocks', self.depth,
+                            top_level=top_level), num_layers
 
     # --- training mode / checkpoints ---------------------------------------
     def train(self, mode=True):
