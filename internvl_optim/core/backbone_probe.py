@@ -11,7 +11,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import nn
 
-from .name_patterns import (BLOCK_CONTAINERS, STAGE_CONTAINERS,
+from .name_patterns import (BACKBONE_ATTRIBUTES, BLOCK_CONTAINERS,
+                            STAGE_CONTAINERS,
                             is_embedding_name)
 from .weight_decay import is_norm_module
 
@@ -186,10 +187,11 @@ def probe(backbone: nn.Module) -> BackboneStructure:
 
 def find_backbone(modules: Mapping[str, nn.Module],
                   backbone_name: Optional[str]) -> Tuple[str, nn.Module]:
-    """``(prefix, backbone)``; ``backbone_name=None`` means ``'backbone'``
-    if the model has such a sub-module, else the whole model."""
+    """``(prefix, backbone)``; ``backbone_name=None`` means the first of
+    :data:`BACKBONE_ATTRIBUTES` the model has, else the whole model."""
     if backbone_name is None:
-        backbone_name = 'backbone' if 'backbone' in modules else ''
+        backbone_name = next(
+            (n for n in BACKBONE_ATTRIBUTES if n in modules), '')
     if backbone_name not in modules:
         children = sorted(n for n in modules if n and '.' not in n)
         raise ValueError(

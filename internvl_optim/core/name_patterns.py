@@ -10,6 +10,10 @@ BLOCK_CONTAINERS = ('blocks', 'layers', 'encoder.layers', 'encoder.layer',
                     'transformer.resblocks')
 #: Where hierarchical backbones keep their stages (each with ``blocks``).
 STAGE_CONTAINERS = ('levels', 'stages', 'layers')
+#: Where models keep their backbone, in lookup order (MMSeg/MMDet,
+#: mmdet3d, SAN's CLIP, HuggingFace vision towers).
+BACKBONE_ATTRIBUTES = ('backbone', 'img_backbone', 'image_encoder',
+                       'vision_model')
 #: CBNet's composite backbones: ``cb_modules.{k}.<inner name>``.
 CBNET_PREFIX = re.compile(r'^cb_modules\.\d+\.(.*)$')
 

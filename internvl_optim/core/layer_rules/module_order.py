@@ -2,26 +2,57 @@
 top-level sub-modules that hold parameters are its units, in registration
 order (the order ``__init__`` builds them, which is the order they run in
 every MMSeg CNN backbone: ResNet's stem then ``layer1..4``, HRNet's
-``conv1, bn1, ..., stage4``, MobileNet's ``conv1, layer1..7``).  Unit ``j``
+``conv1, bn1, ..., stage4``, MobileNet's ``conv1, layer1..7``); with
+fewer than three such units, the items of top-level lists are the units
+(UNet's and ERFNet's ``encoder.{i}``, ``decoder.{i}``).  Unit ``j``
 is layer ``j``; ``N`` is the number of units minus one, so the first unit
 (the stem) is layer 0 and the heads ``N + 1``.  Parameters held by the
 backbone itself are layer 0.  Needs at least two units.
 """
 from typing import Dict
 
+from torch import nn
+
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers
 
 
+def _with_parameters(pairs):
+    return [name for name, module in pairs
+            if next(module.parameters(), None) is not None]
+
+
 def units(ctx: RuleContext) -> Dict[str, int]:
-    """Top-level child name -> unit index, children with parameters only."""
+    """Unit name -> index: the top-level children with parameters; with
+    fewer than three of them, the items of top-level lists instead (UNet's
+    and ERFNet's ``encoder.{i}`` / ``decoder.{i}``)."""
     inner = ctx.backbone
     cb_modules = getattr(inner, 'cb_modules', None)
     if cb_modules is not None and len(cb_modules):
         inner = cb_modules[0]
-    names = [n for n, child in inner.named_children()
-             if next(child.parameters(), None) is not None]
+    names = _with_parameters(inner.named_children())
+    if len(names) < 3:
+        expanded = []
+        for name, child in inner.named_children():
+            items = (list(child.named_children()) if isinstance(
+                child, (nn.ModuleList, nn.Sequential)) else [])
+            expanded += _with_parameters(
+                [(f'{name}.{i}', m) for i, m in items] or [(name, child)])
+        names = expanded
     return {name: index for index, name in enumerate(names)}
+
+
+def unit_of(rel_name: str, order: Dict[str, int]) -> int:
+    """The unit a backbone-relative name belongs to (0 if none).
+
+    >>> unit_of('encoder.1.conv.weight', {'encoder.0': 0, 'encoder.1': 1})
+    1
+    """
+    parts = rel_name.split('.')
+    for key in ('.'.join(parts[:2]), parts[0]):
+        if key in order:
+            return order[key]
+    return 0
 
 
 def claims(ctx: RuleContext) -> bool:
@@ -35,4 +66,4 @@ def build(ctx: RuleContext) -> Built:
     return ctx.make_rule(
         n, f'module order rule ({join_name(ctx.prefix, "*")}: '
         f'{len(order)} units)',
-        lambda rel: order.get(rel.split('.', 1)[0], 0)), frozenset()
+        lambda rel: unit_of(rel, order)), frozenset()
