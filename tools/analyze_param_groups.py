@@ -98,7 +98,8 @@ def main(argv=None):
                         layer_decay_rate=constructor.settings.layer_decay_rate,
                         weight_decay=constructor.base_weight_decay)
     report = analyze(model, wrapper.optimizer.param_groups, base_lr,
-                     backbone, settings['weight_decay'], settings)
+                     backbone, settings['weight_decay'], settings,
+                     plan.params if plan is not None else ())
     status(f'{len(report["groups"])} groups', start)
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
           f'constructor: {settings["constructor"]}, base lr {base_lr:g}')

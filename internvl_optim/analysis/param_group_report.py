@@ -30,6 +30,10 @@ class ParamRow:
     shape: List[int]
     numel: int
     in_backbone: bool
+    #: from our constructor's plan: the rule that placed it, and why it has
+    #: no weight decay (empty with other constructors)
+    placed_by: str = ''
+    no_decay_reason: Optional[str] = None
 
 
 @dataclass
@@ -54,12 +58,15 @@ def _layer_id(group: dict) -> Optional[int]:
 def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
             backbone_name: str = 'backbone',
             base_weight_decay: Optional[float] = None,
-            settings: Optional[Dict] = None) -> Dict:
+            settings: Optional[Dict] = None, plans=()) -> Dict:
     """Rows per group and per parameter, frozen parameters and warnings.
 
     ``base_weight_decay`` 0 means no weight is expected to decay (no
     warning about weights without it); ``settings`` (rule, num_layers,
-    layer_decay_rate, base lr, weight decay) is shown above the table."""
+    layer_decay_rate, base lr, weight decay) is shown above the table;
+    ``plans`` (our constructor's ``ParamPlan`` list) add, per parameter, the
+    rule that placed it and why it has no weight decay."""
+    planned = {plan.name: plan for plan in plans}
     names = {id(p): strip_wrapper_prefixes(n)
              for n, p in model.named_parameters()}
     modules = clean_named_modules(model)
@@ -78,17 +85,25 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
             params.append(ParamRow(
                 name, index, layer_id, group['lr'], lr_scale,
                 group.get('weight_decay', 0.0), list(p.shape), p.numel(),
-                prefix != '' and relative_name(name, prefix) is not None))
+                prefix != '' and relative_name(name, prefix) is not None,
+                getattr(planned.get(name), 'placed_by', ''),
+                getattr(planned.get(name), 'no_decay_reason', None)))
     in_groups = {row.name for row in params}
     frozen = [n for n, p in model.named_parameters()
               if not p.requires_grad]
     frozen = [strip_wrapper_prefixes(n) for n in frozen]
     missing = [n for n in names.values()
                if n not in in_groups and n not in set(frozen)]
+    warnings = find_warnings(params, frozen, missing, owners, backbone_name,
+                             base_weight_decay)
+    unclaimed = [r.name for r in params
+                 if r.placed_by.startswith('unclaimed')]
+    if unclaimed:
+        warnings.append(f'{len(unclaimed)} backbone parameters are claimed '
+                        'by no layer rule and get the heads\' layer: '
+                        f'{_examples(unclaimed)}')
     return dict(groups=groups, params=params, frozen=frozen,
-                settings=settings or {},
-                warnings=find_warnings(params, frozen, missing, owners,
-                                       backbone_name, base_weight_decay))
+                settings=settings or {}, warnings=warnings)
 
 
 def _examples(names: List[str], limit: int = 3) -> str:

@@ -16,7 +16,7 @@ from .fsdp_shapes import fsdp_original_shapes
 from .layer_rules import resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
 from .names import clean_named_modules, clean_named_parameters
-from .param_plan import (ParamPlan, unmatched_custom_keys,
+from .param_plan import (ParamPlan, audit, unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
                          plan_parameter)
 from .group_reduce import reduce_param_groups
@@ -108,6 +108,7 @@ def build_param_groups(model: nn.Module,
                             parent_is_dcn(nm, modules))
              for nm, p in trainable]
     check_some_lr_is_positive(plans, warn)
+    audit(plans, warn)
     freeze(units)
     groups = reduce_param_groups(plans, [p for _, p in trainable])
     frozen_numel = sum(p.numel() for _, p in named if not p.requires_grad)

@@ -29,6 +29,8 @@ class ParamPlan:
     custom_key: Optional[str]
     numel: int
     multiplier: Optional[str] = None
+    #: which rule placed the parameter (``outside the backbone`` for heads)
+    placed_by: str = ''
 
 
 def order_custom_keys(custom_keys: Mapping) -> List[str]:
@@ -95,7 +97,17 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
     return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
-                     weight_decay, reason, key, numel, tag)
+                     weight_decay, reason, key, numel, tag,
+                     placement(name, rule))
+
+
+def placement(name: str, rule: LayerRule) -> str:
+    """What placed ``name``: the rule, its fallback, or the heads' layer."""
+    if relative_name(name, rule.backbone_prefix) is None:
+        return f'outside the backbone: N + 1 = {rule.num_layers + 1}'
+    if not rule.claimed(name):
+        return f'unclaimed by {rule.source}: N + 1'
+    return rule.source
 
 
 def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
@@ -133,3 +145,14 @@ def check_some_lr_is_positive(plans: List[ParamPlan],
             f'through paramwise_cfg.custom_keys {keys} (lr_mult=0): nothing '
             'would train. Give lr_mult > 0, or freeze what should not train '
             '(paramwise_cfg.freeze_backbone, requires_grad=False)')
+
+
+def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
+    """One warning naming the backbone parameters no rule claimed."""
+    unclaimed = [p.name for p in plans if p.placed_by.startswith('unclaimed')]
+    if unclaimed:
+        more = f' and {len(unclaimed) - 5} more' if len(unclaimed) > 5 else ''
+        warn(f'{len(unclaimed)} backbone parameters are claimed by no layer '
+             f'rule and get the heads\' layer N + 1: '
+             f'{", ".join(unclaimed[:5])}{more}. Extend '
+             'paramwise_cfg.layer_regex or give the backbone get_layer_id')

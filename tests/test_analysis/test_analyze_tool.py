@@ -45,6 +45,13 @@ def test_small_config_table_json_and_plot(tmp_path, capsys):
     assert by_name['backbone.layers.3.ffn.layers.0.0.weight']['lr'] == \
         pytest.approx(6e-5 * 0.65)
     assert by_name['decode_head.conv_seg.weight']['in_backbone'] is False
+    # issue 12: which rule placed each parameter, and why no weight decay
+    assert by_name['backbone.cls_token']['placed_by'] == \
+        'ViT rule (backbone.layers)'
+    assert by_name['backbone.cls_token']['no_decay_reason'] == 'token'
+    assert by_name['decode_head.conv_seg.weight']['placed_by'] == \
+        'outside the backbone: N + 1 = 5'
+    assert by_name['decode_head.conv_seg.weight']['no_decay_reason'] is None
     png = (tmp_path / 'plan.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000
     assert report['frozen'] == []

@@ -174,3 +174,30 @@ def test_hf_swin_encoder_layers_with_downsample_after():
     assert ids['backbone.encoder.layers.0.downsample.weight'] == 2
     assert ids['backbone.encoder.layers.1.blocks.1.weight'] == 3
     assert ids['backbone.encoder.layers.1.downsample.weight'] == 4
+
+
+def test_unclaimed_backbone_parameters_are_named_once():
+    # issue 12: a regex that leaves part of the backbone out
+    backbone = nn.Module()
+    backbone.stem = nn.Conv2d(3, 4, 2)
+    backbone.trunk = nn.ModuleList(nn.Linear(4, 4) for _ in range(2))
+    backbone.extra = nn.Linear(4, 4)
+    warnings = []
+    model = nn.Module()
+    model.backbone, model.head = backbone, nn.Linear(2, 2)
+    p = build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
+        dict(layer_decay_rate=0.5, layer_regex=dict(
+            embed=r'^stem', blocks=r'^trunk\.(\d+)\.'))), 1.0, 0.1,
+        warn=warnings.append)
+    assert warnings == [
+        "2 backbone parameters are claimed by no layer rule and get the "
+        "heads' layer N + 1: backbone.extra.weight, backbone.extra.bias. "
+        'Extend paramwise_cfg.layer_regex or give the backbone get_layer_id']
+    by_name = {x.name: x for x in p.params}
+    assert by_name['backbone.extra.weight'].placed_by == \
+        'unclaimed by paramwise_cfg.layer_regex: N + 1'
+    assert by_name['backbone.trunk.1.weight'].placed_by == \
+        'paramwise_cfg.layer_regex'
+    assert by_name['head.weight'].placed_by == \
+        'outside the backbone: N + 1 = 3'
+    assert by_name['backbone.stem.bias'].no_decay_reason == 'ndim'

@@ -16,6 +16,9 @@ class LayerRule:
     source: str
     backbone_prefix: str
     _layer_id: Callable[[str], int]
+    #: whether the rule placed a name on purpose (``False``: a fallback to
+    #: ``N + 1`` that the audit names); every name by default
+    claimed: Callable[[str], bool] = lambda name: True
 
     def layer_id(self, name: str) -> int:
         layer_id = self._layer_id(name)

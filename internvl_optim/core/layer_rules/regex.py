@@ -103,6 +103,12 @@ def build(ctx):
         ctx.settings.num_layers,
         rule.infer_num_layers(r for r in ctx.rule_names.values() if r),
         f'paramwise_cfg.layer_regex.blocks on {ctx.desc}')
-    return ctx.make_rule(n, 'paramwise_cfg.layer_regex',
-                         lambda rel: rule.layer_id(rel, n)), \
-        frozenset({'layer_regex'})
+    built = ctx.make_rule(n, 'paramwise_cfg.layer_regex',
+                          lambda rel: rule.layer_id(rel, n))
+
+    def claimed(name):
+        rel = ctx.rule_names.get(name)
+        return rel is None or rule.block_index(rel) is not None or \
+            rule.is_embedding(rel)
+    built.claimed = claimed
+    return built, frozenset({'layer_regex'})
