@@ -201,3 +201,21 @@ def test_unclaimed_backbone_parameters_are_named_once():
     assert by_name['head.weight'].placed_by == \
         'outside the backbone: N + 1 = 3'
     assert by_name['backbone.stem.bias'].no_decay_reason == 'ndim'
+
+
+def test_regex_counting_blocks_from_one_is_said():
+    backbone = nn.Module()
+    backbone.stem = nn.Conv2d(3, 4, 2)
+    backbone.block1 = nn.Linear(4, 4)
+    backbone.block2 = nn.Linear(4, 4)
+    model = nn.Module()
+    model.backbone, model.head = backbone, nn.Linear(2, 2)
+    warnings = []
+    build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
+        dict(layer_decay_rate=0.5, layer_regex=dict(
+            embed=r'^stem', blocks=r'^block(\d+)\.'))), 1.0, 0.1,
+        warn=warnings.append)
+    assert warnings == [
+        'paramwise_cfg.layer_regex.blocks captures block indices from 1: '
+        'layers 1..1 hold no block (indices count from 0, block i is layer '
+        'i + 1)']

@@ -103,6 +103,12 @@ def build(ctx):
         ctx.settings.num_layers,
         rule.infer_num_layers(r for r in ctx.rule_names.values() if r),
         f'paramwise_cfg.layer_regex.blocks on {ctx.desc}')
+    indices = {rule.block_index(r) for r in ctx.rule_names.values() if r}
+    first = min(i for i in indices if i is not None)
+    if first > 0:
+        ctx.warn(f'paramwise_cfg.layer_regex.blocks captures block indices '
+                 f'from {first}: layers 1..{first} hold no block (indices '
+                 'count from 0, block i is layer i + 1)')
     built = ctx.make_rule(n, 'paramwise_cfg.layer_regex',
                           lambda rel: rule.layer_id(rel, n))
 
