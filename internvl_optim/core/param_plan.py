@@ -92,13 +92,34 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     deform_mult, deform_tag = backbone_multiplier(name, rule.backbone_prefix,
                                                   settings)
     rate, n = settings.layer_decay_rate, rule.num_layers
-    lr_scale = rate**(n + 1 - layer_id) * deform_mult * lr_mult
+    layer_scale = rate**(n + 1 - layer_id)
+    lr_scale = layer_scale * deform_mult * lr_mult
+    detection_mult, detection_tag = internimage_multiplier(
+        name, rule, layer_scale, settings)
+    lr_scale *= detection_mult
+    tags.append(detection_tag)
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
     return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
                      weight_decay, reason, key, numel, tag,
                      placement(name, rule))
+
+
+def internimage_multiplier(name: str, rule: LayerRule, layer_scale: float,
+                           settings) -> Tuple[float, Optional[str]]:
+    """InternImage's detection keys: ``dino_head`` (x0.1 for the head's
+    ``sampling_offsets`` / ``reference_points``, tag ``dino_head``) and
+    ``backbone_small_lr`` (x0.1 wherever the layer scale is below 1, as
+    InternImage's ``scale < 1`` test)."""
+    mult, tag = 1.0, None
+    in_backbone = relative_name(name, rule.backbone_prefix) is not None
+    if settings.dino_head and not in_backbone and any(
+            k in name for k in OFFSET_KEYWORDS):
+        mult, tag = 0.1, 'dino_head'
+    if settings.backbone_small_lr and layer_scale < 1:
+        mult *= 0.1
+    return mult, tag
 
 
 def placement(name: str, rule: LayerRule) -> str:

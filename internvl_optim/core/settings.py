@@ -38,6 +38,14 @@ KEYS = {
     'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
                        "'all'; default none",
 }
+#: InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
+KEYS.update({
+    'dino_head': "InternImage: x0.1 lr for the head's sampling_offsets and "
+                 'reference_points (outside the backbone); default False',
+    'backbone_small_lr': 'InternImage: x0.1 lr for every decayed backbone '
+                         'layer (all but N + 1 when layer_decay_rate < 1); '
+                         'default False',
+})
 #: MMEngine ``DefaultOptimWrapperConstructor`` keys, with its meaning,
 #: composed with layer decay (see :mod:`.mmengine_multipliers`)
 MMENGINE_KEYS = {
@@ -111,6 +119,8 @@ class LayerDecaySettings:
     freeze_backbone: Union[None, str, Tuple[int, ...]] = None
     mmengine_mults: Dict[str, float] = field(default_factory=dict)
     bypass_duplicate: bool = False
+    dino_head: bool = False
+    backbone_small_lr: bool = False
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
@@ -150,6 +160,10 @@ class LayerDecaySettings:
             bypass_duplicate=_validate_bool('bypass_duplicate',
                                             cfg.get('bypass_duplicate',
                                                     False)),
+            dino_head=_validate_bool('dino_head',
+                                     cfg.get('dino_head', False)),
+            backbone_small_lr=_validate_bool(
+                'backbone_small_lr', cfg.get('backbone_small_lr', False)),
             **multipliers)
 
 

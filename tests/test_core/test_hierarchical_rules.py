@@ -290,3 +290,34 @@ def test_layer_regex_with_mmseg_convnext_rules_is_an_error():
         plan(model, decay_type='layer_wise', layer_regex=regex)
     p = plan(model, layer_regex=regex)
     assert layer_by_name(p.groups)['backbone.stages.3.0.gamma'] == 4
+
+
+def test_internimage_detection_keys_dino_head_and_backbone_small_lr():
+    # InternImage's detection constructor (custom_layer_decay_optimizer_
+    # constructor.py): dino_head multiplies the head's sampling_offsets /
+    # reference_points by 0.1; backbone_small_lr every layer whose scale
+    # is below 1 by 0.1
+    backbone = InternImage(depths=(1, 1, 1, 1))
+    model = ToySegmentor(backbone)
+    model.decode_head.sampling_offsets = nn.Linear(4, 8)
+    model.decode_head.reference_points = nn.Linear(4, 2)
+    p = plan(model, dino_head=True, backbone_small_lr=True)
+    got = lr_wd_by_name(p.groups)
+    assert got['decode_head.sampling_offsets.weight'] == \
+        (pytest.approx(0.1), WD)
+    assert got['decode_head.reference_points.bias'] == \
+        (pytest.approx(0.1), 0.0)
+    assert got['decode_head.conv_seg.weight'] == (1.0, WD)
+    # level 1 block 0 is layer 2 of N = 4: 0.5 ** 3, then x0.1
+    assert got['backbone.levels.1.blocks.0.mlp.0.weight'] == \
+        (pytest.approx(0.5**3 * 0.1), WD)
+    assert got['backbone.levels.3.norm.weight'] == (1.0, 0.0)  # N + 1
+    names = [g['group_name'] for g in p.groups]
+    assert 'layer_5_dino_head_decay' in names
+    # at rate 1.0 no scale is below 1: backbone_small_lr changes nothing
+    p = build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
+        dict(backbone_small_lr=True)), 1.0, WD)
+    assert {x.lr for x in p.params if x.name.startswith('backbone.')} == {1.0}
+    with pytest.raises(TypeError, match=re.escape(
+            "paramwise_cfg.dino_head must be True or False, got 'yes'")):
+        plan(model, dino_head='yes')
