@@ -9,6 +9,7 @@
 #                        and setuptools<81; ~12 min the first time, then pip's
 #                        wheel cache makes it seconds
 #   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
+#   mmdet 3.3.0 (pure Python)
 #   pytest, deepspeed 0.15.4, and this package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,9 @@ if ! installed mmcv 2.1.0 || ! $PY -c 'import mmcv.ops' 2>/dev/null; then
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP --no-build-isolation "$TORCH" mmcv==2.1.0
 fi
 installed mmsegmentation 1.2.2 || $PIP "$TORCH" mmsegmentation==1.2.2
+# MMDetection 3.3.0: a pure-Python wheel that accepts mmcv 2.1.0; its
+# configs ship in the wheel, and MMSeg's Mask2Former/MaskFormer need it
+installed mmdet 3.3.0 || $PIP "$TORCH" mmdet==3.3.0
 $PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pytest
 # DeepSpeed for MMEngine's DeepSpeedStrategy (runs on CPU with gloo). 0.15.4:
 # MMEngine 0.10.7 imports deepspeed.runtime.fp16.onebit, gone in later
@@ -42,4 +46,4 @@ $PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pyte
 installed deepspeed 0.15.4 || DS_BUILD_OPS=0 $PIP --no-build-isolation "$TORCH" "setuptools<81" wheel deepspeed==0.15.4
 # The package itself, pointing at this checkout.
 $PIP --no-deps --no-build-isolation -e . >/dev/null
-$PY -c 'import torch, mmcv.ops, mmseg, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__)'
+$PY -c 'import torch, mmcv.ops, mmseg, mmdet, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__, "mmdet", mmdet.__version__)'

@@ -28,8 +28,10 @@ FAMILY_RULES = {
     'vit': 'ViT rule', 'beit': 'ViT rule', 'mae': 'ViT rule',
     'dpt': 'ViT rule', 'setr': 'ViT rule', 'segmenter': 'ViT rule',
     'san': 'ViT rule', 'swin': 'stage rule', 'segformer': 'stage rule',
-    'twins': 'parallel stage rule', 'knet': ('stage rule',
-                                             'module order rule'),
+    'twins': 'parallel stage rule',
+    'knet': ('stage rule', 'module order rule'),
+    'mask2former': ('stage rule', 'module order rule'),
+    'maskformer': ('stage rule', 'module order rule'),
 }
 
 

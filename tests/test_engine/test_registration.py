@@ -116,3 +116,43 @@ def test_config_custom_imports_then_mmseg_constructor_still_works():
     print(len(wrapper.optimizer.param_groups), 'internvl_optim' in sys.modules)
     ''')
     assert out.split()[-2:] == ['8', 'True']
+
+
+MMDET_CHECK = '''
+import torch
+from torch import nn
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+init_default_scope('mmdet')
+model = nn.Module()
+model.backbone = nn.Module()
+model.backbone.layers = nn.ModuleList(nn.Linear(2, 2) for _ in range(2))
+model.bbox_head = nn.Linear(2, 2)
+wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0,
+                                                   weight_decay=0.1))
+built = []
+for name in ('LayerDecayOptimizerConstructor',
+             'CustomLayerDecayOptimizerConstructor'):
+    groups = build_optim_wrapper(model, dict(
+        wrapper, constructor=name, paramwise_cfg=dict(
+            layer_decay_rate=0.5))).optimizer.param_groups
+    built.append(groups[-1].get('group_name'))
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS as DET
+theirs = DET.get('LearningRateDecayOptimizerConstructor')
+print('RESULT', *built, theirs.__module__)
+'''
+
+
+@pytest.mark.parametrize('first', [
+    'import internvl_optim',
+    'import mmdet.engine.optimizers; import internvl_optim',
+    'import mmseg.engine.optimizers; import mmdet.models; '
+    'import internvl_optim',
+])
+def test_mmdet_scope_builds_ours_and_keeps_mmdets_own(first):
+    # issue 14: default_scope='mmdet' configs name our constructor; MMDet's
+    # LearningRateDecayOptimizerConstructor (ConvNeXt) stays its own
+    out = run_python(first + '\n' + MMDET_CHECK)
+    assert result(out) == [
+        'layer_1_no_decay', 'layer_1_no_decay',  # block 0's bias
+        'mmdet.engine.optimizers.layer_decay_optimizer_constructor']
