@@ -124,8 +124,14 @@ def find_warnings(params: List[ParamRow], frozen: List[str],
                   missing: List[str], owners, backbone_name,
                   base_weight_decay: Optional[float] = None) -> List[str]:
     warnings = []
-    decayed_head = [r.name for r in params
-                    if not r.in_backbone and r.lr_scale < 1 - 1e-12]
+    # with layer ids (our constructor), a head below the heads' layer is
+    # layer decay gone wrong; a deliberate multiplier (custom key,
+    # dino_head) is not.  Without them, any lr below the base lr.
+    top = max((r.layer_id for r in params if r.layer_id is not None),
+              default=None)
+    decayed_head = [r.name for r in params if not r.in_backbone and (
+        r.layer_id < top if r.layer_id is not None
+        else r.lr_scale < 1 - 1e-12)]
     if decayed_head:
         warnings.append(f'{len(decayed_head)} parameters outside the '
                         f'backbone get a decayed lr (< base lr): '

@@ -122,3 +122,24 @@ def test_absolute_eta_min_is_refused_like_train(tmp_path):
         "                        by_epoch=False, begin=0, end=100)]\n")
     with pytest.raises(ValueError, match=r'absolute eta_min=0\.0001'):
         load_tool().main([str(config)])
+
+
+def test_shipped_mmdet_dino_config(capsys):
+    # issue 14: the analyser on MMDetection's DINO with our constructor and
+    # InternImage's dino_head switched on
+    mmdet = pytest.importorskip('mmdet')
+    config = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs',
+                          'dino', 'dino-4scale_r50_8xb2-12e_coco.py')
+    load_tool().main([
+        config, '--cfg-options', 'custom_imports.imports=[internvl_optim]',
+        'optim_wrapper.constructor=LayerDecayOptimizerConstructor',
+        'optim_wrapper.paramwise_cfg.layer_decay_rate=0.9',
+        'optim_wrapper.paramwise_cfg.dino_head=True'])
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split()[2:] for line in out.splitlines()
+            if len(line.split()) > 2 and line.split()[1].startswith('layer_')}
+    assert rows['layer_6_dino_head_decay'] == [
+        '6', '0.1', '1.0000e-05', '0.0001', '12', '786,432']
+    assert rows['layer_5_backbone_decay'] == [
+        '5', '0.09', '9.0000e-06', '0.0001', '10', '14,942,208']
+    assert 'outside the backbone get a decayed lr' not in out
