@@ -74,3 +74,25 @@ def test_mask_rcnn_swin():
         (pytest.approx(lr * 0.9**13), wd)
     assert got['roi_head.bbox_head.fc_cls.weight'] == (lr, wd)
     assert got['neck.fpn_convs.0.conv.weight'] == (lr, wd)
+
+
+def test_mask2former_swin_from_mmdet_configs():
+    # the recipe: 'backbone' lr_mult=0.1 decay_mult=1.0; every Swin norm
+    # and relative_position_bias_table lr_mult=0.1 decay_mult=0;
+    # query_embed / query_feat / level_embed decay_mult=0
+    plan, got, lr, wd = build(
+        'mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py')
+    assert plan.layer_rule == \
+        'stage rule (backbone.stages, depths [2, 2, 6, 2])'
+    scale = 0.9**5 * 0.1  # stage 2 block 3: layer 8 of N = 12
+    block = 'backbone.stages.2.blocks.3.'
+    assert got[block + 'attn.w_msa.qkv.weight'] == \
+        (pytest.approx(lr * scale), wd)
+    assert got[block + 'attn.w_msa.qkv.bias'] == \
+        (pytest.approx(lr * scale), wd)  # the 'backbone' key: decay 1.0
+    assert got[block + 'norm1.weight'] == (pytest.approx(lr * scale), 0.0)
+    assert got[block + 'attn.w_msa.relative_position_bias_table'] == \
+        (pytest.approx(lr * scale), 0.0)
+    assert got['panoptic_head.query_embed.weight'] == (lr, 0.0)
+    assert got['panoptic_head.level_embed.weight'] == (lr, 0.0)
+    assert got['panoptic_head.cls_embed.weight'] == (lr, wd)

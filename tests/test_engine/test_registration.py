@@ -148,6 +148,16 @@ print('RESULT', *built, theirs.__module__)
     'import mmdet.engine.optimizers; import internvl_optim',
     'import mmseg.engine.optimizers; import mmdet.models; '
     'import internvl_optim',
+    # MMDetection without MMSeg: mmseg cannot be imported at all
+    'import sys\n'
+    'from importlib.abc import MetaPathFinder\n'
+    'class NoMMSeg(MetaPathFinder):\n'
+    '    def find_spec(self, name, path=None, target=None):\n'
+    '        if name.split(".")[0] == "mmseg":\n'
+    '            raise ImportError("mmseg blocked")\n'
+    'sys.meta_path.insert(0, NoMMSeg())\n'
+    'import internvl_optim\n'
+    'assert not any(m.startswith("mmseg") for m in sys.modules)',
 ])
 def test_mmdet_scope_builds_ours_and_keeps_mmdets_own(first):
     # issue 14: default_scope='mmdet' configs name our constructor; MMDet's
