@@ -5,7 +5,6 @@ gets MMEngine's ``DefaultOptimWrapperConstructor`` lr and weight decay,
 except where this package's no-decay rules deliberately differ (named
 below); at rate 0.5 the same multipliers compose with the layer scale."""
 import pytest
-import torch
 from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
