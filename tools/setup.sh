@@ -40,6 +40,8 @@ installed mmsegmentation 1.2.2 || $PIP "$TORCH" mmsegmentation==1.2.2
 # configs ship in the wheel, and MMSeg's Mask2Former/MaskFormer need it
 installed mmdet 3.3.0 || $PIP "$TORCH" mmdet==3.3.0
 $PY -c 'import ftfy, regex, pytest' 2>/dev/null || $PIP "$TORCH" ftfy regex pytest
+# safetensors reads and writes the HuggingFace weight files (InternViT)
+installed safetensors 0.8.0 || $PIP "$TORCH" safetensors==0.8.0
 # DeepSpeed for MMEngine's DeepSpeedStrategy (runs on CPU with gloo). 0.15.4:
 # MMEngine 0.10.7 imports deepspeed.runtime.fp16.onebit, gone in later
 # releases. No prebuilt ops; no isolated build env (it would fetch a torch).

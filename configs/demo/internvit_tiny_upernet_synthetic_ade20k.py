@@ -25,7 +25,6 @@ model = dict(
         mlp_ratio=2.,
         drop_path_rate=0.0,
         with_cp=False,
-        fpn_norm_cfg=norm_cfg,
         out_indices=[0, 1, 2, 3],
         pretrained=None),
     decode_head=dict(

@@ -15,8 +15,7 @@ from helpers import lr_wd_by_name
 
 def tiny(**kw):
     args = dict(depth=4, embed_dim=32, num_heads=4, patch_size=8,
-                img_size=64, pretrain_size=64, out_indices=(0, 1, 2, 3),
-                fpn_norm_cfg=dict(type='BN'))
+                img_size=64, pretrain_size=64, out_indices=(0, 1, 2, 3))
     args.update(kw)
     return InternViT6B(**args)
 
@@ -39,8 +38,12 @@ def test_parameter_names_follow_internvl():
                          'patch_embed.proj.bias']
     assert 'blocks.0.attn.q_norm.weight' in names
     assert 'blocks.3.ls2.gamma' in names
-    assert 'up1.1.weight' in names and 'up2.weight' in names
+    assert 'up1.1.weight' in names and 'up2.0.weight' in names
     assert not any(n.startswith(('up3', 'up4')) for n in names)
+    final = [n for n, _ in tiny(with_fpn=True, with_final_norm=True)
+             .named_parameters() if n.startswith(('up3', 'up4'))]
+    assert final == ['up3.1.weight', 'up3.1.bias', 'up4.1.weight',
+                     'up4.1.bias']
 
 
 def test_activation_checkpointing_gives_same_output_and_grads():
@@ -62,8 +65,11 @@ def test_freeze_vit_freezes_embeddings_and_blocks_not_fpn():
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {'up1.0.weight', 'up1.0.bias', 'up1.1.weight',
                          'up1.1.bias', 'up1.3.weight', 'up1.3.bias',
-                         'up2.weight', 'up2.bias'}
+                         'up2.0.weight', 'up2.0.bias'}
     assert not model.blocks.training and model.up1.training
+    model = tiny(with_fpn=True, freeze_vit=True, unfreeze_pos_embed=True)
+    assert model.pos_embed.requires_grad
+    assert not model.cls_token.requires_grad
 
 
 def test_layer_depth_and_no_weight_decay():
@@ -97,8 +103,20 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=re.escape(
             'with_fpn=True needs exactly 4 out_indices, got [3]')):
         tiny(with_fpn=True, out_indices=(3, ))
-    with pytest.raises(ValueError, match='norm_type'):
+    with pytest.raises(ValueError, match=re.escape(
+            "norm_type='bn'; valid: ['rms_norm', 'layer_norm']")):
         tiny(norm_type='bn')
+    with pytest.raises(ValueError, match=re.escape(
+            "norm_type='rms'; valid: ['rms_norm', 'layer_norm'] ('rms' is "
+            "now 'rms_norm')")):
+        tiny(norm_type='rms')
+    with pytest.raises(ValueError, match=re.escape(
+            "param_dtype='float16'; valid: ['float32', 'bfloat16']")):
+        tiny(param_dtype='float16')
+    with pytest.raises(TypeError, match=re.escape(
+            'InternViT6B: fpn_norm_cfg was removed: up1 now uses '
+            "InternVL's channels-first LayerNorm")):
+        tiny(fpn_norm_cfg=dict(type='BN'))
 
 
 def test_pretrained_pos_embed_resized_from_pretrain_grid(tmp_path):
@@ -119,19 +137,6 @@ def test_pretrained_pos_embed_resized_from_pretrain_grid(tmp_path):
     assert torch.allclose(target.pos_embed[:, 1:], direct)
     assert torch.equal(target.blocks[1].mlp.fc1.weight,
                        source.blocks[1].mlp.fc1.weight)
-
-
-def test_pretrained_with_foreign_or_mismatched_keys(tmp_path):
-    path = tmp_path / 'other.pth'
-    torch.save({'encoder.weight': torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match=re.escape(
-            "has no key of InternViT6B: its keys look like ['encoder.weight']"
-    )):
-        tiny(pretrained=str(path)).init_weights()
-    torch.save(tiny(embed_dim=16, num_heads=2).state_dict(), path)
-    with pytest.raises(ValueError, match=re.escape(
-            'shapes differ for pos_embed (1, 65, 16) vs (1, 65, 32)')):
-        tiny(pretrained=str(path)).init_weights()
 
 
 def test_6b_on_meta_device_is_the_real_size():

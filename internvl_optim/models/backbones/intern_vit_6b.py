@@ -1,234 +1,126 @@
-"""InternViT-6B for MMSegmentation 1.x, in plain PyTorch.
+"""InternViT (6B and 300M) for MMSegmentation 1.x, as InternVL ships it.
 
-Parameter names follow InternVL's segmentation backbone (``patch_embed``,
-``pos_embed``, ``cls_token``, ``blocks.{i}.{norm1,attn,ls1,norm2,mlp,ls2}``,
-FPN adapters ``up1..up4``), so InternVL checkpoints load unchanged.
-Attention goes through ``F.scaled_dot_product_attention``: no flash-attn
-dependency (``use_flash_attn`` is accepted for config compatibility; PyTorch
-picks the fastest kernel itself).
+Arguments, parameter names and shapes follow InternVL's segmentation
+backbone (``segmentation/mmseg_custom/models/backbones/intern_vit_6b.py``,
+OpenGVLab/InternVL), so its checkpoints load with ``strict=True``;
+``pretrained=`` also reads the HuggingFace InternViT releases
+(see :mod:`internvl_optim.models.weights`).
 """
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
-from ...engine.checkpoint_files import load_state_dict_file
 from ...core.layer_rules.vit import vit_layer_id
+from ..weights import (OLD_LAYOUT_MESSAGE, architecture_mismatches,
+                       checkpoint_architecture, old_fpn_layout_keys,
+                       read_weights, resize_patch_kernel, resize_pos_embed,
+                       to_internvl_names)
+from ..weights.intern_vit_architecture import model_architecture
+from ..weights.intern_vit_naming import is_vision_key
+from .intern_vit_layers import Block, PatchEmbed, fpn_adapters
 
+__all__ = ['InternViT6B', 'Block', 'resize_pos_embed']
 
-class RMSNorm(nn.Module):
-    """Root-mean-square norm (no bias), computed in float32."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x):
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
-
-
-NORM_LAYERS = {'rms': RMSNorm, 'RMSNorm': RMSNorm,
-               'ln': nn.LayerNorm, 'LayerNorm': nn.LayerNorm}
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample."""
-
-    def __init__(self, drop_prob: float = 0.):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x):
-        if self.drop_prob == 0. or not self.training:
-            return x
-        keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(
-            keep)
-        return x * mask / keep
-
-
-class PatchEmbed(nn.Module):
-
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, patch_size)
-
-    def forward(self, x):
-        x = self.proj(x)
-        h, w = x.shape[-2:]
-        return x.flatten(2).transpose(1, 2), (h, w)
-
-
-class Attention(nn.Module):
-
-    def __init__(self, dim, num_heads, qkv_bias=False, attn_drop=0.,
-                 proj_drop=0., qk_normalization=True, norm_layer=RMSNorm):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'embed_dim={dim} must be divisible by '
-                             f'num_heads={num_heads}')
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-        self.qk_normalization = qk_normalization
-        if qk_normalization:
-            self.q_norm = norm_layer(dim)
-            self.k_norm = norm_layer(dim)
-
-    def forward(self, x):
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, c).unbind(2)
-        if self.qk_normalization:  # over all heads at once, as InternViT
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k, v = (t.reshape(b, n, self.num_heads, -1).transpose(1, 2)
-                   for t in (q, k, v))
-        x = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
-
-
-class LayerScale(nn.Module):
-
-    def __init__(self, dim, init_values=0.1):
-        super().__init__()
-        self.gamma = nn.Parameter(init_values * torch.ones(dim))
-
-    def forward(self, x):
-        return x * self.gamma
-
-
-class Mlp(nn.Module):
-
-    def __init__(self, dim, hidden_dim):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-
-    def __init__(self, dim, num_heads, mlp_ratio=4., qkv_bias=False,
-                 drop_path=0., init_values=0.1, qk_normalization=True,
-                 norm_layer=RMSNorm):
-        super().__init__()
-        self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias,
-                              qk_normalization=qk_normalization,
-                              norm_layer=norm_layer)
-        self.ls1 = LayerScale(dim, init_values) if init_values else \
-            nn.Identity()
-        self.drop_path1 = DropPath(drop_path)
-        self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.ls2 = LayerScale(dim, init_values) if init_values else \
-            nn.Identity()
-        self.drop_path2 = DropPath(drop_path)
-
-    def forward(self, x):
-        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, new_grid: Sequence[int],
-                     mode: str = 'bicubic') -> torch.Tensor:
-    """Resize a ``(1, 1 + H*W, C)`` position embedding (class position
-    first, square source grid) to ``new_grid``."""
-    cls_pos, grid = pos_embed[:, :1], pos_embed[:, 1:]
-    side = math.isqrt(grid.shape[1])
-    if side * side != grid.shape[1]:
-        raise ValueError(f'pos_embed with {grid.shape[1]} patch positions is '
-                         'not a square grid')
-    if (side, side) == tuple(new_grid):
-        return pos_embed
-    grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=tuple(new_grid), mode=mode,
-                         align_corners=False)
-    grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
-    return torch.cat([cls_pos, grid], dim=1)
+NORM_TYPES = ('rms_norm', 'layer_norm')
+#: names this class accepted before it followed InternVL
+OLD_NORM_TYPES = {'rms': 'rms_norm', 'RMSNorm': 'rms_norm',
+                  'ln': 'layer_norm', 'LayerNorm': 'layer_norm'}
+PARAM_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
+FPN_NAMES = ('up1', 'up2', 'up3', 'up4')
 
 
 class InternViT6B(BaseModule):
-    """InternViT-6B backbone (defaults: the 6B model, 48 blocks of width 3200).
+    """InternViT backbone; defaults are InternVL's (the 6B model).
 
     Args:
         in_chans (int): input channels. Default: 3.
         patch_size (int): patch size. Default: 14.
         img_size (int): training crop; sets the position-embedding grid.
             Default: 224.
-        pretrain_size (int): image size of the pretrained checkpoint; its
-            position embedding is resized to ``img_size`` on load.
+        pretrain_size (int): image size the pretrained weights were trained
+            at (informative: the grid is read from the checkpoint).
             Default: 224.
-        embed_dim, depth, num_heads, mlp_ratio: width, blocks, heads, MLP
-            ratio. Defaults: 3200, 48, 25, 4.
-        qkv_bias (bool): bias in the qkv projection. Default: False.
-        qk_normalization (bool): RMSNorm on queries and keys. Default: True.
-        init_values (float): layer-scale init; 0 disables layer scale.
-            Default: 0.1.
+        qkv_bias (bool): bias in the qkv projection (300M: True).
+            Default: False.
         drop_path_rate (float): stochastic depth, linear over blocks.
             Default: 0.
-        norm_type (str): ``'rms'`` or ``'ln'``. Default: ``'rms'``.
-        out_indices (sequence[int]): blocks whose outputs are returned as
-            ``(B, C, H/14, W/14)`` maps. Default: (11, 23, 35, 47).
-        with_fpn (bool): map the four outputs to strides 4/8/16/32 with
-            ``up1..up4`` (needs four ``out_indices``). Default: False.
-        fpn_norm_cfg (dict): norm inside ``up1``. Default: SyncBN (use BN
-            on CPU, where SyncBN cannot synchronize).
-        freeze_vit (bool): freeze embeddings and blocks (not the FPN), and
-            keep them in eval mode. Default: False.
+        embed_dim, num_heads, mlp_ratio, depth: width, heads, MLP ratio and
+            blocks. Defaults: 3200, 25, 4, 48 (300M: 1024, 16, 4, 24;
+            6B-448px-V1.5/V2.5: 45 blocks).
+        init_values (float): layer-scale init; 0 disables layer scale.
+            Default: 0.1.
+        qk_normalization (bool): RMSNorm on queries and keys (300M: False).
+            Default: True.
+        use_flash_attn (bool): accepted as in InternVL; attention always
+            goes through ``F.scaled_dot_product_attention``, which uses the
+            flash kernel on GPUs that have it. Default: True.
         with_cp (bool): activation checkpointing per block while training.
+            Default: True.
+        layerscale_no_force_fp32 (bool): False computes layer scale in
+            float32. Default: True.
+        out_indices (sequence[int]): blocks whose outputs are returned as
+            ``(B, C, H/p, W/p)`` float32 maps. Default: (7, 11, 15, 23).
+        freeze_vit (bool): freeze patch embedding, position embedding, class
+            token and blocks (not the FPN) and keep them in eval mode.
             Default: False.
-        pretrained (str, optional): checkpoint to load in ``init_weights``.
-        use_flash_attn, layerscale_no_force_fp32, output_dtype: accepted for
-            InternVL config compatibility; no effect.
+        unfreeze_pos_embed (bool): with ``freeze_vit``, train ``pos_embed``
+            anyway. Default: False.
+        with_fpn (bool): map four outputs to 4x/2x/1x/0.5x resolution with
+            InternVL's ``up1..up4``. Default: False.
+        with_final_norm (bool): end each of ``up1..up4`` with a
+            channels-first LayerNorm. Default: False.
+        pretrained (str, optional): weights loaded in ``init_weights``: an
+            InternVL segmentation ``.pth``, a full segmentation checkpoint
+            (its ``backbone.`` part), or a HuggingFace InternViT / InternVL
+            chat model (directory, ``.safetensors``, ``.bin`` or
+            ``*.index.json``). Default: None.
+        norm_type (str): block norm, ``'rms_norm'`` (6B) or ``'layer_norm'``
+            (300M). Default: ``'rms_norm'``.
+        layer_norm_eps (float): eps of the block and query/key norms.
+            Default: 1e-6.
+        param_dtype (str): ``'bfloat16'`` keeps the ViT's parameters (not
+            the FPN adapters) in bfloat16 and casts the input to it, as
+            InternVL trains; outputs stay float32. Default: ``'float32'``.
     """
 
     def __init__(self, in_chans=3, patch_size=14, img_size=224,
-                 pretrain_size=224, embed_dim=3200, depth=48, num_heads=25,
-                 mlp_ratio=4., qkv_bias=False, qk_normalization=True,
-                 init_values=0.1, drop_path_rate=0., norm_type='rms',
-                 out_indices=(11, 23, 35, 47), with_fpn=False,
-                 fpn_norm_cfg=dict(type='SyncBN'), freeze_vit=False,
-                 with_cp=False, pretrained: Optional[str] = None, use_flash_attn=None,
-                 layerscale_no_force_fp32=None, output_dtype=None,
-                 init_cfg=None):
+                 pretrain_size=224, qkv_bias=False, drop_path_rate=0.0,
+                 embed_dim=3200, num_heads=25, mlp_ratio=4., init_values=0.1,
+                 qk_normalization=True, depth=48, use_flash_attn=True,
+                 with_cp=True, layerscale_no_force_fp32=True,
+                 out_indices=(7, 11, 15, 23), freeze_vit=False,
+                 unfreeze_pos_embed=False, with_fpn=False,
+                 with_final_norm=False, pretrained: Optional[str] = None,
+                 norm_type='rms_norm', layer_norm_eps=1e-6,
+                 param_dtype='float32', fpn_norm_cfg=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if norm_type not in NORM_LAYERS:
-            raise ValueError(f'norm_type={norm_type!r}; valid: '
-                             f'{sorted(NORM_LAYERS)}')
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if not 0 <= i < depth]
-        if bad:
-            raise ValueError(f'out_indices {bad} out of range for depth='
-                             f'{depth} (valid 0..{depth - 1})')
-        if with_fpn and len(out_indices) != 4:
-            raise ValueError('with_fpn=True needs exactly 4 out_indices, got '
-                             f'{list(out_indices)}')
-        norm_layer = NORM_LAYERS[norm_type]
+        self._check_arguments(norm_type, param_dtype, out_indices, depth,
+                              with_fpn, fpn_norm_cfg, embed_dim, num_heads)
+        self.in_chans = in_chans
         self.patch_size = patch_size
         self.img_size = img_size
         self.pretrain_size = pretrain_size
-        self.embed_dim = embed_dim
+        self.embed_dim = self.num_features = embed_dim
         self.depth = depth
-        self.out_indices = out_indices
+        self.num_heads = num_heads
+        self.mlp_hidden = int(embed_dim * mlp_ratio)
+        self.norm_type = norm_type
+        self.layer_norm_eps = layer_norm_eps
+        self.qkv_bias = qkv_bias
+        self.qk_normalization = qk_normalization
+        self.layer_scale = bool(init_values)
+        self.out_indices = tuple(out_indices)
         self.with_fpn = with_fpn
         self.freeze_vit = freeze_vit
         self.with_cp = with_cp
+        self.use_flash_attn = use_flash_attn
         self.pretrained = pretrained
+        self.param_dtype = PARAM_DTYPES[param_dtype]
 
         grid = img_size // patch_size
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
@@ -239,24 +131,48 @@ class InternViT6B(BaseModule):
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i],
-                  init_values, qk_normalization, norm_layer)
+                  init_values, qk_normalization, norm_type, layer_norm_eps,
+                  layerscale_force_fp32=not layerscale_no_force_fp32)
             for i in range(depth))
-        if with_fpn:
-            self.up1 = nn.Sequential(
-                nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2),
-                build_norm_layer(fpn_norm_cfg, embed_dim)[1], nn.GELU(),
-                nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2))
-            self.up2 = nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2)
-            self.up3 = nn.Identity()
-            self.up4 = nn.MaxPool2d(2, 2)
         nn.init.trunc_normal_(self.pos_embed, std=.02)
         nn.init.trunc_normal_(self.cls_token, std=.02)
         self.apply(self._init_linear)
+        if with_fpn:
+            for name, adapter in fpn_adapters(embed_dim,
+                                              with_final_norm).items():
+                self.add_module(name, adapter)
         if freeze_vit:
-            for module in self.vit_modules():
-                module.requires_grad_(False)
-            self.pos_embed.requires_grad_(False)
-            self.cls_token.requires_grad_(False)
+            for param in self.vit_parameters():
+                param.requires_grad_(False)
+            self.pos_embed.requires_grad_(unfreeze_pos_embed)
+        self.to_param_dtype()
+
+    @staticmethod
+    def _check_arguments(norm_type, param_dtype, out_indices, depth,
+                         with_fpn, fpn_norm_cfg, embed_dim, num_heads):
+        if fpn_norm_cfg is not None:
+            raise TypeError(
+                'InternViT6B: fpn_norm_cfg was removed: up1 now uses '
+                "InternVL's channels-first LayerNorm, as InternVL's "
+                'checkpoints need; delete the key')
+        if norm_type not in NORM_TYPES:
+            hint = (f" ({norm_type!r} is now {OLD_NORM_TYPES[norm_type]!r})"
+                    if norm_type in OLD_NORM_TYPES else '')
+            raise ValueError(f'norm_type={norm_type!r}; valid: '
+                             f'{list(NORM_TYPES)}{hint}')
+        if param_dtype not in PARAM_DTYPES:
+            raise ValueError(f'param_dtype={param_dtype!r}; valid: '
+                             f'{list(PARAM_DTYPES)}')
+        if embed_dim % num_heads:
+            raise ValueError(f'embed_dim={embed_dim} must be divisible by '
+                             f'num_heads={num_heads}')
+        bad = [i for i in out_indices if not 0 <= i < depth]
+        if bad:
+            raise ValueError(f'out_indices {bad} out of range for depth='
+                             f'{depth} (valid 0..{depth - 1})')
+        if with_fpn and len(out_indices) != 4:
+            raise ValueError('with_fpn=True needs exactly 4 out_indices, got '
+                             f'{list(out_indices)}')
 
     @staticmethod
     def _init_linear(module):
@@ -267,6 +183,23 @@ class InternViT6B(BaseModule):
 
     def vit_modules(self):
         return [self.patch_embed, self.blocks]
+
+    def vit_parameters(self):
+        """The parameters InternVL freezes with ``freeze_vit`` (all but the
+        FPN adapters)."""
+        return [p for n, p in self.named_parameters()
+                if not n.startswith(FPN_NAMES)]
+
+    def to_param_dtype(self):
+        """Cast the ViT's parameters to ``param_dtype`` (the FPN adapters
+        stay float32)."""
+        for param in self.vit_parameters():
+            param.data = param.data.to(self.param_dtype)
+        return self
+
+    @property
+    def dtype(self):
+        return self.patch_embed.proj.weight.dtype
 
     # --- what the optimizer constructor asks -------------------------------
     def no_weight_decay(self):
@@ -295,33 +228,78 @@ class InternViT6B(BaseModule):
             return super().init_weights()
         self.load_pretrained(self.pretrained)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse checkpoints of the FPN layout before InternVL fidelity
+        (``load_from``, resume, ``tools/test.py``) instead of loading their
+        FPN keys into the wrong modules."""
+        old = old_fpn_layout_keys(state_dict, prefix)
+        if old:
+            raise ValueError('InternViT6B: this checkpoint ' +
+                             OLD_LAYOUT_MESSAGE.format(keys=', '.join(old)))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def load_pretrained(self, path: str):
-        """Load an InternViT checkpoint; resize ``pos_embed`` from the
-        pretraining grid to ``img_size``."""
-        state = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
-                 for k, v in load_state_dict_file(path).items()}
-        own = self.state_dict()
-        matched = [k for k in state if k in own]
-        if not matched:
+        """Load released weights (see ``pretrained``): names mapped to
+        InternVL's, architecture checked, ``pos_embed`` resized from the
+        checkpoint's grid to ``img_size // patch_size`` and the patch kernel
+        to ``patch_size``."""
+        weights = read_weights(path, wanted=is_vision_key)
+        state, naming = to_internvl_names(weights.state)
+        source = f'{weights.source} ({naming} naming)'
+        old = old_fpn_layout_keys(state)
+        if old:
+            print_log(f'InternViT6B: {source} ' + OLD_LAYOUT_MESSAGE.format(
+                keys=', '.join(old)) + '. Loading its ViT weights only.',
+                level=30)
+            state = {k: v for k, v in state.items()
+                     if not k.startswith(FPN_NAMES)}
+        arch, sources = checkpoint_architecture(state, weights.hf_config,
+                                                source)
+        mismatches = architecture_mismatches(model_architecture(self), arch,
+                                             sources)
+        if mismatches:
             raise ValueError(
-                f'Checkpoint {path} has no key of InternViT6B: its keys look '
-                f'like {list(state)[:3]}, expected e.g. {list(own)[:3]}')
+                f'InternViT6B: {source} does not fit the configured '
+                'architecture; set these in the backbone config:\n  ' +
+                '\n  '.join(mismatches))
+        notes = self._resize_embeddings(state)
+        own = self.state_dict()
+        missing = [k for k in own
+                   if k not in state and not k.startswith(FPN_NAMES)]
+        if missing:
+            raise ValueError(f'InternViT6B: {source} lacks {len(missing)} '
+                             f'tensor(s) of the ViT, e.g. {missing[:4]}')
+        unexpected = sorted(k for k in state if k not in own)
+        shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+                  for k in state if k in own and state[k].shape != own[k].shape]
+        if shapes:
+            raise ValueError(f'InternViT6B: {source}: shapes differ for '
+                             + ', '.join(shapes[:5]))
+        self.load_state_dict({k: v for k, v in state.items() if k in own},
+                             strict=False)
+        print_log(f'InternViT6B: loaded {len(state) - len(unexpected)} '
+                  f'tensors from {source}' + ''.join(notes)
+                  + (f'; ignored {len(unexpected)} tensor(s) that are not '
+                     f'InternViT6B\'s: {unexpected[:6]}' if unexpected
+                     else ''), level=30 if unexpected else 20)
+
+    def _resize_embeddings(self, state) -> list:
+        notes = []
         if 'pos_embed' in state:
             grid = self.img_size // self.patch_size
+            side = math.isqrt(state['pos_embed'].shape[1] - 1)
+            if side != grid:
+                notes.append(f'; pos_embed resized from a {side}x{side} grid '
+                             f'to {grid}x{grid}')
             state['pos_embed'] = resize_pos_embed(state['pos_embed'],
                                                   (grid, grid))
-        mismatched = [k for k in matched if state[k].shape != own[k].shape]
-        if mismatched:
-            raise ValueError(
-                f'Checkpoint {path}: shapes differ for '
-                + ', '.join(f'{k} {tuple(state[k].shape)} vs '
-                            f'{tuple(own[k].shape)}' for k in mismatched[:5])
-                + '; check embed_dim / depth / patch_size')
-        result = self.load_state_dict(state, strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith('up')]
-        if missing or result.unexpected_keys:
-            print_log(f'InternViT6B load {path}: missing {missing}, '
-                      f'unexpected {result.unexpected_keys}', level=30)
+        kernel = state.get('patch_embed.proj.weight')
+        if kernel is not None and kernel.shape[-1] != self.patch_size:
+            notes.append(f'; patch kernel resized from {kernel.shape[-1]} to '
+                         f'{self.patch_size}')
+            state['patch_embed.proj.weight'] = resize_patch_kernel(
+                kernel, self.patch_size)
+        return notes
 
     # --- forward ------------------------------------------------------------
     def _pos_embed(self, h, w):
@@ -331,7 +309,7 @@ class InternViT6B(BaseModule):
         return resize_pos_embed(self.pos_embed, (h, w))
 
     def forward(self, x):
-        x, (h, w) = self.patch_embed(x)
+        x, (h, w) = self.patch_embed(x.to(self.dtype))
         b, _, c = x.shape
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
         x = x + self._pos_embed(h, w)
@@ -342,8 +320,9 @@ class InternViT6B(BaseModule):
             else:
                 x = block(x)
             if i in self.out_indices:
-                outs.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w))
+                outs.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w)
+                            .float().contiguous())
         if self.with_fpn:
-            outs = [self.up1(outs[0]), self.up2(outs[1]), self.up3(outs[2]),
-                    self.up4(outs[3])]
+            outs = [getattr(self, name)(out)
+                    for name, out in zip(FPN_NAMES, outs)]
         return tuple(outs)
