@@ -98,3 +98,58 @@ def test_resume_with_empty_last_checkpoint_falls_back(full_run, data_root,
     a = torch.load(full_dir / 'iter_40.pth', weights_only=True)['state_dict']
     b = torch.load(tmp_path / 'iter_40.pth', weights_only=True)['state_dict']
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def evaluate(data_root, checkpoint, work_dir):
+    cmd = [sys.executable, os.path.join(ROOT, 'tools/test.py'), DEMO,
+           str(checkpoint), '--work-dir', str(work_dir), '--cfg-options',
+           f'test_dataloader.dataset.data_root={data_root}']
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = result.stdout + result.stderr
+    return float(re.findall(r'mIoU: ([\d.]+)', log)[-1]), log
+
+
+def test_internvl_mmcv1_checkpoint_evaluates(full_run, data_root, tmp_path):
+    """An InternVL segmentation checkpoint as mmcv 1.x wrote it: ``meta``
+    (config text, CLASSES, PALETTE, versions) + ``state_dict`` with the
+    backbone in bfloat16 (InternVL casts it) + ``optimizer``, in InternVL's
+    key layout (checked against the reference in
+    tests/internvit_references.py)."""
+    from collections import OrderedDict
+
+    from internvit_references import InternVLSegmentationReference
+    full_dir, _ = full_run
+    trained = torch.load(full_dir / 'iter_40.pth',
+                         weights_only=True)['state_dict']
+    reference = InternVLSegmentationReference(dim=64, depth=4, heads=4,
+                                              patch=8, img=64,
+                                              with_final_norm=False)
+    backbone = [k[len('backbone.'):] for k in trained
+                if k.startswith('backbone.')]
+    assert backbone == list(reference.state_dict())
+    state = OrderedDict(
+        (k, v.to(torch.bfloat16) if k.startswith('backbone.') else v)
+        for k, v in trained.items())
+    checkpoint = {
+        'meta': {'env_info': 'sys.platform: linux', 'seed': 0,
+                 'exp_name': 'upernet_intern_vit_6b_504_80k.py',
+                 'mmseg_version': '0.27.0+', 'mmcv_version': '1.7.0',
+                 'config': f"open({str(tmp_path / 'PWNED')!r}, 'w')\n",
+                 'CLASSES': ('wall', 'building', 'sky', 'floor'),
+                 'PALETTE': [[120, 120, 120], [180, 120, 120],
+                             [6, 230, 230], [80, 50, 50]],
+                 'time': 'Thu Dec 14 10:00:00 2023', 'epoch': 1,
+                 'iter': 40, 'hook_msgs': {'last_ckpt': 'iter_40.pth'}},
+        'state_dict': state,
+        'optimizer': {'state': {}, 'param_groups': [{'lr': 0.0}]}}
+    path = tmp_path / 'internvl_mmcv1.pth'
+    torch.save(checkpoint, path)
+    original, _ = evaluate(data_root, full_dir / 'iter_40.pth',
+                           tmp_path / 'a')
+    converted, log = evaluate(data_root, path, tmp_path / 'b')
+    assert 'meta.config' in log  # dropped, never run
+    assert not (tmp_path / 'PWNED').exists()
+    assert original > 50
+    # bfloat16 rounding of the backbone moves a few pixels at most
+    assert converted == pytest.approx(original, abs=2.0)

@@ -18,6 +18,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
+from ...core.low_precision import (low_precision_message,
+                                   low_precision_trainable)
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import LayerDecaySettings, check_optimizer_numbers
@@ -130,6 +132,16 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         self.plan = plan
         return plan
 
+    @staticmethod
+    def _warn_low_precision(model: nn.Module, wrapper_type: str) -> None:
+        """16-bit trainable parameters lose small updates unless DeepSpeed
+        keeps float32 masters (see :mod:`internvl_optim.core.low_precision`).
+        """
+        found = low_precision_trainable(model.named_parameters())
+        if found and 'DeepSpeed' not in wrapper_type and get_rank() == 0:
+            print_log(low_precision_message(found, wrapper_type),
+                      logger=MMLogger.get_current_instance(), level=30)
+
     def __call__(self, model: nn.Module) -> OptimWrapper:
         optim_wrapper_cfg = dict(self.optim_wrapper_cfg)
         optim_wrapper_cfg.setdefault('type', 'OptimWrapper')
@@ -137,6 +149,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         first_arg = next(
             iter(inspect.signature(self._optimizer_class()).parameters))
         optimizer_cfg[first_arg] = self._build(model).groups
+        self._warn_low_precision(model, str(optim_wrapper_cfg['type']))
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         guard_load_state_dict(optimizer)
         return OPTIM_WRAPPERS.build(
