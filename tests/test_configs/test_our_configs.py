@@ -41,7 +41,8 @@ def lrs(wrapper):
 
 
 def test_the_configs_are_all_found():
-    assert len(CONFIGS) == 16, CONFIGS  # 16th: the detection demo
+    # 16 + issue 13: 300M full and head tuning, 6B from the 448px weights
+    assert len(CONFIGS) == 19, CONFIGS
 
 
 FSDP_CONFIGS = [c for c in CONFIGS if c.endswith('_fsdp.py')]
@@ -139,3 +140,104 @@ def test_few_shot_configs(k, iters):
     assert cfg.train_cfg.max_iters == iters
     assert cfg.param_scheduler[1].end == iters
     assert cfg.model.backbone.freeze_vit
+
+
+# --- issue 13: InternVL's settings, bf16, 300M, 448px weights ---------------
+
+def test_6b_recipes_keep_internvl_backbone_settings_and_bf16():
+    full = Config.fromfile(os.path.join(ROOT, FULL)).model.backbone
+    # InternVL's full-tuning recipe, argument by argument
+    assert {k: full[k] for k in (
+        'pretrain_size', 'img_size', 'patch_size', 'embed_dim', 'depth',
+        'num_heads', 'mlp_ratio', 'qkv_bias', 'drop_path_rate',
+        'init_values', 'with_cp', 'use_flash_attn', 'qk_normalization',
+        'layerscale_no_force_fp32', 'with_fpn', 'freeze_vit',
+        'out_indices')} == dict(
+            pretrain_size=224, img_size=504, patch_size=14, embed_dim=3200,
+            depth=48, num_heads=25, mlp_ratio=4., qkv_bias=False,
+            drop_path_rate=0.4, init_values=0.1, with_cp=True,
+            use_flash_attn=True, qk_normalization=True,
+            layerscale_no_force_fp32=True, with_fpn=True, freeze_vit=False,
+            out_indices=[11, 23, 35, 47])
+    dtypes = {}
+    for config in CONFIGS:
+        if 'intern_vit' in config:
+            cfg = Config.fromfile(os.path.join(ROOT, config))
+            dtypes[os.path.basename(config)] = cfg.model.backbone.get(
+                'param_dtype', 'float32')
+    assert dtypes == {
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py': 'float32',
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_fsdp.py': 'float32',
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_deepspeed.py':
+        'bfloat16',
+        'upernet_intern_vit_6b_448px_v1_5_504_80k_ade20k_bs16_lr4e-5_'
+        'deepspeed.py': 'bfloat16',
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_frozen.py':
+        'bfloat16',
+        'linear_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_frozen.py':
+        'bfloat16',
+        **{os.path.basename(c): 'bfloat16' for c in CONFIGS
+           if '/few_shot/' in c},
+        'upernet_intern_vit_300m_504_80k_ade20k_bs16_lr4e-5.py': 'float32',
+        'upernet_intern_vit_300m_504_80k_ade20k_bs16_lr4e-5_frozen.py':
+        'bfloat16',
+    }
+
+
+def vit_params(width, depth, grid, patch=14, qkv_bias=True, qk_norm=False,
+               layer_norm=True):
+    """InternViT's parameter count written out from its layer shapes."""
+    block = (3 * width * width + (3 * width if qkv_bias else 0)  # qkv
+             + width * width + width                            # proj
+             + 2 * (width * 4 * width) + 4 * width + width      # fc1, fc2
+             + (4 if layer_norm else 2) * width                 # norm1, norm2
+             + (2 * width if qk_norm else 0) + 2 * width)       # q/k norm, ls
+    embed = width * 3 * patch * patch + width + (grid * grid + 1) * width \
+        + width
+    return depth * block + embed
+
+
+def test_300m_full_tuning_every_lr_follows_the_rule():
+    _, model, wrapper = build('configs/intern_vit_300m/'
+                              'upernet_intern_vit_300m_504_80k_ade20k_bs16_'
+                              'lr4e-5.py')
+    vit = sum(p.numel() for n, p in model.backbone.named_parameters()
+              if not n.startswith('up'))
+    assert vit == vit_params(1024, 24, 36)
+    assert round(vit / 1e6) == 304  # 'InternViT-300M'
+    assert isinstance(model.backbone.blocks[0].norm1, torch.nn.LayerNorm)
+    got = lrs(wrapper)
+    for name, (lr, _) in got.items():
+        want = expected_6b_lr(name, rate=0.9, n=24)
+        assert lr == pytest.approx(want, rel=1e-12), name
+    assert got['backbone.blocks.0.attn.qkv.bias'] == pytest.approx(
+        (4e-5 * 0.9**24, 0.0))
+    assert got['backbone.blocks.23.norm1.weight'] == pytest.approx(
+        (4e-5 * 0.9, 0.0))
+
+
+def test_300m_head_tuning_is_frozen_bf16_vit():
+    _, model, wrapper = build('configs/intern_vit_300m/'
+                              'upernet_intern_vit_300m_504_80k_ade20k_bs16_'
+                              'lr4e-5_frozen.py')
+    assert model.backbone.blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    assert model.backbone.up1[0].weight.dtype == torch.float32
+    assert all(n.startswith('backbone.up') for n in lrs(wrapper)
+               if n.startswith('backbone.'))
+
+
+def test_6b_from_448px_v1_5_weights():
+    cfg, model, wrapper = build('configs/intern_vit_6b/full_tuning/'
+                                'upernet_intern_vit_6b_448px_v1_5_504_80k_'
+                                'ade20k_bs16_lr4e-5_deepspeed.py')
+    assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper'
+    assert len(model.backbone.blocks) == 45
+    assert model.backbone.pos_embed.shape == (1, 36 * 36 + 1, 3200)
+    vit = sum(p.numel() for n, p in model.backbone.named_parameters()
+              if not n.startswith('up'))
+    assert vit == vit_params(3200, 45, 36, qkv_bias=False, qk_norm=True,
+                             layer_norm=False)
+    got = lrs(wrapper)
+    for name, (lr, _) in got.items():
+        assert lr == pytest.approx(expected_6b_lr(name, n=45),
+                                   rel=1e-12), name

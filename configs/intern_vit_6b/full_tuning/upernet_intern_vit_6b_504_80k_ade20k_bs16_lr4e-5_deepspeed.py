@@ -19,3 +19,5 @@ strategy = dict(
         contiguous_gradients=True),
     gradient_clipping=None)
 optim_wrapper = dict(type='DeepSpeedOptimWrapper')
+# InternVL's bfloat16 backbone; DeepSpeed keeps float32 master weights
+model = dict(backbone=dict(param_dtype='bfloat16'))

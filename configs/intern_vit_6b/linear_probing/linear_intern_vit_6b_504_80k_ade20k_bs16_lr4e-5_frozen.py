@@ -1,5 +1,7 @@
 # Linear probing: frozen InternViT-6B, block 45's features (index 44) into a
-# linear classifier (a 1x1 conv), weight decay 0.
+# linear classifier (a 1x1 conv), weight decay 0.  The frozen ViT is kept in
+# bfloat16 as InternVL does.  InternVL's FCNHead has its own with_norm=True
+# option, which MMSeg's FCNHead lacks: the classifier here has no norm.
 _base_ = [
     '../../_base_/models/upernet_intern_vit_6b.py',
     '../../_base_/datasets/ade20k_504x504.py',
@@ -9,7 +11,7 @@ _base_ = [
 model = dict(
     backbone=dict(
         drop_path_rate=0.0, freeze_vit=True, with_fpn=False,
-        out_indices=[44]),
+        out_indices=[44], param_dtype='bfloat16'),
     decode_head=dict(
         _delete_=True,
         type='FCNHead',

@@ -64,7 +64,9 @@ class InternViT6B(BaseModule):
         layerscale_no_force_fp32 (bool): False computes layer scale in
             float32. Default: True.
         out_indices (sequence[int]): blocks whose outputs are returned as
-            ``(B, C, H/p, W/p)`` float32 maps. Default: (7, 11, 15, 23).
+            ``(B, C, H/p, W/p)`` maps in the input's dtype (float32 from
+            MMSeg's data preprocessor, as InternVL; bfloat16 where DeepSpeed
+            casts inputs and the whole model). Default: (7, 11, 15, 23).
         freeze_vit (bool): freeze patch embedding, position embedding, class
             token and blocks (not the FPN) and keep them in eval mode.
             Default: False.
@@ -85,7 +87,8 @@ class InternViT6B(BaseModule):
             Default: 1e-6.
         param_dtype (str): ``'bfloat16'`` keeps the ViT's parameters (not
             the FPN adapters) in bfloat16 and casts the input to it, as
-            InternVL trains; outputs stay float32. Default: ``'float32'``.
+            InternVL trains; outputs keep the input's dtype.
+            Default: ``'float32'``.
     """
 
     def __init__(self, in_chans=3, patch_size=14, img_size=224,
@@ -309,6 +312,7 @@ class InternViT6B(BaseModule):
         return resize_pos_embed(self.pos_embed, (h, w))
 
     def forward(self, x):
+        out_dtype = x.dtype  # float32 from MMSeg, bfloat16 under DeepSpeed
         x, (h, w) = self.patch_embed(x.to(self.dtype))
         b, _, c = x.shape
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
@@ -321,7 +325,7 @@ class InternViT6B(BaseModule):
                 x = block(x)
             if i in self.out_indices:
                 outs.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w)
-                            .float().contiguous())
+                            .to(out_dtype).contiguous())
         if self.with_fpn:
             outs = [getattr(self, name)(out)
                     for name, out in zip(FPN_NAMES, outs)]
