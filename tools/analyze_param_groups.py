@@ -4,7 +4,10 @@ training: build the model from CONFIG without allocating its weights (meta
 device), run the config's optimizer constructor, print one row per group.
 
     python tools/analyze_param_groups.py CONFIG [--cfg-options k=v ...]
-        [--json PLAN.json] [--plot PLAN.png]
+        [--json PLAN.json] [--plot PLAN.png] [--world-size 1 8 16]
+
+With --world-size, also the bytes per rank of parameters, gradients and
+optimizer state under the config's strategy (DDP, ZeRO, FSDP, DeepSpeed).
 """
 import argparse
 import os.path as osp
@@ -23,6 +26,8 @@ from internvl_optim.analysis.param_group_report import (analyze, format_report, 
                                      write_json, write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
     check_our_import, check_schedulers_keep_ratios)
+from internvl_optim.analysis.memory_per_rank import (  # noqa: E402
+    count_params, describe_strategy, memory_table, optimizer_states)
 from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
 
 
@@ -54,6 +59,11 @@ def parse_args(argv=None):
                         'per layer here')
     parser.add_argument('--real-weights', action='store_true',
                         help='allocate the weights (default: meta device)')
+    parser.add_argument('--world-size', type=int, nargs='+',
+                        help='report memory per rank for these numbers of '
+                        'ranks')
+    parser.add_argument('--gpu-gib', type=float, default=80.0,
+                        help='flag totals above this (default: 80)')
     return parser.parse_args(argv)
 
 
@@ -80,8 +90,13 @@ def main(argv=None):
     status(f'{sum(p.numel() for p in model.parameters()):,} parameters; '
            'running the optimizer constructor', start)
     optim_cfg = cfg.optim_wrapper.to_dict()
-    # the groups do not depend on the wrapper; AMP wrappers need a GPU
-    optim_cfg['type'] = 'OptimWrapper'
+    # the groups do not depend on the wrapper; AMP wrappers need a GPU.
+    # DeepSpeed's wrapper builds without an engine (and tells the
+    # constructor that float32 master weights exist).
+    if 'DeepSpeed' in str(optim_cfg.get('type')):
+        import mmengine._strategy.deepspeed  # noqa: F401 (registers it)
+    else:
+        optim_cfg['type'] = 'OptimWrapper'
     optim_cfg.pop('loss_scale', None)
     constructor = build_constructor(optim_cfg)
     wrapper = constructor(model)
@@ -104,6 +119,13 @@ def main(argv=None):
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
           f'constructor: {settings["constructor"]}, base lr {base_lr:g}')
     print(format_report(report))
+    if args.world_size:
+        states, optimizer = optimizer_states(optim_cfg['optimizer'])
+        rows, table = memory_table(count_params(model.named_parameters()),
+                                   describe_strategy(cfg.to_dict()), states,
+                                   optimizer, args.world_size, args.gpu_gib)
+        report['memory'] = rows
+        print(table)
     if args.json:
         write_json(report, args.json)
         print(f'per-parameter plan: {args.json}')

@@ -1,0 +1,105 @@
+"""Memory per rank (issue 13): the accounting on a small model with exact
+numbers, the strategies read from our real configs, and the 6B report of
+tools/analyze_param_groups.py against the ZeRO paper's formula."""
+import importlib.util
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from internvl_optim.analysis.memory_per_rank import (ParamCounts,
+                                                     bytes_per_rank,
+                                                     count_params,
+                                                     describe_strategy,
+                                                     optimizer_states)
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+FULL = 'configs/intern_vit_6b/full_tuning/' \
+       'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5'
+
+
+def test_count_params_uses_stored_dtype_and_skips_tied():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4),
+                                torch.nn.Linear(4, 2, bias=False))
+    model[1].to(torch.bfloat16).weight.requires_grad_(False)
+    model.tied = model[0]  # the same tensors again
+    assert count_params(model.named_parameters()) == ParamCounts(
+        all_elements=28, trainable_elements=20, all_bytes=20 * 4 + 8 * 2,
+        trainable_bytes=80)
+
+
+COUNTS = ParamCounts(all_elements=1000, trainable_elements=600,
+                     all_bytes=4000, trainable_bytes=2400)
+
+
+@pytest.mark.parametrize('strategy_cfg,n,want', [
+    (dict(), 4, (4000, 2400, 4800)),
+    (dict(optim_wrapper=dict(optimizer=dict(
+        type='ZeroRedundancyOptimizer', optimizer_type='AdamW'))), 4,
+     (4000, 2400, 1200)),
+    (dict(strategy=dict(type='FSDPStrategy')), 4, (1000, 600, 1200)),
+    (dict(strategy=dict(type='ResumableFSDPStrategy', model_wrapper=dict(
+        sharding_strategy='SHARD_GRAD_OP'))), 4, (4000, 600, 1200)),
+    (dict(strategy=dict(type='DeepSpeedStrategy', bf16=dict(enabled=True),
+                        zero_optimization=dict(stage=1))), 4,
+     (2000, 1200, 600 * 12 / 4)),
+    (dict(strategy=dict(type='DeepSpeedStrategy', bf16=dict(enabled=True),
+                        zero_optimization=dict(stage=2))), 4,
+     (2000, 300, 600 * 12 / 4)),
+    (dict(strategy=dict(type='DeepSpeedStrategy', bf16=dict(enabled=True),
+                        zero_optimization=dict(stage=3))), 4,
+     (500, 300, 600 * 12 / 4)),
+    (dict(strategy=dict(type='DeepSpeedStrategy')), 4, (4000, 2400, 4800)),
+])
+def test_bytes_per_rank(strategy_cfg, n, want):
+    got = bytes_per_rank(COUNTS, describe_strategy(strategy_cfg), 2, n)
+    assert (got['parameters'], got['gradients'], got['optimizer']) == want
+    assert got['total'] == sum(want)
+
+
+def test_optimizer_states_and_unknown_optimizer():
+    assert optimizer_states(dict(type='AdamW')) == (2, 'AdamW')
+    assert optimizer_states(dict(type='SGD', momentum=0.9)) == (1, 'SGD')
+    assert optimizer_states(dict(type='SGD')) == (0, 'SGD')
+    assert optimizer_states(dict(type='ZeroRedundancyOptimizer',
+                                 optimizer_type='Adam')) == (2, 'Adam')
+    with pytest.raises(ValueError, match="optimizer 'Shampoo': state size "
+                       'unknown; known: '):
+        optimizer_states(dict(type='Shampoo'))
+
+
+@pytest.mark.parametrize('suffix,name', [
+    ('', 'DDP'), ('_fsdp', 'FSDP FULL_SHARD'),
+    ('_deepspeed', 'DeepSpeed ZeRO-1, bf16/fp16 + fp32 master')])
+def test_strategies_of_our_6b_configs(suffix, name):
+    cfg = Config.fromfile(os.path.join(ROOT, FULL + suffix + '.py'))
+    assert describe_strategy(cfg.to_dict()).name == name
+
+
+def test_6b_deepspeed_report_matches_the_zero_formula(capsys):
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    report = tool.main([os.path.join(ROOT, FULL + '_deepspeed.py'),
+                        '--world-size', '1', '8', '16'])
+    captured = capsys.readouterr()
+    out = captured.out
+    psi = 6_385_968_940  # every parameter trains in full tuning
+    assert f'{psi:,} parameters, {psi:,} trainable' in out
+    for row, n in zip(report['memory'], (1, 8, 16)):
+        # ZeRO-1 with mixed-precision Adam: (2 + 2 + 12 / N) bytes each
+        assert row['total'] == pytest.approx((2 + 2 + 12 / n) * psi)
+    lines = out.splitlines()
+    assert lines[lines.index(next(line for line in lines if line.startswith(
+        ' ranks'))) + 1].split() == ['1', '11.9', '11.9', '71.4', '95.2', '>',
+                                     '80', 'GiB']
+    assert '     8        11.9       11.9        8.9       32.7' in out
+    # DeepSpeed keeps float32 masters: no low-precision warning
+    assert 'not float32' not in out + captured.err
+    report = tool.main([os.path.join(ROOT, FULL + '_deepspeed.py'),
+                        '--cfg-options', "optim_wrapper.type=OptimWrapper"])
+    assert 'trainable parameters are not float32 and OptimWrapper' in \
+        ''.join(capsys.readouterr())
