@@ -2,7 +2,9 @@
 groups, checkpoints that survive it, DDP with frozen parts, FSDP (v1 through
 MMEngine's strategies, and FSDP2), DeepSpeed."""
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -358,3 +360,42 @@ def test_dist_train_sh(data_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Iter(train) [5/5]' in result.stdout + result.stderr
     assert os.path.exists(tmp_path / 'iter_5.pth')
+
+
+def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
+    """Issue 13: InternVL's setting on 2 CPU processes: DeepSpeed ZeRO-1 in
+    bf16 mode, InternViT6B(param_dtype='bfloat16'), inputs cast by
+    inputs_to_half; float32 masters in the ZeRO partitions, our groups kept,
+    no low-precision warning (DeepSpeed keeps masters)."""
+    config = os.path.join(ROOT, 'configs/demo/'
+                          'internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
+    log = train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
+                'train_cfg.val_interval=10',
+                'default_hooks.checkpoint.interval=10',
+                'strategy.bf16.enabled=True',
+                'strategy.inputs_to_half=[inputs]',
+                'model.backbone.param_dtype=bfloat16', config=config)
+    losses = [float(x) for x in re.findall(r'Iter\(train\).*?\sloss: ([\d.]+)',
+                                           log)]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert re.search(r'Iter\(val\).*mIoU: [\d.]+', log)
+    assert 'not float32' not in log
+    from internvl_optim.runtime.safe_checkpoint_loading import \
+        allow_deepspeed_checkpoints
+    allow_deepspeed_checkpoints()
+    states = torch.load(tmp_path / 'iter_10.pth' /
+                        'mp_rank_00_model_states.pt', weights_only=True)
+    assert states['module']['backbone.blocks.0.attn.qkv.weight'].dtype == \
+        torch.bfloat16
+    for rank in (0, 1):
+        optim = torch.load(
+            tmp_path / 'iter_10.pth' /
+            f'bf16_zero_pp_rank_{rank}_mp_rank_00_optim_states.pt',
+            weights_only=True)['optimizer_state_dict']
+        assert {t.dtype for t in optim['single_partition_of_fp32_groups']} \
+            == {torch.float32}
+        groups = optim['base_optimizer_state']['param_groups']
+        assert [g['group_name'] for g in groups][:2] == [
+            'layer_5_decay', 'layer_5_no_decay']
+        assert [g['lr_scale'] for g in groups[::2]] == pytest.approx(
+            [1.0, 0.9, 0.81, 0.729, 0.6561, 0.59049])

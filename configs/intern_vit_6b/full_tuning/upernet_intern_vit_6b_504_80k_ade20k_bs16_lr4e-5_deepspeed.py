@@ -9,6 +9,8 @@ runner_type = 'FlexibleRunner'
 strategy = dict(
     type='DeepSpeedStrategy',
     bf16=dict(enabled=True),
+    # bf16 mode casts the whole model, heads included: cast the images too
+    inputs_to_half=['inputs'],
     zero_optimization=dict(
         stage=1,
         allgather_partitions=True,

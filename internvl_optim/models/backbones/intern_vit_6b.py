@@ -65,8 +65,10 @@ class InternViT6B(BaseModule):
             float32. Default: True.
         out_indices (sequence[int]): blocks whose outputs are returned as
             ``(B, C, H/p, W/p)`` maps in the input's dtype (float32 from
-            MMSeg's data preprocessor, as InternVL; bfloat16 where DeepSpeed
-            casts inputs and the whole model). Default: (7, 11, 15, 23).
+            MMSeg's data preprocessor, as InternVL; bfloat16 where
+            DeepSpeedStrategy's ``inputs_to_half`` casts the inputs, as it
+            must when its bf16 mode casts the heads too).
+            Default: (7, 11, 15, 23).
         freeze_vit (bool): freeze patch embedding, position embedding, class
             token and blocks (not the FPN) and keep them in eval mode.
             Default: False.
@@ -312,7 +314,8 @@ class InternViT6B(BaseModule):
         return resize_pos_embed(self.pos_embed, (h, w))
 
     def forward(self, x):
-        out_dtype = x.dtype  # float32 from MMSeg, bfloat16 under DeepSpeed
+        out_dtype = x.dtype  # float32 from MMSeg; bf16 from DeepSpeed's
+        # inputs_to_half
         x, (h, w) = self.patch_embed(x.to(self.dtype))
         b, _, c = x.shape
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
@@ -324,9 +327,9 @@ class InternViT6B(BaseModule):
             else:
                 x = block(x)
             if i in self.out_indices:
-                outs.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w)
-                            .to(out_dtype).contiguous())
-        if self.with_fpn:
-            outs = [getattr(self, name)(out)
+                outs.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w))
+        if self.with_fpn:  # in the adapters' own dtype
+            fpn_dtype = self.up1[0].weight.dtype
+            outs = [getattr(self, name)(out.to(fpn_dtype))
                     for name, out in zip(FPN_NAMES, outs)]
-        return tuple(outs)
+        return tuple(out.to(out_dtype).contiguous() for out in outs)
