@@ -12,7 +12,7 @@ setup(
     # torch and mmcv are deliberately not pinned here: tools/setup.sh
     # installs torch 2.13.0 (CPU) first and builds mmcv 2.1.0 against it, so
     # no resolver ever pulls another torch.
-    install_requires=['mmengine>=0.10.0'],
+    install_requires=['mmengine>=0.10.0', 'safetensors'],
     extras_require={
         'seg': ['mmsegmentation==1.2.2', 'ftfy', 'regex'],
         'tests': ['pytest'],
