@@ -61,6 +61,19 @@ def test_internvl_pretrained_pth_with_module_key(tmp_path):
         assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
 
 
+def test_config_json_next_to_a_pth_is_not_applied(tmp_path):
+    # a .pth is InternVL's segmentation file: a config.json in the same
+    # folder describes something else (here: 2 heads) and is not read
+    ref = randomize(InternVLSegmentationReference(with_fpn=False))
+    torch.save(ref.state_dict(), tmp_path / 'vit.pth')
+    (tmp_path / 'config.json').write_text(json.dumps(
+        hf_config(num_attention_heads=2)))
+    model = ours(pretrained=str(tmp_path / 'vit.pth'))
+    model.init_weights()
+    with torch.no_grad():
+        assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
+
+
 def test_pos_and_patch_embed_resized_as_internvl(tmp_path):
     ref = randomize(InternVLSegmentationReference(with_fpn=False, patch=16,
                                                   img=64))  # 4x4 grid

@@ -29,6 +29,9 @@ from ...runtime.safe_checkpoint_loading import CheckpointError
 DIRECTORY_FILES = ('model.safetensors.index.json', 'model.safetensors',
                    'pytorch_model.bin.index.json', 'pytorch_model.bin')
 
+#: files a HuggingFace config.json next to them describes
+HF_SUFFIXES = ('.safetensors', '.bin', '.index.json')
+
 KeyFilter = Callable[[str], bool]
 
 
@@ -63,7 +66,10 @@ def read_weights(path: str, wanted: KeyFilter = lambda key: True
     else:
         state = {k: v for k, v in load_state_dict_file(path).items()
                  if wanted(k)}
-    return WeightFile(state, read_hf_config(osp.dirname(path)), path)
+    # config.json describes HuggingFace files only, not a .pth next to it
+    hf_file = path.endswith(HF_SUFFIXES)
+    return WeightFile(state, read_hf_config(osp.dirname(path))
+                      if hf_file else None, path)
 
 
 def read_hf_config(directory: str) -> Optional[dict]:
