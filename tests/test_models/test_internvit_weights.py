@@ -152,14 +152,26 @@ def test_chat_checkpoint_vision_model_prefix_skips_language_shards(
         assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
 
 
-def test_448px_grid_resized_to_the_crop_same_features_as_hf(tmp_path):
+def test_448px_grid_resized_to_the_crop_same_features_as_hf(tmp_path,
+                                                          capsys):
     """A 4x4 checkpoint grid (image_size 32) used at 64px: HF interpolates
     at forward, we once at load; the features agree."""
     ref, cfg = hf_reference(image_size=32)
     write_hf_directory(tmp_path, ref.state_dict(), cfg)
-    model = ours(pretrained=str(tmp_path))
+    model = ours(pretrained=str(tmp_path), pretrain_size=32)
     model.init_weights()
     assert model.pos_embed.shape == (1, 65, 32)
+    with torch.no_grad():
+        assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
+    out = capsys.readouterr().out
+    assert 'pos_embed resized from a 4x4 grid to 8x8' in out
+    assert 'pretrain_size' not in out
+    # a pretrain_size that does not match the checkpoint is said, and the
+    # checkpoint's grid is used all the same
+    model = ours(pretrained=str(tmp_path), pretrain_size=64)
+    model.init_weights()
+    assert ('InternViT6B: pretrain_size=64 means a 8x8 position grid, the '
+            'checkpoint has 4x4 (pretrain_size=32)') in capsys.readouterr().out
     with torch.no_grad():
         assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
 

@@ -290,16 +290,24 @@ class InternViT6B(BaseModule):
 
     def _resize_embeddings(self, state) -> list:
         notes = []
+        kernel = state.get('patch_embed.proj.weight')
         if 'pos_embed' in state:
             grid = self.img_size // self.patch_size
             side = math.isqrt(state['pos_embed'].shape[1] - 1)
+            expected = self.pretrain_size // kernel.shape[-1]
+            if side != expected:
+                print_log(
+                    f'InternViT6B: pretrain_size={self.pretrain_size} means '
+                    f'a {expected}x{expected} position grid, the checkpoint '
+                    f'has {side}x{side} (pretrain_size={side * kernel.shape[-1]}'
+                    '); resizing from the checkpoint\'s grid. Set '
+                    'pretrain_size to match to silence this', level=30)
             if side != grid:
                 notes.append(f'; pos_embed resized from a {side}x{side} grid '
                              f'to {grid}x{grid}')
             state['pos_embed'] = resize_pos_embed(state['pos_embed'],
                                                   (grid, grid))
-        kernel = state.get('patch_embed.proj.weight')
-        if kernel is not None and kernel.shape[-1] != self.patch_size:
+        if kernel.shape[-1] != self.patch_size:
             notes.append(f'; patch kernel resized from {kernel.shape[-1]} to '
                          f'{self.patch_size}')
             state['patch_embed.proj.weight'] = resize_patch_kernel(
