@@ -352,3 +352,21 @@ def test_old_layout_as_pretrained_loads_the_vit_only(tmp_path):
     assert torch.equal(model.blocks[3].mlp.fc2.weight, state[
         'blocks.3.mlp.fc2.weight'])
     assert torch.equal(model.up2[0].weight, fpn_before)
+
+
+def test_bfloat16_release_loads_into_float32_and_bfloat16_models(tmp_path):
+    """The releases are stored in bfloat16 (config.json torch_dtype): the
+    values load exactly, cast to the model's dtype."""
+    ref, cfg = hf_reference()
+    ref = ref.to(torch.bfloat16).float()  # the values a bf16 file holds
+    write_hf_directory(tmp_path, {k: v.to(torch.bfloat16) for k, v in
+                                  ref.state_dict().items()}, cfg, shards=2)
+    model = ours(pretrained=str(tmp_path))
+    model.init_weights()
+    assert model.blocks[0].attn.qkv.weight.dtype == torch.float32
+    with torch.no_grad():
+        assert_features_equal(model(X), ref(X, (0, 1, 2, 3)))
+    bf16 = ours(pretrained=str(tmp_path), param_dtype='bfloat16')
+    bf16.init_weights()
+    assert torch.equal(bf16.blocks[0].attn.qkv.weight.float(),
+                       ref.encoder.layers[0].attn.qkv.weight)
