@@ -26,6 +26,8 @@ from internvl_optim.analysis.param_group_report import (analyze, format_report, 
                                      write_json, write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
     check_our_import, check_schedulers_keep_ratios)
+from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
+    translate_internvl_deepspeed)
 from internvl_optim.analysis.memory_per_rank import (  # noqa: E402
     count_params, describe_strategy, memory_table, optimizer_states)
 from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
@@ -79,6 +81,8 @@ def main(argv=None):
     # different constructor than the one shown here
     check_our_import(cfg)
     check_schedulers_keep_ratios(cfg)
+    # InternVL's deepspeed=True / deepspeed_config, as train.py reads them
+    translate_internvl_deepspeed(cfg, log=lambda msg: status(msg, start))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     status('building the model' +
            ('' if args.real_weights else ' on the meta device'), start)

@@ -84,11 +84,15 @@ def optimizer_states(optimizer_cfg: dict) -> Tuple[int, str]:
 
 
 def describe_strategy(cfg: dict) -> Strategy:
-    """The strategy of an MMEngine config: ``strategy`` (FlexibleRunner) or
-    plain DDP, with MMEngine's ``ZeroRedundancyOptimizer`` recognised."""
+    """The strategy of an MMEngine config: ``strategy`` (FlexibleRunner;
+    DeepSpeed settings as keys or in its ``config`` dict, as InternVL's
+    ``deepspeed_config`` JSON becomes) or plain DDP, with MMEngine's
+    ``ZeroRedundancyOptimizer`` recognised."""
     strategy = cfg.get('strategy') or {}
     kind = str(strategy.get('type', ''))
     if 'DeepSpeed' in kind:
+        if isinstance(strategy.get('config'), dict):  # a DeepSpeed JSON,
+            strategy = dict(strategy['config'], **strategy)  # keys win
         stage = int((strategy.get('zero_optimization') or {}).get('stage', 0))
         low = any((strategy.get(k) or {}).get('enabled', False)
                   for k in ('bf16', 'fp16'))

@@ -2,7 +2,9 @@
 numbers, the strategies read from our real configs, and the 6B report of
 tools/analyze_param_groups.py against the ZeRO paper's formula."""
 import importlib.util
+import json
 import os
+import re
 
 import pytest
 import torch
@@ -103,3 +105,26 @@ def test_6b_deepspeed_report_matches_the_zero_formula(capsys):
                         '--cfg-options', "optim_wrapper.type=OptimWrapper"])
     assert 'trainable parameters are not float32 and OptimWrapper' in \
         ''.join(capsys.readouterr())
+
+
+def test_internvl_deepspeed_keys_are_read_like_train(tmp_path, capsys):
+    """InternVL's deepspeed=True + deepspeed_config JSON (bf16, ZeRO-1):
+    the analyser describes what train.py will run."""
+    ds_json = tmp_path / 'adam_zero1_bf16.json'
+    ds_json.write_text(json.dumps({'bf16': {'enabled': True},
+                                   'zero_optimization': {'stage': 1}}))
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    report = tool.main([
+        os.path.join(ROOT, 'configs/demo/'
+                     'internvit_tiny_upernet_synthetic_ade20k.py'),
+        '--world-size', '2', '--cfg-options', 'deepspeed=True',
+        f'deepspeed_config={ds_json}'])
+    out = capsys.readouterr().out
+    assert 'memory per rank: DeepSpeed ZeRO-1, bf16/fp16 + fp32 master' in out
+    psi = int(re.search(r'; ([\d,]+) parameters', out).group(1)
+              .replace(',', ''))
+    assert report['memory'][0]['total'] == pytest.approx((2 + 2 + 6) * psi)
