@@ -55,6 +55,22 @@ def check_schedulers_keep_ratios(cfg) -> None:
                 'scheduler has it (CosineAnnealingLR)')
 
 
+def check_backbone_dtype_fits_strategy(cfg) -> None:
+    """``InternViT6B(param_dtype='bfloat16')`` mixes bfloat16 (ViT) and
+    float32 (FPN, heads) parameters; FSDP flattens each wrapped unit into
+    one tensor of a single dtype and cannot take that mix."""
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    strategy = str((cfg.get('strategy') or {}).get('type', ''))
+    if backbone.get('param_dtype') == 'bfloat16' and 'FSDP' in strategy:
+        raise ValueError(
+            f"model.backbone.param_dtype='bfloat16' with strategy "
+            f"{strategy}: FSDP flattens each unit into one tensor of one "
+            'dtype, and the root unit would mix the bfloat16 embeddings '
+            "with float32 FPN and heads. Keep param_dtype='float32' and "
+            "use FSDP's strategy.model_wrapper.mixed_precision="
+            "dict(param_dtype='bfloat16') for bf16 compute")
+
+
 def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader',
                                    'test_dataloader')) -> None:
     """Every dataset directory the config names exists."""

@@ -9,7 +9,8 @@ from ..runtime.safe_checkpoint_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
 from .checkpoint_files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
-from .config_checks import (check_data_roots, check_our_import,
+from .config_checks import (check_backbone_dtype_fits_strategy,
+                            check_data_roots, check_our_import,
                             check_schedulers_keep_ratios)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
@@ -34,6 +35,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     translate_internvl_deepspeed(cfg, log=log)
     check_our_import(cfg)
     check_schedulers_keep_ratios(cfg)
+    check_backbone_dtype_fits_strategy(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(

@@ -82,3 +82,24 @@ def test_safe_loading_allows_history_buffer_and_nothing_else(tmp_path):
             "refusing getattr(<class 'mmengine.logging.history_buffer."
             "HistoryBuffer'>, '__init__')")):
         torch.load(path, weights_only=True)
+
+
+def test_bfloat16_backbone_with_fsdp_is_refused_before_training():
+    from internvl_optim.engine.train_config import prepare_train_config
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        '..')
+    cfg = Config.fromfile(os.path.join(
+        root, 'configs/intern_vit_6b/full_tuning/'
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_fsdp.py'))
+    cfg.model.backbone.param_dtype = 'bfloat16'
+    with pytest.raises(ValueError, match=re.escape(
+            "model.backbone.param_dtype='bfloat16' with strategy "
+            'ResumableFSDPStrategy: FSDP flattens each unit into one tensor '
+            'of one dtype')):
+        prepare_train_config(cfg, 'x.py')
+    # the DeepSpeed recipe with the same setting passes this check
+    from internvl_optim.engine.config_checks import \
+        check_backbone_dtype_fits_strategy
+    check_backbone_dtype_fits_strategy(Config.fromfile(os.path.join(
+        root, 'configs/intern_vit_6b/full_tuning/'
+        'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_deepspeed.py')))
