@@ -113,6 +113,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=re.escape(
             "param_dtype='float16'; valid: ['float32', 'bfloat16']")):
         tiny(param_dtype='float16')
+    with pytest.raises(ValueError, match=re.escape(
+            'InternViT6B drop_path_rate must be in [0, 1), got 1.5')):
+        tiny(drop_path_rate=1.5)
+    with pytest.raises(ValueError, match=re.escape(
+            'InternViT6B layer_norm_eps must be a finite number, got nan')):
+        tiny(layer_norm_eps=float('nan'))
+    with pytest.raises(TypeError, match=re.escape(
+            "InternViT6B init_values must be a number >= 0, got '0.1' (a "
+            'string: write 0.1 without quotes)')):
+        tiny(init_values='0.1')
     with pytest.raises(TypeError, match=re.escape(
             'InternViT6B: fpn_norm_cfg was removed: up1 now uses '
             "InternVL's channels-first LayerNorm")):

@@ -16,6 +16,8 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ...core.layer_rules.vit import vit_layer_id
+from ...core.settings import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED_OPEN,
+                              check_number)
 from ..weights import (OLD_LAYOUT_MESSAGE, architecture_mismatches,
                        checkpoint_architecture, old_fpn_layout_keys,
                        read_weights, resize_patch_kernel, resize_pos_embed,
@@ -106,6 +108,12 @@ class InternViT6B(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self._check_arguments(norm_type, param_dtype, out_indices, depth,
                               with_fpn, fpn_norm_cfg, embed_dim, num_heads)
+        for name, value, valid in (
+                ('drop_path_rate', drop_path_rate, UNIT_CLOSED_OPEN),
+                ('mlp_ratio', mlp_ratio, POSITIVE),
+                ('init_values', init_values, NON_NEGATIVE),
+                ('layer_norm_eps', layer_norm_eps, POSITIVE)):
+            check_number(f'InternViT6B {name}', value, valid)
         self.in_chans = in_chans
         self.patch_size = patch_size
         self.img_size = img_size

@@ -25,18 +25,20 @@ HF_CONFIG_DEFAULTS = dict(hidden_size=3200, num_hidden_layers=48,
                           norm_type='rms_norm', layer_norm_eps=1e-6,
                           num_channels=3, hidden_act='gelu')
 
-#: (field of :class:`Architecture`, InternViT6B argument, config.json key)
+#: (field of :class:`Architecture`, the InternViT6B argument that sets it);
+#: the tensors tell all but ``num_heads`` and ``layer_norm_eps``, which come
+#: from config.json (``num_attention_heads``, ``layer_norm_eps``)
 FIELDS = (
-    ('embed_dim', 'embed_dim', 'hidden_size'),
-    ('depth', 'depth', 'num_hidden_layers'),
-    ('num_heads', 'num_heads', 'num_attention_heads'),
-    ('mlp_hidden', 'mlp_ratio', 'intermediate_size'),
-    ('norm_type', 'norm_type', 'norm_type'),
-    ('qk_normalization', 'qk_normalization', 'qk_normalization'),
-    ('qkv_bias', 'qkv_bias', 'qkv_bias'),
-    ('layer_scale', 'init_values', None),
-    ('layer_norm_eps', 'layer_norm_eps', 'layer_norm_eps'),
-    ('in_chans', 'in_chans', 'num_channels'),
+    ('embed_dim', 'embed_dim'),
+    ('depth', 'depth'),
+    ('num_heads', 'num_heads'),
+    ('mlp_hidden', 'mlp_ratio'),
+    ('norm_type', 'norm_type'),
+    ('qk_normalization', 'qk_normalization'),
+    ('qkv_bias', 'qkv_bias'),
+    ('layer_scale', 'init_values'),
+    ('layer_norm_eps', 'layer_norm_eps'),
+    ('in_chans', 'in_chans'),
 )
 
 BLOCK_INDEX = re.compile(r'^blocks\.(\d+)\.')
@@ -84,7 +86,7 @@ def checkpoint_architecture(state: Dict[str, torch.Tensor],
         qkv_bias='blocks.0.attn.qkv.bias' in state,
         layer_scale='blocks.0.ls1.gamma' in state,
         layer_norm_eps=None, in_chans=patch.shape[1])
-    sources = {field: 'tensors' for field, _, _ in FIELDS}
+    sources = {field: 'tensors' for field, _ in FIELDS}
     if hf_config is not None:
         config = dict(HF_CONFIG_DEFAULTS, **hf_config)
         act = config['hidden_act']
@@ -113,7 +115,7 @@ def architecture_mismatches(model: Architecture, checkpoint: Architecture,
     """One line per field where the checkpoint differs from the model,
     naming the configuration argument and both values."""
     lines = []
-    for field, argument, _ in FIELDS:
+    for field, argument in FIELDS:
         want, have = getattr(model, field), getattr(checkpoint, field)
         if have is None or want == have:
             continue
