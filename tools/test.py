@@ -19,6 +19,8 @@ from internvl_optim.engine.checkpoint_files import (  # noqa: E402
     check_checkpoint_matches, evaluable_checkpoint)
 from internvl_optim.engine.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import)
+from internvl_optim.engine.train_config import \
+    add_checkpoint_trust_hook  # noqa: E402
 
 
 def main(argv=None):
@@ -45,6 +47,7 @@ def main(argv=None):
     check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)
     cfg.launcher = args.launcher
     cfg.load_from = checkpoint
+    add_checkpoint_trust_hook(cfg)
     Runner.from_cfg(cfg).test()
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():

@@ -19,6 +19,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from internvl_optim.engine.collective_timeout import (  # noqa: E402
     train_naming_hung_ranks)
+from internvl_optim.checkpoint.work_dir import WorkDirLock  # noqa: E402
 from internvl_optim.engine.train_config import \
     prepare_train_config  # noqa: E402
 
@@ -67,6 +68,10 @@ def build_config(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    # one trainer per work dir (the first process of a distributed job
+    # holds it for all); released when the process ends
+    lock = (WorkDirLock(cfg.work_dir).acquire(log_once)
+            if os.environ.get('RANK', '0') == '0' else None)
     if 'runner_type' in cfg:  # e.g. FlexibleRunner with a strategy
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
@@ -77,6 +82,8 @@ def main(argv=None):
     train_naming_hung_ranks(runner, cfg.env_cfg.dist_cfg.timeout
                             if cfg.launcher != 'none' else None)
     shut_down_distributed()
+    if lock is not None:
+        lock.release()
 
 
 def shut_down_distributed():

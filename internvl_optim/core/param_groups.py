@@ -16,7 +16,8 @@ from .fsdp_shapes import fsdp_original_shapes
 from .layer_rules import resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
 from .names import clean_named_modules, clean_named_parameters
-from .param_plan import (ParamPlan, audit, unmatched_custom_keys,
+from .param_plan import (ParamPlan, audit, check_final_numbers,
+                         unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
                          plan_parameter)
 from .group_reduce import reduce_param_groups
@@ -107,6 +108,7 @@ def build_param_groups(model: nn.Module,
                             base_lr, base_weight_decay,
                             parent_is_dcn(nm, modules))
              for nm, p in trainable]
+    check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
     freeze(units)

@@ -1,5 +1,6 @@
 """Per-parameter planning: what one parameter gets (layer, lr scale, weight
 decay and why), before any grouping.  Pure PyTorch."""
+import math
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
@@ -177,3 +178,37 @@ def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
              f'rule and get the heads\' layer N + 1: '
              f'{", ".join(unclaimed[:5])}{more}. Extend '
              'paramwise_cfg.layer_regex or give the backbone get_layer_id')
+
+
+#: below ``base_lr * LR_FLOOR`` a group's updates vanish against float32
+#: weights (float32 resolves about 1e-7 relative; Adam's steps are ~lr)
+LR_FLOOR = 1e-12
+
+
+def check_final_numbers(plans: List[ParamPlan], base_lr: float,
+                        warn: Callable[[str], None]) -> None:
+    """Every lr and weight decay as the optimizer will see them: finite
+    (``lr=1e308`` times ``lr_mult=10`` passes each check alone and
+    overflows), and a warning for lrs so small they cannot change a weight
+    (``layer_decay_rate=1e-8``)."""
+    bad = [p for p in plans
+           if not (math.isfinite(p.lr) and math.isfinite(p.weight_decay))]
+    if bad:
+        first = bad[0]
+        raise ValueError(
+            f'{len(bad)} parameter(s) get a non-finite lr or weight decay '
+            f'once the multipliers are applied, e.g. {first.name}: lr '
+            f'{first.lr} (base lr {base_lr:g} x scale {first.lr_scale:g}), '
+            f'weight decay {first.weight_decay}. Lower '
+            'optim_wrapper.optimizer.lr or the lr_mult / decay_mult of '
+            'paramwise_cfg.custom_keys')
+    floor = base_lr * LR_FLOOR
+    tiny = [p for p in plans if 0 < p.lr < floor]
+    if tiny:
+        layers = sorted({p.layer_id for p in tiny})
+        warn(f'{len(tiny)} parameter tensors (layers {layers}) get an lr '
+             f'below {floor:.3g} (base lr x {LR_FLOOR:g}), e.g. '
+             f'{tiny[0].name}: {tiny[0].lr:.3g}; their updates vanish in '
+             'float32, so they effectively do not train. Raise '
+             'paramwise_cfg.layer_decay_rate (layers 0 and 1 get rate ** '
+             '(N + 1) and rate ** N), or freeze them on purpose')

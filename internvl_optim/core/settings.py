@@ -6,11 +6,13 @@ unchanged.  Anything else is an error that names the key.
 """
 import difflib
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .layer_rules.regex import RegexLayerRule
+from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED,  # noqa: F401
+                      UNIT_CLOSED_OPEN, UNIT_OPEN_CLOSED, check_number,
+                      is_number, is_numeric_text)
 
 #: ``paramwise_cfg`` keys and what they do (also shown in error messages).
 KEYS = {
@@ -64,46 +66,6 @@ DECAY_TYPES = ('layer_wise', 'stage_wise')
 CUSTOM_KEY_FIELDS = ('lr_mult', 'decay_mult')
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_numeric_text(value) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-#: ranges a number may have: (text for messages, test)
-POSITIVE = ('a number > 0', lambda v: v > 0)
-NON_NEGATIVE = ('a number >= 0', lambda v: v >= 0)
-UNIT_OPEN_CLOSED = ('in (0, 1]', lambda v: 0 < v <= 1)
-UNIT_CLOSED = ('in [0, 1]', lambda v: 0 <= v <= 1)
-UNIT_CLOSED_OPEN = ('in [0, 1)', lambda v: 0 <= v < 1)
-
-
-def check_number(where: str, value, valid: Tuple[str, Any]) -> float:
-    """``value`` as a float if it is a finite real number in range ``valid``
-    (one of the ranges above); else ``TypeError`` (not a number, including
-    numeric strings) or ``ValueError`` (non-finite or out of range), naming
-    ``where``."""
-    text, in_range = valid
-    wanted = text if text.startswith('a number') else f'a number {text}'
-    if not _is_number(value):
-        hint = (f' (a string: write {value} without quotes)'
-                if _is_numeric_text(value) else '')
-        raise TypeError(f'{where} must be {wanted}, got {value!r}{hint}')
-    if not math.isfinite(value):
-        raise ValueError(f'{where} must be a finite number, got {value}')
-    if not in_range(value):
-        raise ValueError(f'{where} must be {text}, got {value}')
-    return float(value)
-
-
 @dataclass(frozen=True)
 class LayerDecaySettings:
     """Validated settings; build with :meth:`from_paramwise_cfg`."""
@@ -124,6 +86,11 @@ class LayerDecaySettings:
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
+        if cfg is not None and not isinstance(cfg, Mapping):
+            raise TypeError(
+                'optim_wrapper.paramwise_cfg must be a dict of keys such as '
+                f'layer_decay_rate and num_layers, got a {type(cfg).__name__}'
+                f': {cfg!r}')
         cfg = dict(cfg or {})
         _check_known_keys(cfg)
         decay_type = cfg.get('decay_type')
@@ -183,7 +150,7 @@ def _validate_num_layers(num_layers):
         return None
     if not isinstance(num_layers, int) or isinstance(num_layers, bool):
         hint = (f' (a string: write {num_layers} without quotes)'
-                if _is_numeric_text(num_layers) else '')
+                if is_numeric_text(num_layers) else '')
         raise TypeError('paramwise_cfg.num_layers must be a positive '
                         f'int, got {num_layers!r}{hint}')
     if num_layers <= 0:
@@ -285,10 +252,10 @@ def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
                                 f'got {value!r}')
             for i, beta in enumerate(value):
                 check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
-        elif _is_numeric_text(value):
+        elif is_numeric_text(value):
             raise TypeError(f'{where} must be a number, got {value!r} (a '
                             f'string: write {value} without quotes)')
-        elif _is_number(value) and not math.isfinite(value):
+        elif is_number(value) and not math.isfinite(value):
             raise ValueError(f'{where} must be a finite number, got {value}')
     clip_grad = optim_wrapper_cfg.get('clip_grad')
     if isinstance(clip_grad, Mapping) and 'max_norm' in clip_grad:

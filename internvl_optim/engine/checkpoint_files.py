@@ -3,15 +3,15 @@ one to resume from."""
 import glob
 import os
 import os.path as osp
-import re
-import zipfile
-from typing import Callable, Mapping, Optional
+from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..runtime.safe_checkpoint_loading import (ZIP_MAGIC, CheckpointError,
-                                load_checkpoint_file)
+from ..checkpoint.work_dir import (CHECKPOINT_NAME,  # noqa: F401
+                                   is_complete_checkpoint,
+                                   newest_complete_checkpoint, resume_fallback)
+from ..runtime.safe_checkpoint_loading import load_checkpoint_file
 from ..core.names import strip_wrapper_prefixes
 
 
@@ -83,63 +83,3 @@ def evaluable_checkpoint(path: str, work_dir: str) -> str:
     raise ValueError(f'{path} is a directory but neither a DeepSpeed '
                      f'({DEEPSPEED_MODEL_FILE}) nor an FSDP (rank*.pth) '
                      'checkpoint; give a checkpoint file')
-
-
-#: checkpoints MMEngine's CheckpointHook writes: files, or directories for
-#: DeepSpeed and sharded FSDP
-CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
-
-
-def is_complete_checkpoint(path: str) -> bool:
-    """A non-empty zip archive with its central directory (what ``torch.save``
-    writes last), or a directory of such files; cheap (reads no tensors)."""
-    if osp.isdir(path):
-        files = [osp.join(path, f) for f in os.listdir(path)
-                 if f.endswith(('.pt', '.pth'))]
-        return bool(files) and all(map(is_complete_checkpoint, files))
-    if not osp.isfile(path) or osp.getsize(path) == 0:
-        return False
-    with open(path, 'rb') as f:
-        if f.read(4) != ZIP_MAGIC:
-            return False
-    return zipfile.is_zipfile(path)
-
-
-def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
-    """The complete ``iter_N.pth`` / ``epoch_N.pth`` with the largest N."""
-    found = []
-    for name in os.listdir(work_dir) if osp.isdir(work_dir) else []:
-        match = CHECKPOINT_NAME.match(name)
-        path = osp.join(work_dir, name)
-        if match and is_complete_checkpoint(path):
-            found.append((int(match.group(1)), osp.getmtime(path), path))
-    return max(found)[2] if found else None
-
-
-def resume_fallback(work_dir: str,
-                    log: Callable[[str], None]) -> Optional[str]:
-    """For ``--resume`` without a path: ``None`` where MMEngine's own
-    auto-resume works (``work_dir/last_checkpoint`` names a complete
-    checkpoint, or there is no such file: training starts from scratch);
-    else (empty file, a path that is gone or truncated) the newest complete
-    checkpoint in ``work_dir``, said through ``log``, or an error when there
-    is none."""
-    record = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
-        return None
-    with open(record) as f:
-        named = f.read().strip()
-    if named and is_complete_checkpoint(named):
-        return None
-    problem = (f'{record} is empty' if not named else
-               f'{record} names {named!r}, which is '
-               + ('incomplete' if osp.exists(named) else 'missing'))
-    fallback = newest_complete_checkpoint(work_dir)
-    if fallback is None:
-        raise CheckpointError(
-            f'Cannot resume: {problem}, and {work_dir} holds no other '
-            'complete checkpoint (iter_N.pth / epoch_N.pth). Give one with '
-            '--resume CHECKPOINT, or train without --resume')
-    log(f'{problem}; resuming from the newest complete checkpoint in the '
-        f'work dir, {fallback}')
-    return fallback

@@ -22,7 +22,7 @@ from typing import Callable, List, Mapping, Optional, Tuple
 
 import torch.distributed as dist
 
-from ..core.settings import POSITIVE, check_number
+from ..core.numbers import POSITIVE, check_number
 
 #: default collective timeout in seconds (MMEngine and PyTorch: 30 minutes)
 DEFAULT_TIMEOUT_S = 600

@@ -3,6 +3,8 @@ misconfigured run fails in a second with a message that says what to change."""
 import os
 from typing import List
 
+from ..core.numbers import \
+    check_scheduler_arguments as check_scheduler_arguments_of
 from .optimizers.registration import NAMES
 
 IMPORT_LINE = ("custom_imports = dict(imports=['internvl_optim'], "
@@ -39,6 +41,8 @@ def check_schedulers_keep_ratios(cfg) -> None:
     and erases the layer-decay ratios; ``eta_min=0`` or ``eta_min_ratio``
     keep them."""
     paramwise = (cfg.get('optim_wrapper') or {}).get('paramwise_cfg') or {}
+    if not isinstance(paramwise, dict):
+        return  # check_optim_wrapper names it
     rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
     if rate == 1.0:
         return
@@ -46,7 +50,7 @@ def check_schedulers_keep_ratios(cfg) -> None:
     if isinstance(schedulers, dict):
         schedulers = [schedulers]
     for i, scheduler in enumerate(schedulers):
-        if scheduler.get('eta_min'):
+        if isinstance(scheduler, dict) and scheduler.get('eta_min'):
             raise ValueError(
                 f"param_scheduler[{i}] ({scheduler.get('type')}) has an "
                 f"absolute eta_min={scheduler['eta_min']}: it drives every "
@@ -100,3 +104,57 @@ def _how_to_prepare(dataset_type, root: str, loader: str) -> str:
                 f'{root or "DIR"}`, or set {loader}.dataset.data_root')
     return (f'Prepare the data as MMSeg documents for {dataset_type}, or set '
             f'{loader}.dataset.data_root')
+
+
+def check_scheduler_arguments(cfg) -> None:
+    """Scheduler arguments that divide or multiply every step in range
+    (:data:`internvl_optim.core.numbers.SCHEDULER_RANGES`):
+    ``LinearLR(start_factor=0)`` would divide by zero after the first
+    iteration."""
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    if not isinstance(schedulers, (list, tuple)):
+        raise TypeError('param_scheduler must be a dict or a list of dicts, '
+                        f'got {schedulers!r}')
+    for i, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, dict):
+            raise TypeError(f'param_scheduler[{i}] must be a dict such as '
+                            "dict(type='PolyLR', power=1.0), got "
+                            f'{scheduler!r}')
+        check_scheduler_arguments_of(scheduler,
+                                     f'param_scheduler[{i}] '
+                                     f'({scheduler.get("type")})')
+
+
+def check_optim_wrapper(cfg) -> None:
+    """The ``optim_wrapper`` of a config that uses our constructor, as the
+    constructor checks it, before anything is built: ``paramwise_cfg``
+    keys and values, the optimizer's numbers and arguments."""
+    wrapper = cfg.get('optim_wrapper')
+    if wrapper is None:
+        return
+    if not isinstance(wrapper, dict):
+        raise TypeError(f'optim_wrapper must be a dict, got {wrapper!r}')
+    if wrapper.get('constructor') not in NAMES:
+        return
+    from mmengine.registry import OPTIMIZERS
+
+    from ..core.optimizer_arguments import check_optimizer_arguments
+    from ..core.settings import LayerDecaySettings, check_optimizer_numbers
+    optimizer = wrapper.get('optimizer')
+    if not isinstance(optimizer, dict):
+        raise TypeError('optim_wrapper.optimizer must be a dict such as '
+                        "dict(type='AdamW', lr=1e-4, weight_decay=0.05), got "
+                        f'{optimizer!r}')
+    LayerDecaySettings.from_paramwise_cfg(wrapper.get('paramwise_cfg'))
+    check_optimizer_numbers(wrapper)
+    optimizer_cls = optimizer.get('type')
+    if isinstance(optimizer_cls, str):
+        with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+            optimizer_cls = registry.get(optimizer_cls)
+    if optimizer_cls is None:
+        raise ValueError(f'optim_wrapper.optimizer.type='
+                         f'{optimizer.get("type")!r} is not a registered '
+                         'optimizer')
+    check_optimizer_arguments(optimizer, optimizer_cls)

@@ -10,7 +10,8 @@ from ..runtime.safe_checkpoint_loading import (allow_deepspeed_checkpoints,
 from .checkpoint_files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
-                            check_data_roots, check_our_import,
+                            check_data_roots, check_optim_wrapper,
+                            check_our_import, check_scheduler_arguments,
                             check_schedulers_keep_ratios)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
@@ -34,6 +35,8 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     """
     translate_internvl_deepspeed(cfg, log=log)
     check_our_import(cfg)
+    check_optim_wrapper(cfg)
+    check_scheduler_arguments(cfg)
     check_schedulers_keep_ratios(cfg)
     check_backbone_dtype_fits_strategy(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
@@ -51,6 +54,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     use_safe_strategies(cfg, log)
     add_zero_consolidate_hook(cfg)
     add_lr_spread_hook(cfg)
+    add_checkpoint_trust_hook(cfg)
     return cfg
 
 
@@ -115,6 +119,12 @@ def _add_hook(cfg, hook_type: str) -> None:
     hooks = cfg.get('custom_hooks') or []
     if not any(h.get('type') == hook_type for h in hooks):
         cfg.custom_hooks = hooks + [dict(type=hook_type)]
+
+
+def add_checkpoint_trust_hook(cfg) -> None:
+    """Check every checkpoint the run loads before MMEngine acts on it
+    (:class:`~internvl_optim.engine.hooks.CheckpointTrustHook`)."""
+    _add_hook(cfg, 'CheckpointTrustHook')
 
 
 def add_lr_spread_hook(cfg) -> None:

@@ -38,6 +38,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from ..checkpoint.errors import CheckpointError
+
 #: What ``getattr`` may return while unpickling: (class path, attribute).
 #: HistoryBuffer's default statistic methods, and the one class that
 #: PyTorch's ShardedTensor pickles by attribute.
@@ -55,10 +57,6 @@ NUMERIC_KINDS = 'biufc'
 
 #: ``checkpoint['meta']`` keys that MMEngine would execute as code.
 EXECUTABLE_META_KEYS = ('config', )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot (or must not) be loaded."""
 
 
 def _refuse(what: str):

@@ -57,6 +57,10 @@ PROVIDERS = (
 STRUCTURAL_KEYS = ('depths', 'layer_regex')
 
 
+class NoBackboneParameters(ValueError):
+    """The backbone holds no parameters (fine without layer decay)."""
+
+
 def rule_context(modules: Mapping[str, nn.Module], param_names: List[str],
                  settings, warn: Callable[[str], None]) -> RuleContext:
     """What the providers see of the model (see :class:`RuleContext`)."""
@@ -68,7 +72,10 @@ def rule_context(modules: Mapping[str, nn.Module], param_names: List[str],
         if rel is not None:
             in_backbone[name] = rel
     if not in_backbone:
-        raise ValueError(f'{desc} has no parameters')
+        raise NoBackboneParameters(
+            f'{desc} has no parameters: layer decay has nothing to decay. '
+            'Set paramwise_cfg.backbone_name to the sub-module that holds '
+            'the backbone, or layer_decay_rate=1.0')
     rule_names = dict(in_backbone)
     cb_modules = getattr(backbone, 'cb_modules', None)
     if isinstance(cb_modules, nn.ModuleList) and len(cb_modules):
@@ -117,7 +124,15 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
                        ) -> LayerRule:
     """The first provider of :data:`PROVIDERS` that claims the model builds
     the rule; configured keys it did not use are an error."""
-    ctx = rule_context(modules, param_names, settings, warn)
+    try:
+        ctx = rule_context(modules, param_names, settings, warn)
+    except NoBackboneParameters:
+        if settings.layer_decay_rate != 1.0 or any(
+                getattr(settings, key) is not None for key in STRUCTURAL_KEYS):
+            raise
+        prefix, _ = find_backbone(modules, settings.backbone_name)
+        return LayerRule(0, 'no layer rule (layer_decay_rate=1.0)', prefix,
+                         lambda name: 1)
     _check_stage_wise(ctx)
     for provider in PROVIDERS:
         if provider.claims(ctx):

@@ -13,6 +13,7 @@ from typing import Dict
 
 from torch import nn
 
+from ..backbone_probe import composite_backbones
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers
 
@@ -26,10 +27,7 @@ def units(ctx: RuleContext) -> Dict[str, int]:
     """Unit name -> index: the top-level children with parameters; with
     fewer than three of them, the items of top-level lists instead (UNet's
     and ERFNet's ``encoder.{i}`` / ``decoder.{i}``)."""
-    inner = ctx.backbone
-    cb_modules = getattr(inner, 'cb_modules', None)
-    if cb_modules is not None and len(cb_modules):
-        inner = cb_modules[0]
+    inner = composite_backbones(ctx.backbone)[0]
     names = _with_parameters(inner.named_children())
     if len(names) < 3:
         expanded = []

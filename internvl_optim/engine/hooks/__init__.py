@@ -1,5 +1,6 @@
 """Hooks registered in MMEngine's ``HOOKS``."""
+from .checkpoint_trust_hook import CheckpointTrustHook
 from .layer_lr_spread_hook import LayerLrSpreadHook
 from .zero_consolidate_hook import ZeroConsolidateHook
 
-__all__ = ['LayerLrSpreadHook', 'ZeroConsolidateHook']
+__all__ = ['CheckpointTrustHook', 'LayerLrSpreadHook', 'ZeroConsolidateHook']

@@ -20,6 +20,7 @@ from torch import nn
 
 from ...core.low_precision import (low_precision_message,
                                    low_precision_trainable)
+from ...core.optimizer_arguments import check_optimizer_arguments
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import LayerDecaySettings, check_optimizer_numbers
@@ -67,6 +68,11 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             raise ValueError('optim_wrapper needs an "optimizer" entry, e.g. '
                              "optimizer=dict(type='AdamW', lr=1e-4)")
         optimizer_cfg = optim_wrapper_cfg['optimizer']
+        if not isinstance(optimizer_cfg, dict):
+            raise TypeError(
+                'optim_wrapper.optimizer must be a dict such as '
+                "dict(type='AdamW', lr=1e-4, weight_decay=0.05), got "
+                f'{optimizer_cfg!r}')
         if 'lr' not in optimizer_cfg:
             raise ValueError(
                 'optim_wrapper.optimizer.lr is required by '
@@ -79,6 +85,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         self.paramwise_cfg = dict(paramwise_cfg or {})
         self.base_lr = optimizer_cfg['lr']
         self.base_wd = optimizer_cfg.get('weight_decay', None)
+        check_optimizer_arguments(self.optimizer_cfg, self._optimizer_class())
         self.plan: Optional[GroupPlan] = None
         #: the weight decay the groups were built with (set when building)
         self.base_weight_decay: Optional[float] = None

@@ -19,8 +19,17 @@ from ...runtime.safe_checkpoint_loading import drop_executable_meta
 @STRATEGIES.register_module()
 class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
     """``DeepSpeedStrategy`` whose ``resume`` drops executable ``meta``
-    entries before ``FlexibleRunner`` reads them."""
+    entries before ``FlexibleRunner`` reads them, and has the rest checked
+    by :class:`~internvl_optim.engine.hooks.CheckpointTrustHook` (which
+    sets :attr:`checkpoint_trust` before the run) before the runner uses
+    it."""
+
+    #: ``callable(extra_state, source)`` that raises on an untrusted state
+    checkpoint_trust = None
 
     def resume(self, filename: str, **kwargs) -> dict:
-        return drop_executable_meta(super().resume(filename, **kwargs),
-                                    filename)
+        extra = drop_executable_meta(super().resume(filename, **kwargs),
+                                     filename)
+        if self.checkpoint_trust is not None:
+            self.checkpoint_trust(extra, f'checkpoint {filename!r}')
+        return extra

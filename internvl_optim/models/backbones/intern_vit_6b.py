@@ -15,8 +15,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
+from ...checkpoint.errors import CheckpointError
+from ...checkpoint.tensors import TensorTrustError, check_tensors
 from ...core.layer_rules.vit import vit_layer_id
-from ...core.settings import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED_OPEN,
+from ...core.numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED_OPEN,
                               check_number)
 from ..weights import (OLD_LAYOUT_MESSAGE, architecture_mismatches,
                        checkpoint_architecture, old_fpn_layout_keys,
@@ -275,8 +277,13 @@ class InternViT6B(BaseModule):
                 f'InternViT6B: {source} does not fit the configured '
                 'architecture; set these in the backbone config:\n  ' +
                 '\n  '.join(mismatches))
-        notes = self._resize_embeddings(state)
         own = self.state_dict()
+        try:
+            check_tensors({k: v for k, v in state.items() if k in own},
+                          f'InternViT6B: {source}', reference=own)
+        except TensorTrustError as err:
+            raise CheckpointError(str(err)) from None
+        notes = self._resize_embeddings(state)
         missing = [k for k in own
                    if k not in state and not k.startswith(FPN_NAMES)]
         if missing:

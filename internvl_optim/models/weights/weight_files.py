@@ -14,7 +14,6 @@ in, without running anything from the files.
 
 Shard names are checked to stay inside the checkpoint's directory.
 """
-import json
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -22,8 +21,10 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from ...checkpoint.errors import CheckpointError
+from ...checkpoint.json_files import (CONFIG_MAX_BYTES, INDEX_MAX_BYTES,
+                                      read_json)
 from ...engine.checkpoint_files import load_state_dict_file
-from ...runtime.safe_checkpoint_loading import CheckpointError
 
 #: files looked for in a model directory, most preferred first
 DIRECTORY_FILES = ('model.safetensors.index.json', 'model.safetensors',
@@ -78,11 +79,7 @@ def read_hf_config(directory: str) -> Optional[dict]:
     path = osp.join(directory, 'config.json')
     if not osp.isfile(path):
         return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f'{path!r} is not valid JSON: {err}') from None
+    config = read_json(path, CONFIG_MAX_BYTES)
     if not isinstance(config, dict):
         raise CheckpointError(f'{path!r} holds a {type(config).__name__}, '
                               'not a JSON object')
@@ -106,12 +103,12 @@ def _read_safetensors(path: str, wanted: KeyFilter) -> Dict[str, torch.Tensor]:
 def _read_sharded(index_path: str, wanted: KeyFilter
                   ) -> Dict[str, torch.Tensor]:
     directory = osp.dirname(index_path)
+    index = read_json(index_path, INDEX_MAX_BYTES)
     try:
-        with open(index_path, encoding='utf-8') as f:
-            weight_map = json.load(f)['weight_map']
+        weight_map = index['weight_map']
         if not isinstance(weight_map, dict):
             raise TypeError('weight_map is not an object')
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise CheckpointError(
             f'{index_path!r} is not a shard index (a JSON object with a '
             f"'weight_map' of tensor name -> file): {err}") from None

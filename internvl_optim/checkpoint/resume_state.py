@@ -1,0 +1,396 @@
+"""What a resumed checkpoint may make the run do, checked before MMEngine
+acts on it.
+
+MMEngine's resume takes from the file: the iteration to continue from (and
+advances the dataloader that many steps), the ``MessageHub`` (whose
+``best_ckpt`` path ``CheckpointHook`` later *deletes*, and whose
+``keep_ckpt_ids`` name checkpoints it deletes), the optimizer and scheduler
+state (loaded into live objects: a scheduler's ``load_state_dict`` sets any
+attribute the file names) and the weights.  :func:`check_resume_state`
+validates all of it against the run being resumed, described by a
+:class:`ResumeContext`; paths that leave the checkpoint directory are
+dropped with a warning, everything else wrong is a :class:`CheckpointError`
+naming the field.  Pure: no MMEngine import.
+"""
+import math
+import numbers
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Mapping, Optional, Sequence
+
+import torch
+
+from ..core.numbers import check_scheduler_arguments
+from .errors import CheckpointError
+from .tensors import TensorTrustError, check_tensors, key_differences
+
+#: ``MessageHub.runtime_info`` keys that hold a checkpoint path
+#: (MMEngine's ``CheckpointHook``: ``best_ckpt``, ``best_ckpt_<metric>``,
+#: ``last_ckpt``)
+PATH_KEY = re.compile(r'^(best_ckpt(_.+)?|last_ckpt)$')
+#: ``runtime_info`` keys holding a score compared with new ones
+SCORE_KEY = re.compile(r'^best_score(_.+)?$')
+MESSAGE_HUB_FIELDS = ('log_scalars', 'runtime_info', 'resumed_keys')
+
+NON_FINITE_WEIGHTS_OPT_OUT = (
+    "To load them anyway: custom_hooks=[dict(type='CheckpointTrustHook', "
+    'allow_nonfinite_weights=True)]')
+
+
+@dataclass
+class ResumeContext:
+    """The run a checkpoint is loaded into.
+
+    Attributes:
+        checkpoint_dirs: directories this run writes checkpoints to (the
+            work dir, and a ``CheckpointHook(out_dir=...)``); a path from
+            the file must name a file directly inside one of them.
+        resuming: ``--resume`` (iteration, message hub, optimizer and
+            schedulers are taken from the file) or ``load_from`` (weights
+            only).
+        max_iters / max_epochs: the training loop's; ``None`` when unknown.
+        model_state: the model's ``state_dict()`` (names, shapes, dtypes).
+        strict_keys: on resume, missing or extra weight names are errors.
+        optimizer_groups: the live optimizer's ``param_groups`` (types).
+        scheduler_states: the live schedulers' ``state_dict()``s.
+        allow_nonfinite_weights: load NaN/Inf weights without an error.
+    """
+    checkpoint_dirs: Sequence[str] = ()
+    resuming: bool = True
+    max_iters: Optional[int] = None
+    max_epochs: Optional[int] = None
+    model_state: Optional[Mapping[str, torch.Tensor]] = None
+    strict_keys: bool = True
+    optimizer_groups: Optional[Sequence[Mapping]] = None
+    scheduler_states: Optional[Sequence[Mapping]] = None
+    allow_nonfinite_weights: bool = False
+    warn: Callable[[str], None] = field(default=print, repr=False)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def _need_dict(value, where: str, source: str) -> dict:
+    if not isinstance(value, dict):
+        raise CheckpointError(f'{source}: {where} must be a dict, got a '
+                              f'{_type_name(value)}')
+    return value
+
+
+# --- numbers ------------------------------------------------------------------
+def check_numbers_like(value, reference, where: str, source: str) -> None:
+    """``value`` (from the file) has the type of ``reference`` (the live
+    object's) and every number in it is finite; containers recursively.
+    ``reference=None`` checks finiteness only."""
+    if isinstance(value, torch.Tensor):
+        if reference is not None and not isinstance(reference, torch.Tensor) \
+                and not _is_real(reference):
+            raise CheckpointError(f'{source}: {where} is a tensor, the run '
+                                  f'holds a {_type_name(reference)}')
+        if (value.is_floating_point() or value.is_complex()) and \
+                value.numel() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f'{source}: {where} holds NaN or Inf')
+        return
+    if isinstance(value, bool) or isinstance(reference, bool):
+        if reference is not None and type(value) is not type(reference):
+            raise CheckpointError(
+                f'{source}: {where} must be {_type_name(reference)} like the '
+                f'run\'s {reference!r}, got {value!r}')
+        return
+    if _is_real(value):
+        if not math.isfinite(value):
+            raise CheckpointError(f'{source}: {where} must be a finite '
+                                  f'number, got {value}')
+        if reference is not None and not (
+                _is_real(reference) or isinstance(reference, torch.Tensor)):
+            raise CheckpointError(
+                f'{source}: {where} is a number ({value}), the run holds '
+                f'{reference!r}')
+        return
+    if reference is not None and _is_real(reference):
+        raise CheckpointError(f'{source}: {where} must be a number like the '
+                              f'run\'s {reference!r}, got {value!r}')
+    if isinstance(value, Mapping):
+        if reference is not None and not isinstance(reference, Mapping):
+            raise CheckpointError(f'{source}: {where} is a dict, the run '
+                                  f'holds a {_type_name(reference)}')
+        for key, item in value.items():
+            check_numbers_like(item, None if reference is None
+                               else reference.get(key), f'{where}.{key}',
+                               source)
+        return
+    if isinstance(value, (list, tuple)):
+        if reference is not None:
+            if not isinstance(reference, (list, tuple)):
+                raise CheckpointError(
+                    f'{source}: {where} is a {_type_name(value)}, the run '
+                    f'holds a {_type_name(reference)}')
+            if len(reference) != len(value) and all(
+                    _is_real(r) for r in reference):
+                raise CheckpointError(
+                    f'{source}: {where} has {len(value)} values, the run '
+                    f'{len(reference)}')
+        for i, item in enumerate(value):
+            ref = (reference[i] if isinstance(reference, (list, tuple))
+                   and i < len(reference) else None)
+            check_numbers_like(item, ref, f'{where}[{i}]', source)
+        return
+    if reference is not None and value is not None and \
+            isinstance(reference, str) and not isinstance(value, str):
+        raise CheckpointError(f'{source}: {where} must be a str like the '
+                              f'run\'s {reference!r}, got {value!r}')
+
+
+# --- meta -----------------------------------------------------------------------
+def check_meta(checkpoint: dict, context: ResumeContext, source: str) -> None:
+    """``meta.iter`` / ``meta.epoch``: ints in ``[0, max_iters]`` /
+    ``[0, max_epochs]`` (MMEngine advances the dataloader ``iter`` steps);
+    ``meta.seed`` an int seed."""
+    meta = _need_dict(checkpoint.get('meta'), 'meta', source)
+    limits = (('iter', context.max_iters), ('epoch', context.max_epochs))
+    for key, limit in limits:
+        if key not in meta:
+            raise CheckpointError(f'{source}: meta.{key} is missing (not a '
+                                  'checkpoint MMEngine can resume from)')
+        value = meta[key]
+        valid = (f'[0, {limit}] (this run\'s max_{key}s)' if limit is not None
+                 else '>= 0')
+        if not _is_int(value):
+            raise CheckpointError(f'{source}: meta.{key} must be an int in '
+                                  f'{valid}, got {value!r}')
+        if value < 0 or (limit is not None and value > limit):
+            raise CheckpointError(f'{source}: meta.{key}={value} is outside '
+                                  f'{valid}')
+    seed = meta.get('seed')
+    if seed is not None and not (_is_int(seed) and 0 <= seed < 2 ** 32):
+        raise CheckpointError(f'{source}: meta.seed must be an int in '
+                              f'[0, 2**32), got {seed!r}')
+
+
+# --- message hub --------------------------------------------------------------
+def _inside(path: str, directories: Sequence[str]) -> bool:
+    """``path`` names a file directly inside one of ``directories``
+    (symbolic links resolved)."""
+    parent = osp.realpath(osp.dirname(path) or '.')
+    return any(parent == osp.realpath(d) for d in directories)
+
+
+def check_message_hub(checkpoint: dict, context: ResumeContext,
+                      source: str) -> None:
+    """The hub's three dicts; checkpoint paths inside this run's checkpoint
+    directories, ``keep_ckpt_ids`` iterations of this run, best scores
+    finite: each else dropped with a warning (MMEngine deletes the files
+    they name)."""
+    hub = _need_dict(checkpoint.get('message_hub'), 'message_hub', source)
+    for name in MESSAGE_HUB_FIELDS:
+        _need_dict(hub.get(name), f'message_hub.{name}', source)
+    for key, value in hub['resumed_keys'].items():
+        if not isinstance(key, str) or not isinstance(value, bool):
+            raise CheckpointError(
+                f'{source}: message_hub.resumed_keys must map names to '
+                f'True/False, got {key!r}: {value!r}')
+    info = hub['runtime_info']
+    dropped, removed = [], []
+    for key in list(info):
+        value = info[key]
+        if not isinstance(key, str):
+            raise CheckpointError(f'{source}: message_hub.runtime_info has '
+                                  f'a key that is not a str: {key!r}')
+        if PATH_KEY.match(key):
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value or not _inside(
+                    value, context.checkpoint_dirs) or not osp.basename(
+                    value).endswith('.pth'):
+                dropped.append(f'{key}={value!r} (not a checkpoint file of '
+                               'this work dir; CheckpointHook would delete '
+                               'it)')
+                removed.append(key)
+        elif key == 'keep_ckpt_ids':
+            limit = max(context.max_iters or 0, context.max_epochs or 0) \
+                or None
+            if not isinstance(value, (list, tuple)) or not all(
+                    _is_int(v) and 0 <= v and (limit is None or v <= limit)
+                    for v in value):
+                dropped.append(f'keep_ckpt_ids={value!r} (must be iterations '
+                               'or epochs of this run; CheckpointHook deletes '
+                               'the checkpoints they name)')
+                removed.append(key)
+        elif SCORE_KEY.match(key):
+            if not (_is_real(value) and math.isfinite(value)):
+                dropped.append(f'{key}={value!r} (not a finite number)')
+                removed.append(key)
+    for key in removed:  # (MMEngine warns for resumed keys it lacks)
+        del info[key]
+        hub['resumed_keys'].pop(key, None)
+    if dropped:
+        context.warn(f'{source}: dropped from message_hub.runtime_info: '
+                     + '; '.join(dropped))
+
+
+# --- optimizer ------------------------------------------------------------------
+def _optimizer_states(saved) -> List[Mapping]:
+    """The plain optimizer state dicts in ``saved`` (one, or one per
+    wrapper of an ``OptimWrapperDict``)."""
+    if isinstance(saved, Mapping) and 'param_groups' in saved:
+        return [saved]
+    if isinstance(saved, Mapping) and saved and all(
+            isinstance(v, Mapping) and 'param_groups' in v
+            for v in saved.values()):
+        return list(saved.values())
+    return []
+
+
+def check_optimizer(checkpoint: dict, context: ResumeContext,
+                    source: str) -> None:
+    """Every number of the optimizer state finite and of the live groups'
+    types (``lr`` and ``weight_decay`` >= 0, ``amsgrad`` a bool, ...)."""
+    if 'optimizer' not in checkpoint:
+        return
+    saved = _need_dict(checkpoint['optimizer'], 'optimizer', source)
+    states = _optimizer_states(saved)
+    if not states and saved:
+        raise CheckpointError(
+            f'{source}: optimizer has no param_groups (keys '
+            f'{sorted(map(str, saved))[:5]}); not an optimizer state')
+    for n, state in enumerate(states):
+        where = 'optimizer' if len(states) == 1 else f'optimizer[{n}]'
+        groups = state['param_groups']
+        if not isinstance(groups, (list, tuple)) or not all(
+                isinstance(g, Mapping) for g in groups):
+            raise CheckpointError(f'{source}: {where}.param_groups must be a '
+                                  'list of dicts')
+        live = list(context.optimizer_groups or []) if n == 0 else []
+        for i, group in enumerate(groups):
+            reference = live[i] if i < len(live) else None
+            for key, value in group.items():
+                at = f'{where}.param_groups[{i}].{key}'
+                if key == 'params':
+                    if not isinstance(value, (list, tuple)) or not all(
+                            _is_int(p) for p in value):
+                        raise CheckpointError(f'{source}: {at} must be a '
+                                              'list of parameter indices')
+                    continue
+                if key == 'param_names':
+                    continue  # compared by the layout guard
+                ref = None if reference is None else reference.get(key)
+                if isinstance(ref, torch.Tensor):
+                    ref = ref.item() if ref.numel() == 1 else None
+                check_numbers_like(value, ref, at, source)
+                if key in ('lr', 'weight_decay', 'initial_lr') and \
+                        _is_real(value) and value < 0:
+                    raise CheckpointError(f'{source}: {at} must be >= 0, '
+                                          f'got {value}')
+        inner = state.get('state', {})
+        inner = _need_dict(inner, f'{where}.state', source)
+        for index, per_param in inner.items():
+            check_numbers_like(per_param, None, f'{where}.state[{index}]',
+                               source)
+    for key, value in saved.items():  # e.g. AmpOptimWrapper's loss_scaler
+        if key not in ('param_groups', 'state') and not (
+                isinstance(value, Mapping) and 'param_groups' in value):
+            check_numbers_like(value, None, f'optimizer.{key}', source)
+
+
+# --- schedulers -----------------------------------------------------------------
+def check_schedulers(checkpoint: dict, context: ResumeContext,
+                     source: str) -> None:
+    """One state per configured scheduler, each with only the live
+    scheduler's attributes (MMEngine's ``load_state_dict`` sets whatever
+    the file names), of the same types, numbers finite and in range."""
+    if 'param_schedulers' not in checkpoint:
+        return
+    saved = checkpoint['param_schedulers']
+    if isinstance(saved, Mapping):  # one list per optimizer wrapper
+        items = [(f'param_schedulers.{k}', v) for k, v in saved.items()]
+    else:
+        items = [('param_schedulers', saved)]
+    live = context.scheduler_states
+    for where, states in items:
+        if not isinstance(states, (list, tuple)) or not all(
+                isinstance(s, Mapping) for s in states):
+            raise CheckpointError(f'{source}: {where} must be a list of '
+                                  'scheduler state dicts')
+        if live is not None and len(items) == 1 and len(states) != len(live):
+            raise CheckpointError(
+                f'{source}: {where} holds {len(states)} scheduler state(s), '
+                f'the config has {len(live)} param_scheduler(s); resuming '
+                'would pair them wrongly. Resume with the schedulers the run '
+                'was saved with, or start from its weights (load_from)')
+        for i, state in enumerate(states):
+            at = f'{where}[{i}]'
+            reference = live[i] if live is not None and len(items) == 1 \
+                else None
+            if reference is not None:
+                unknown = sorted(str(k) for k in state if k not in reference)
+                if unknown:
+                    raise CheckpointError(
+                        f'{source}: {at} sets {unknown}, which the '
+                        f'configured scheduler does not have')
+            for key, value in state.items():
+                check_numbers_like(value, None if reference is None
+                                   else reference.get(key), f'{at}.{key}',
+                                   source)
+            try:
+                check_scheduler_arguments(state, at)
+            except (TypeError, ValueError) as err:
+                raise CheckpointError(f'{source}: {err}') from None
+
+
+# --- weights ----------------------------------------------------------------------
+def check_weights(checkpoint: dict, context: ResumeContext,
+                  source: str) -> None:
+    """Weights finite and floating where the model's are; on resume the
+    same names and shapes as the model."""
+    state = checkpoint.get('state_dict')
+    if state is None:
+        if context.resuming:
+            raise CheckpointError(f'{source}: no state_dict (weights) to '
+                                  'resume from')
+        return
+    state = _need_dict(state, 'state_dict', source)
+    reference = context.model_state
+    plain = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    try:
+        check_tensors(plain, source, reference,
+                      context.allow_nonfinite_weights,
+                      NON_FINITE_WEIGHTS_OPT_OUT)
+    except TensorTrustError as err:
+        raise CheckpointError(str(err)) from None
+    if context.resuming and context.strict_keys and reference is not None:
+        missing, unexpected, shapes = key_differences(plain, reference)
+        if missing or unexpected or shapes:
+            def show(items):
+                return (f'{len(items)} ({", ".join(items[:3])}'
+                        + (', ...' if len(items) > 3 else '') + ')'
+                        if items else '0')
+            raise CheckpointError(
+                f'{source}: its weights do not match the model being '
+                f'resumed: missing {show(missing)}, unexpected '
+                f'{show(unexpected)}, shape mismatches {show(shapes)}. '
+                'Resume needs the checkpoint of this config; to start from '
+                'other weights, use load_from=CHECKPOINT without --resume')
+
+
+def check_resume_state(checkpoint: Any, context: ResumeContext,
+                       source: str) -> None:
+    """Everything above; ``checkpoint`` is changed in place only by dropping
+    untrusted paths."""
+    checkpoint = _need_dict(checkpoint, 'the checkpoint', source)
+    check_weights(checkpoint, context, source)
+    if not context.resuming:
+        return
+    check_meta(checkpoint, context, source)
+    check_message_hub(checkpoint, context, source)
+    check_optimizer(checkpoint, context, source)
+    check_schedulers(checkpoint, context, source)

@@ -1,0 +1,186 @@
+"""A work dir as ``--resume`` reads it, and one trainer per work dir.
+
+``last_checkpoint`` is a file anyone (a kill during a write, a copied
+directory, a crafted archive) may have left in any state; only a text file
+naming a complete checkpoint of this work dir is followed.  Otherwise the
+newest complete ``iter_N.pth`` / ``epoch_N.pth`` of the work dir is used
+and the reason said.  Two trainers in one work dir overwrite each other's
+checkpoints: :class:`WorkDirLock` stops the second at once.
+"""
+import fcntl
+import os
+import os.path as osp
+import re
+import socket
+import sys
+import time
+import zipfile
+from typing import Callable, Optional
+
+from .errors import CheckpointError
+
+ZIP_MAGIC = b'PK\x03\x04'  # torch.save's default format (a zip archive)
+
+#: checkpoints MMEngine's CheckpointHook writes: files, or directories for
+#: DeepSpeed and sharded FSDP
+CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+#: what makes a directory a checkpoint: DeepSpeed's model states, or the
+#: ``rank{i}.pth`` files of a sharded FSDP checkpoint
+DIRECTORY_CHECKPOINT = re.compile(r'^(mp_rank_\d+_model_states\.pt|'
+                                  r'rank\d+\.pth)$')
+#: ``last_checkpoint`` holds one path; anything longer is not MMEngine's
+LAST_CHECKPOINT_MAX_BYTES = 4096
+
+
+def _is_complete_file(path: str) -> bool:
+    if not osp.isfile(path) or osp.getsize(path) == 0:
+        return False
+    with open(path, 'rb') as f:
+        if f.read(4) != ZIP_MAGIC:
+            return False
+    return zipfile.is_zipfile(path)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """A regular file that is a non-empty zip archive with its central
+    directory (what ``torch.save`` writes last), or a DeepSpeed / FSDP
+    checkpoint directory whose ``.pt``/``.pth`` files all are; cheap (reads
+    no tensors)."""
+    if osp.isdir(path):
+        names = os.listdir(path)
+        files = [osp.join(path, f) for f in names
+                 if f.endswith(('.pt', '.pth'))]
+        return (any(DIRECTORY_CHECKPOINT.match(f) for f in names)
+                and all(map(_is_complete_file, files)))
+    return _is_complete_file(path)
+
+
+def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The complete ``iter_N.pth`` / ``epoch_N.pth`` with the largest N."""
+    found = []
+    for name in os.listdir(work_dir) if osp.isdir(work_dir) else []:
+        match = CHECKPOINT_NAME.match(name)
+        path = osp.join(work_dir, name)
+        if match and not osp.islink(path) and is_complete_checkpoint(path):
+            found.append((int(match.group(1)), osp.getmtime(path), path))
+    return max(found)[2] if found else None
+
+
+def _read_record(record: str):
+    """``(path it names, None)`` or ``(None, what is wrong with it)``."""
+    if osp.isdir(record):
+        return None, f'{record} is a directory, not a file naming a checkpoint'
+    if not osp.isfile(record):
+        return None, f'{record} is not a regular file'
+    with open(record, 'rb') as f:
+        data = f.read(LAST_CHECKPOINT_MAX_BYTES + 1)
+    if len(data) > LAST_CHECKPOINT_MAX_BYTES:
+        return None, (f'{record} is over {LAST_CHECKPOINT_MAX_BYTES} bytes, '
+                      'not one checkpoint path')
+    try:
+        text = data.decode('utf-8').strip()
+    except UnicodeDecodeError:
+        return None, f'{record} is not UTF-8 text (binary data)'
+    if not text:
+        return None, f'{record} is empty'
+    if '\n' in text or '\x00' in text:
+        return None, f'{record} holds more than one line'
+    return text, None
+
+
+def resume_fallback(work_dir: str,
+                    log: Callable[[str], None]) -> Optional[str]:
+    """For ``--resume`` without a path: ``None`` where MMEngine's own
+    auto-resume is safe (``work_dir/last_checkpoint`` is a text file naming
+    a complete checkpoint directly inside ``work_dir``, or there is no such
+    file: training starts from scratch); else the newest complete
+    checkpoint in ``work_dir``, the reason said through ``log``, or an
+    error when there is none."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.lexists(record):
+        return None
+    named, problem = _read_record(record)
+    if named is not None:
+        inside = osp.realpath(osp.dirname(named) or '.') == \
+            osp.realpath(work_dir)
+        if not inside:
+            problem = (f'{record} names {named!r}, which is outside the work '
+                       f'dir (another run\'s checkpoint?)')
+        elif is_complete_checkpoint(named):
+            return None
+        else:
+            problem = (f'{record} names {named!r}, which is '
+                       + ('incomplete' if osp.exists(named) else 'missing'))
+    fallback = newest_complete_checkpoint(work_dir)
+    if fallback is None:
+        raise CheckpointError(
+            f'Cannot resume: {problem}, and {work_dir} holds no other '
+            'complete checkpoint (iter_N.pth / epoch_N.pth). Give one with '
+            '--resume CHECKPOINT, or train without --resume')
+    log(f'{problem}; resuming from the newest complete checkpoint in the '
+        f'work dir, {fallback}')
+    return fallback
+
+
+class WorkDirBusy(RuntimeError):
+    """Another trainer holds the work dir."""
+
+
+class WorkDirLock:
+    """An exclusive ``flock`` on ``WORK_DIR/.train.lock``, held while the
+    process trains.  The file says who holds it; the kernel drops the lock
+    when its process dies, so a lock file left by a killed run is detected
+    (the lock is free) and taken over."""
+
+    FILE = '.train.lock'
+
+    def __init__(self, work_dir: str):
+        self.work_dir = work_dir
+        self.path = osp.join(work_dir, self.FILE)
+        self._fd: Optional[int] = None
+
+    def acquire(self, log: Callable[[str], None] = print) -> 'WorkDirLock':
+        os.makedirs(self.work_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise WorkDirBusy(
+                f'{self.work_dir} is in use by another trainer ({holder}); '
+                'two trainers in one work dir overwrite each other\'s '
+                'checkpoints. Wait for it to end, stop it, or give another '
+                '--work-dir') from None
+        previous = _read_holder(fd, default='')
+        if previous:
+            log(f'{self.path}: taking over the lock of a run that ended '
+                f'without releasing it ({previous})')
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (f'pid {os.getpid()} on {socket.gethostname()}, '
+                       f'started {time.strftime("%Y-%m-%d %H:%M:%S")}: '
+                       f'{" ".join(sys.argv)[:300]}').encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_holder(fd: int, default: str = 'holder unknown') -> str:
+    data = os.pread(fd, 1024, 0)
+    text = data.decode('utf-8', 'replace').strip()
+    return text or default

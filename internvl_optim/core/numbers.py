@@ -1,0 +1,83 @@
+"""Checking numbers from configs and files: real, finite, in range, never a
+quoted string.  Used by the settings, the models, the engine's config checks
+and the checkpoint checks alike."""
+import math
+import numbers
+from typing import Any, Callable, Mapping, Tuple
+
+
+def is_number(value) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_numeric_text(value) -> bool:
+    """A string that reads as a number (``'1e-4'``): a quoted number."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+Range = Tuple[str, Callable[[float], bool]]
+
+#: ranges a number may have: (text for messages, test)
+POSITIVE: Range = ('a number > 0', lambda v: v > 0)
+NON_NEGATIVE: Range = ('a number >= 0', lambda v: v >= 0)
+ANY: Range = ('a number', lambda v: True)
+UNIT_OPEN_CLOSED: Range = ('in (0, 1]', lambda v: 0 < v <= 1)
+UNIT_CLOSED: Range = ('in [0, 1]', lambda v: 0 <= v <= 1)
+UNIT_CLOSED_OPEN: Range = ('in [0, 1)', lambda v: 0 <= v < 1)
+UNIT_OPEN: Range = ('in (0, 1)', lambda v: 0 < v < 1)
+FROM_MINUS_ONE: Range = ('a number >= -1', lambda v: v >= -1)
+
+
+def check_number(where: str, value, valid: Range) -> float:
+    """``value`` as a float if it is a finite real number in range ``valid``
+    (one of the ranges above); else ``TypeError`` (not a number, including
+    numeric strings) or ``ValueError`` (non-finite or out of range), naming
+    ``where``."""
+    text, in_range = valid
+    wanted = text if text.startswith('a number') else f'a number {text}'
+    if not is_number(value):
+        hint = (f' (a string: write {value} without quotes)'
+                if is_numeric_text(value) else '')
+        raise TypeError(f'{where} must be {wanted}, got {value!r}{hint}')
+    if not math.isfinite(value):
+        raise ValueError(f'{where} must be a finite number, got {value}')
+    if not in_range(value):
+        raise ValueError(f'{where} must be {text}, got {value}')
+    return float(value)
+
+
+#: arguments (and saved state) of MMEngine's parameter schedulers that
+#: divide or multiply every step, with the values that keep them finite:
+#: LinearLR divides by ``start_factor``, ConstantLR by ``factor``,
+#: CosineAnnealingLR by ``T_max``, OneCycleLR by ``total_steps``,
+#: ``div_factor`` and ``final_div_factor``, PolyLR's ``power`` exponent
+SCHEDULER_RANGES: Mapping[str, Range] = {
+    'start_factor': UNIT_OPEN_CLOSED, 'end_factor': UNIT_CLOSED,
+    'factor': UNIT_OPEN_CLOSED, 'T_max': POSITIVE, 'total_iters': POSITIVE,
+    'power': NON_NEGATIVE, 'eta_min': NON_NEGATIVE,
+    'eta_min_ratio': NON_NEGATIVE, 'gamma': POSITIVE, 'step_size': POSITIVE,
+    'total_steps': POSITIVE, 'pct_start': UNIT_OPEN, 'div_factor': POSITIVE,
+    'final_div_factor': POSITIVE, 'begin': NON_NEGATIVE, 'end': POSITIVE,
+    'last_step': FROM_MINUS_ONE, 'T_0': POSITIVE, 'T_mult': POSITIVE,
+}
+
+
+def check_scheduler_arguments(scheduler: Mapping[str, Any],
+                              where: str) -> None:
+    """The arguments of :data:`SCHEDULER_RANGES` present in ``scheduler``
+    (a config entry or a saved state) in range; ``begin < end``."""
+    for key, valid in SCHEDULER_RANGES.items():
+        value = scheduler.get(key)
+        if value is None:
+            continue
+        check_number(f'{where}.{key}', value, valid)
+    begin, end = scheduler.get('begin'), scheduler.get('end')
+    if is_number(begin) and is_number(end) and begin >= end:
+        raise ValueError(f'{where}: begin={begin} must be < end={end}')

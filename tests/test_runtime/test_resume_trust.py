@@ -1,0 +1,379 @@
+"""Everything --resume takes from a checkpoint is checked before MMEngine
+acts on it (issue 18): a real MMEngine 0.10.7 Runner, a toy model and a
+toy metric, checkpoints it wrote itself and then crafted.
+
+Facts from MMEngine 0.10.7 (``mmengine/hooks/checkpoint_hook.py``): with
+``save_best``, ``before_train`` reads ``message_hub.runtime_info
+['best_ckpt']`` and, at the next better score, ``after_val_epoch`` removes
+that file ("The previous best checkpoint <path> is removed");
+``keep_ckpt_ids`` names ``iter_{id}.pth`` files it removes.
+``Runner.resume`` sets the loop's iteration from ``meta.iter`` and
+advances the dataloader that many steps; ``_ParamScheduler.
+load_state_dict`` is ``self.__dict__.update(state_dict)``.
+"""
+import copy
+import itertools
+import re
+
+import pytest
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import Dataset
+
+import internvl_optim  # noqa: F401  (registers CheckpointTrustHook)
+from internvl_optim.checkpoint import CheckpointError
+
+_names = itertools.count()
+
+
+class ToyModel(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.norm = nn.BatchNorm1d(1)  # an int64 buffer: num_batches_tracked
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.norm(self.linear(inputs))
+        if mode == 'loss':
+            return dict(loss=(out ** 2).mean())
+        return [dict(out=o) for o in out]
+
+
+class ToyData(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return dict(inputs=torch.tensor([float(i), 1.0]))
+
+
+class RisingScore(BaseMetric):
+    """A validation score that improves every time (so CheckpointHook
+    replaces its best checkpoint each validation)."""
+    calls = 0
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        RisingScore.calls += 1
+        return dict(score=float(RisingScore.calls))
+
+
+def make_runner(work_dir, max_iters, load_from=None, trust=True,
+                trust_args=None, schedulers=None):
+    loader = dict(dataset=ToyData(), batch_size=2, num_workers=0,
+                  sampler=dict(type='DefaultSampler', shuffle=False),
+                  collate_fn=dict(type='default_collate'))  # a batch tensor
+    hooks = ([dict(type='CheckpointTrustHook', **(trust_args or {}))]
+             if trust else [])
+    return Runner(
+        model=ToyModel(), work_dir=str(work_dir),
+        experiment_name=f'trust_{next(_names)}',
+        train_dataloader=loader, val_dataloader=loader,
+        val_evaluator=dict(type=RisingScore), val_cfg=dict(),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=2),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01,
+                                          weight_decay=0.0)),
+        param_scheduler=schedulers or [dict(type='LinearLR',
+                                            start_factor=0.5, by_epoch=False,
+                                            begin=0, end=2)],
+        default_hooks=dict(checkpoint=dict(
+            type='CheckpointHook', interval=2, by_epoch=False,
+            save_best='score', rule='greater')),
+        custom_hooks=hooks, resume=load_from is not None,
+        load_from=None if load_from is None else str(load_from),
+        default_scope='mmengine', log_level='WARNING')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 4-iteration run: iter_2.pth, iter_4.pth and a best checkpoint."""
+    work_dir = tmp_path_factory.mktemp('trained')
+    make_runner(work_dir, 4).train()
+    return work_dir
+
+
+def crafted(trained, tmp_path, change):
+    checkpoint = torch.load(trained / 'iter_4.pth', weights_only=True)
+    change(checkpoint)
+    path = tmp_path / 'crafted.pth'
+    torch.save(checkpoint, path)
+    return path
+
+
+def resume(path, work_dir, max_iters=6, **kw):
+    runner = make_runner(work_dir, max_iters, load_from=path, **kw)
+    runner.train()
+    return runner
+
+
+def test_an_untouched_checkpoint_resumes(trained, tmp_path):
+    path = crafted(trained, tmp_path, lambda c: None)
+    runner = resume(path, tmp_path / 'w')
+    assert runner.iter == 6
+
+
+# --- the file-deletion attack ---------------------------------------------------
+
+def _point_best_ckpt_at(victim):
+    def change(checkpoint):
+        checkpoint['message_hub']['runtime_info']['best_ckpt'] = str(victim)
+        checkpoint['message_hub']['runtime_info']['best_score'] = -1e9
+    return change
+
+
+def test_without_the_hook_mmengine_deletes_the_named_file(trained, tmp_path):
+    """The attack is real: plain MMEngine removes the file."""
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    path = crafted(trained, tmp_path, _point_best_ckpt_at(victim))
+    resume(path, tmp_path / 'w', trust=False)
+    assert not victim.exists()
+
+
+def test_with_the_hook_the_named_file_survives(trained, tmp_path):
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    path = crafted(trained, tmp_path, _point_best_ckpt_at(victim))
+    work_dir = tmp_path / 'w'
+    runner = make_runner(work_dir, 6, load_from=path)
+    messages = []
+    runner.logger.warning = messages.append
+    runner.train()
+    assert victim.read_text() == 'precious'
+    # last_ckpt names the trained run's iter_4.pth: another work dir
+    assert messages[0] == (
+        f"checkpoint '{path}': dropped from message_hub.runtime_info: "
+        f"last_ckpt='{trained / 'iter_4.pth'}' (not a checkpoint file of "
+        "this work dir; CheckpointHook would delete it); "
+        f"best_ckpt='{victim}' (not a checkpoint file of this work dir; "
+        'CheckpointHook would delete it)')
+    # the run's own best checkpoint is still managed: iter 6 is the best
+    assert sorted(p.name for p in work_dir.glob('best_*.pth')) == [
+        'best_score_iter_6.pth']
+
+
+def test_keep_ckpt_ids_outside_the_run_are_dropped(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['message_hub']['runtime_info']['keep_ckpt_ids'] = [
+            '../../victim', 10 ** 9]
+    path = crafted(trained, tmp_path, change)
+    runner = make_runner(tmp_path / 'w', 6, load_from=path)
+    messages = []
+    runner.logger.warning = messages.append
+    runner.train()
+    assert messages[0].startswith(
+        f"checkpoint '{path}': dropped from message_hub.runtime_info: ")
+    assert messages[0].endswith(
+        "; keep_ckpt_ids=['../../victim', 1000000000] (must be iterations or "
+        'epochs of this run; CheckpointHook deletes the checkpoints they '
+        'name)')
+
+
+def test_a_best_ckpt_inside_the_work_dir_is_kept(trained, tmp_path):
+    """The run's own bookkeeping survives a resume in the same dir."""
+    work_dir = tmp_path / 'same'
+    make_runner(work_dir, 4).train()
+    best = work_dir / 'best_score_iter_4.pth'
+    assert best.exists()
+    resume(work_dir / 'iter_4.pth', work_dir, max_iters=6)
+    assert not best.exists()  # replaced by the new best, as MMEngine does
+    assert (work_dir / 'best_score_iter_6.pth').exists()
+
+
+# --- numbers that would hang or poison the run --------------------------------
+
+@pytest.mark.parametrize('value, message', [
+    (10 ** 12, 'meta.iter=1000000000000 is outside [0, 6] (this run\'s '
+               'max_iters)'),
+    (-5, 'meta.iter=-5 is outside [0, 6] (this run\'s max_iters)'),
+    ('4', "meta.iter must be an int in [0, 6] (this run's max_iters), "
+          "got '4'"),
+])
+def test_meta_iter_out_of_range_is_refused(trained, tmp_path, value,
+                                           message):
+    path = crafted(trained, tmp_path,
+                   lambda c: c['meta'].__setitem__('iter', value))
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == f"checkpoint '{path}': {message}"
+
+
+def test_optimizer_lr_inf_is_refused(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['optimizer']['param_groups'][0]['lr'] = float('inf')
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': optimizer.param_groups[0].lr must be a "
+        'finite number, got inf')
+
+
+def test_optimizer_flag_of_the_wrong_type_is_refused(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['optimizer']['param_groups'][0]['amsgrad'] = 'yes'
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': optimizer.param_groups[0].amsgrad must be "
+        "bool like the run's False, got 'yes'")
+
+
+def test_optimizer_moments_with_nan_are_refused(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['optimizer']['state'][0]['exp_avg'][0, 0] = float('nan')
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (f"checkpoint '{path}': "
+                              'optimizer.state[0].exp_avg holds NaN or Inf')
+
+
+def test_scheduler_state_inf_and_unknown_attributes_are_refused(trained,
+                                                                tmp_path):
+    def inf(checkpoint):
+        checkpoint['param_schedulers'][0]['base_values'] = [float('inf')]
+    path = crafted(trained, tmp_path, inf)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': param_schedulers[0].base_values[0] must be a "
+        'finite number, got inf')
+
+    def attribute(checkpoint):
+        checkpoint['param_schedulers'][0]['optimizer'] = 0
+    path = crafted(trained, tmp_path, attribute)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': param_schedulers[0] sets ['optimizer'], which "
+        'the configured scheduler does not have')
+
+    def zero(checkpoint):
+        checkpoint['param_schedulers'][0]['start_factor'] = 0.0
+    path = crafted(trained, tmp_path, zero)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': param_schedulers[0].start_factor must be in "
+        '(0, 1], got 0.0')
+
+
+def test_scheduler_count_must_match(trained, tmp_path):
+    path = crafted(trained, tmp_path, lambda c: None)
+    two = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
+                end=2),
+           dict(type='ConstantLR', factor=0.5, by_epoch=False, begin=2,
+                end=6)]
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w', schedulers=two)
+    assert str(err.value).startswith(
+        f"checkpoint '{path}': param_schedulers holds 1 scheduler state(s), "
+        'the config has 2 param_scheduler(s)')
+
+
+# --- weights ------------------------------------------------------------------
+
+def test_nan_weights_are_refused_unless_allowed(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['state_dict']['linear.weight'][0, 1] = float('nan')
+        checkpoint['state_dict']['linear.bias'][0] = float('inf')
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': 2 tensor(s) hold NaN or Inf: linear.weight (1 "
+        'of 2 values), linear.bias (1 of 1 values). Training from them gives '
+        'a NaN loss at the first step; the file is damaged or was saved '
+        'after training diverged. To load them anyway: '
+        "custom_hooks=[dict(type='CheckpointTrustHook', "
+        'allow_nonfinite_weights=True)]')
+    runner = make_runner(tmp_path / 'w2', 6, load_from=path,
+                         trust_args=dict(allow_nonfinite_weights=True))
+    runner.train()
+    assert torch.isnan(runner.model.linear.weight).any()
+
+
+def test_integer_weights_are_refused_integer_buffers_kept(trained, tmp_path):
+    def change(checkpoint):
+        checkpoint['state_dict']['linear.weight'] = torch.ones(
+            1, 2, dtype=torch.int64)
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': 1 entry of the weights cannot be loaded into "
+        'floating parameters: linear.weight (torch.int64, the model holds '
+        'torch.float32). load_state_dict would cast them silently; this is '
+        'not a checkpoint of this model, or it is damaged')
+
+
+def test_missing_and_extra_weights_are_refused_on_resume(trained, tmp_path):
+    def change(checkpoint):
+        del checkpoint['state_dict']['linear.bias']
+        checkpoint['state_dict']['head.weight'] = torch.zeros(3)
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == (
+        f"checkpoint '{path}': its weights do not match the model being "
+        'resumed: missing 1 (linear.bias), unexpected 1 (head.weight), '
+        'shape mismatches 0. Resume needs the checkpoint of this config; to '
+        'start from other weights, use load_from=CHECKPOINT without '
+        '--resume')
+
+
+def test_load_from_without_resume_allows_other_keys(trained, tmp_path):
+    """Fine-tuning from other weights (load_from, no resume): extra keys
+    stay MMEngine's warning, but NaN is still refused."""
+    def change(checkpoint):
+        checkpoint['state_dict']['head.weight'] = torch.zeros(3)
+    path = crafted(trained, tmp_path, change)
+    runner = make_runner(tmp_path / 'w', 2)
+    runner.load_checkpoint(str(path))
+    saved = torch.load(path, weights_only=True)['state_dict']
+    assert torch.equal(runner.model.linear.weight.detach(),
+                       saved['linear.weight'])
+
+    def poison(checkpoint):
+        checkpoint['state_dict']['linear.weight'][0, 0] = float('nan')
+    path = crafted(trained, tmp_path, poison)
+    runner = make_runner(tmp_path / 'w2', 2)
+    with pytest.raises(CheckpointError, match=re.escape(
+            '1 tensor(s) hold NaN or Inf: linear.weight (1 of 2 values)')):
+        runner.load_checkpoint(str(path))
+    assert not torch.isnan(runner.model.linear.weight).any()
+
+
+# --- containers of the wrong type -------------------------------------------------
+
+@pytest.mark.parametrize('field, value, message', [
+    ('message_hub', [], 'message_hub must be a dict, got a list'),
+    ('message_hub', torch.zeros(1), 'message_hub must be a dict, got a '
+                                    'Tensor'),
+    ('meta', 'x', 'meta must be a dict, got a str'),
+    ('optimizer', [1], 'optimizer must be a dict, got a list'),
+    ('param_schedulers', 3, 'param_schedulers must be a list of scheduler '
+                            'state dicts'),
+])
+def test_wrong_containers_name_the_field(trained, tmp_path, field, value,
+                                         message):
+    path = crafted(trained, tmp_path,
+                   lambda c: c.__setitem__(field, copy.deepcopy(value)))
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value) == f"checkpoint '{path}': {message}"
+
+
+def test_runtime_info_of_the_wrong_type_names_the_field(trained, tmp_path):
+    path = crafted(trained, tmp_path, lambda c: c['message_hub'].__setitem__(
+        'runtime_info', torch.zeros(2)))
+    with pytest.raises(CheckpointError, match=re.escape(
+            'message_hub.runtime_info must be a dict, got a Tensor')):
+        resume(path, tmp_path / 'w')

@@ -1,0 +1,179 @@
+"""A work dir as --resume reads it, and one trainer per work dir (issue 18):
+``last_checkpoint`` that is a directory, binary, not UTF-8 or names another
+run's file is not followed; only complete checkpoint files (or DeepSpeed /
+FSDP checkpoint directories) count; a second trainer stops at once naming
+the holder; a lock left by a killed run is taken over."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from internvl_optim.checkpoint import CheckpointError
+from internvl_optim.checkpoint.work_dir import (WorkDirBusy, WorkDirLock,
+                                                is_complete_checkpoint,
+                                                newest_complete_checkpoint,
+                                                resume_fallback)
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+
+
+def _checkpoint(path):
+    torch.save({'state_dict': {'w': torch.zeros(4)}}, path)
+    return str(path)
+
+
+@pytest.fixture
+def work_dir(tmp_path):
+    _checkpoint(tmp_path / 'iter_2.pth')
+    return tmp_path
+
+
+@pytest.mark.parametrize('write, reason', [
+    (lambda p: p.mkdir(), 'is a directory, not a file naming a checkpoint'),
+    (lambda p: p.write_bytes(b'\x80\x04\x95\xff\xfe'),
+     'is not UTF-8 text (binary data)'),
+    (lambda p: p.write_bytes('iter_2.pth'.encode('utf-16')),
+     'is not UTF-8 text (binary data)'),
+    (lambda p: p.write_text('x' * 5000), 'is over 4096 bytes, not one '
+                                         'checkpoint path'),
+    (lambda p: p.write_text('a.pth\nb.pth'), 'holds more than one line'),
+])
+def test_unreadable_last_checkpoint_falls_back(work_dir, write, reason):
+    record = work_dir / 'last_checkpoint'
+    write(record)
+    messages = []
+    assert resume_fallback(str(work_dir), messages.append) == \
+        str(work_dir / 'iter_2.pth')
+    assert messages == [f'{record} {reason}; resuming from the newest '
+                        f'complete checkpoint in the work dir, '
+                        f'{work_dir / "iter_2.pth"}']
+
+
+def test_last_checkpoint_naming_another_runs_file_is_not_followed(
+        work_dir, tmp_path_factory):
+    other = tmp_path_factory.mktemp('other_run')
+    foreign = _checkpoint(other / 'iter_50.pth')
+    record = work_dir / 'last_checkpoint'
+    record.write_text(foreign)
+    messages = []
+    assert resume_fallback(str(work_dir), messages.append) == \
+        str(work_dir / 'iter_2.pth')
+    assert messages[0].startswith(
+        f"{record} names '{foreign}', which is outside the work dir "
+        "(another run's checkpoint?); resuming from")
+    # its own file, complete: MMEngine's auto-resume is used as is
+    record.write_text(str(work_dir / 'iter_2.pth'))
+    assert resume_fallback(str(work_dir), messages.append) is None
+
+
+def test_without_any_complete_checkpoint_the_error_says_what_to_do(tmp_path):
+    (tmp_path / 'last_checkpoint').mkdir()
+    with pytest.raises(CheckpointError, match=re.escape(
+            f'Cannot resume: {tmp_path / "last_checkpoint"} is a directory, '
+            f'not a file naming a checkpoint, and {tmp_path} holds no other '
+            'complete checkpoint')):
+        resume_fallback(str(tmp_path), print)
+
+
+def test_only_files_and_real_checkpoint_directories_count(work_dir):
+    fake = work_dir / 'iter_99.pth'
+    fake.mkdir()
+    _checkpoint(fake / 'anything.pth')  # a directory, not a checkpoint
+    assert not is_complete_checkpoint(str(fake))
+    assert newest_complete_checkpoint(str(work_dir)) == \
+        str(work_dir / 'iter_2.pth')
+    deepspeed = work_dir / 'iter_50.pth'
+    deepspeed.mkdir()
+    _checkpoint(deepspeed / 'mp_rank_00_model_states.pt')
+    assert newest_complete_checkpoint(str(work_dir)) == str(deepspeed)
+    # a symbolic link named like a checkpoint is not one of this work dir's
+    os.symlink(deepspeed / 'mp_rank_00_model_states.pt',
+               work_dir / 'iter_70.pth')
+    assert newest_complete_checkpoint(str(work_dir)) == str(deepspeed)
+
+
+# --- one trainer per work dir ---------------------------------------------------
+
+HOLDER = textwrap.dedent('''
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from internvl_optim.checkpoint.work_dir import WorkDirLock
+    WorkDirLock({work_dir!r}).acquire(lambda m: None)
+    print('held', flush=True)
+    time.sleep(120)
+''')
+
+
+def _hold(work_dir):
+    process = subprocess.Popen(
+        [sys.executable, '-c', HOLDER.format(root=ROOT,
+                                             work_dir=str(work_dir))],
+        stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == 'held'
+    return process
+
+
+def test_a_second_trainer_stops_naming_the_holder(tmp_path):
+    holder = _hold(tmp_path)
+    try:
+        with pytest.raises(WorkDirBusy) as err:
+            WorkDirLock(str(tmp_path)).acquire()
+        message = str(err.value)
+        assert message.startswith(f'{tmp_path} is in use by another trainer '
+                                  f'(pid {holder.pid} on ')
+        assert message.endswith(
+            "two trainers in one work dir overwrite each other's "
+            'checkpoints. Wait for it to end, stop it, or give another '
+            '--work-dir')
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
+    holder = _hold(tmp_path)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / '.train.lock').exists()  # left behind
+    messages = []
+    lock = WorkDirLock(str(tmp_path)).acquire(messages.append)
+    assert messages[0].startswith(
+        f'{tmp_path / ".train.lock"}: taking over the lock of a run that '
+        f'ended without releasing it (pid {holder.pid} on ')
+    assert f'pid {os.getpid()} on ' in (tmp_path / '.train.lock').read_text()
+    lock.release()
+    assert not (tmp_path / '.train.lock').exists()
+    with WorkDirLock(str(tmp_path)):  # free again
+        pass
+
+
+def test_train_py_refuses_a_busy_work_dir_before_building(tmp_path):
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
+    data_root = make_synthetic_ade20k(str(tmp_path / 'data'), num_train=2,
+                                      num_val=1)
+    work_dir = tmp_path / 'work'
+    holder = _hold(work_dir)
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, 'tools/train.py'),
+             os.path.join(ROOT, 'configs/demo/'
+                          'internvit_tiny_upernet_synthetic_ade20k.py'),
+             '--work-dir', str(work_dir), '--cfg-options',
+             f'train_dataloader.dataset.data_root={data_root}',
+             f'val_dataloader.dataset.data_root={data_root}'],
+            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    assert f'is in use by another trainer (pid {holder.pid} on ' in \
+        result.stderr
+    assert 'Iter(train)' not in result.stdout + result.stderr
+    assert time.monotonic() - started < 60
