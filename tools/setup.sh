@@ -10,7 +10,8 @@
 #                        wheel cache makes it seconds
 #   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
 #   mmdet 3.3.0 (pure Python)
-#   pytest, deepspeed 0.15.4, and this package (editable)
+#   pytest, deepspeed 0.15.4, timm 1.0.31 (no deps), transformers 5.24.0,
+#   and this package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -46,6 +47,14 @@ installed safetensors 0.8.0 || $PIP "$TORCH" safetensors==0.8.0
 # MMEngine 0.10.7 imports deepspeed.runtime.fp16.onebit, gone in later
 # releases. No prebuilt ops; no isolated build env (it would fetch a torch).
 installed deepspeed 0.15.4 || DS_BUILD_OPS=0 $PIP --no-build-isolation "$TORCH" "setuptools<81" wheel deepspeed==0.15.4
+# timm 1.0.31, the oracle of the tests and benchmarks/timm_zoo.py: without
+# its dependencies, since it would pull a torchvision (which cannot be
+# imported beside this CPU torch); timm builds models and groups without it
+# (internvl_optim.analysis.timm_oracle stands in for it in that process)
+installed timm 1.0.31 || { $PIP "$TORCH" huggingface_hub pyyaml && \
+  $PIP --no-deps timm==1.0.31; }
+# transformers 5.24 (pure Python): HuggingFace vision towers and VLMs in tests
+installed transformers 5.24.0 || $PIP "$TORCH" transformers==5.24.0
 # The package itself, pointing at this checkout.
 $PIP --no-deps --no-build-isolation -e . >/dev/null
 $PY -c 'import torch, mmcv.ops, mmseg, mmdet, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__, "mmdet", mmdet.__version__)'

@@ -88,8 +88,12 @@ def _block_child(stage: nn.Module) -> Optional[str]:
     blocks = getattr(stage, 'blocks', None)
     if isinstance(blocks, _LISTS) and len(blocks):
         return 'blocks'
+    # in a stage that is itself a list, only a ModuleList item holds blocks
+    # (MiT: [patch_embed, ModuleList(blocks), norm]); a Sequential item is a
+    # layer such as StarNet's ConvBN downsample
+    kinds = nn.ModuleList if isinstance(stage, _LISTS) else _LISTS
     lists = [n for n, c in stage.named_children()
-             if isinstance(c, _LISTS) and len(c)
+             if isinstance(c, kinds) and len(c)
              and not isinstance(c[0], _LISTS)]
     return lists[0] if len(lists) == 1 else None
 
@@ -183,6 +187,43 @@ def probe(backbone: nn.Module) -> BackboneStructure:
         blocks=blocks, block_names=names, stages=stages,
         convnext=convnext,
         top_level=tuple(n for n, _ in inner.named_children()))
+
+
+#: the last name of a list of transformer blocks, in any tower
+_BLOCK_LIST_NAMES = ('blocks', 'layers', 'layer', 'resblocks', 'h')
+
+
+def transformer_towers(module: nn.Module, min_blocks: int = 2
+                       ) -> List[Tuple[str, int]]:
+    """``(path, blocks)`` of every list of at least ``min_blocks`` blocks
+    (``*.layers``, ``*.blocks``, ``*.encoder.layer``, ...) that is not inside
+    another: a vision tower and a language model give two."""
+    found: List[Tuple[str, int]] = []
+    for path, child in module.named_modules():
+        if not path or not isinstance(child, _LISTS) or \
+                len(child) < min_blocks:
+            continue
+        if path.rsplit('.', 1)[-1] not in _BLOCK_LIST_NAMES:
+            continue
+        if any(path.startswith(other + '.') for other, _ in found):
+            continue
+        found.append((path, len(child)))
+    # lists held by items of one list are stages of one tower (PiT's
+    # transformers.{i}.blocks), not towers
+    parents = {_list_item_parent(path) for path, _ in found}
+    if len(found) > 1 and len(parents) == 1 and None not in parents:
+        return found[:1]
+    return found
+
+
+def _list_item_parent(path: str) -> Optional[str]:
+    """``transformers`` for ``transformers.1.blocks``; None when the path
+    does not run through a numbered list item."""
+    parts = path.split('.')
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i].isdigit():
+            return '.'.join(parts[:i])
+    return None
 
 
 def find_backbone(modules: Mapping[str, nn.Module],

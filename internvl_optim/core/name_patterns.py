@@ -20,11 +20,13 @@ CBNET_PREFIX = re.compile(r'^cb_modules\.\d+\.(.*)$')
 # The first segment of an embedding's backbone-relative name: any kind of
 # token (class, mask, register, distillation, prompt) or embedding (patch,
 # position, level, the HuggingFace ``embeddings`` module).
-_EMBEDDING_SEGMENT = re.compile(r'token|embed')
-# A parameter's own name that makes it a token or position/class embedding.
+# (TNT's ``patch_pos``; Hiera's ``pos_embed_win`` contains ``embed``)
+_EMBEDDING_SEGMENT = re.compile(r'token|embed|^patch_pos$')
+# A parameter's own name that makes it a token or position/class embedding;
+# numbered copies (CrossViT's ``pos_embed_0``, ``cls_token_1``) included.
 _TOKEN_OR_POSITION = re.compile(
     r'(token|tokens|pos_embed|pos_embedding|position_embeddings?|'
-    r'class_embedding)$')
+    r'class_embedding|pos_embed_win(dow)?|patch_pos)(_\d+)?$')
 
 
 def is_embedding_name(rel_name: str) -> bool:
@@ -46,7 +48,8 @@ def is_token_or_position(own_name: str) -> bool:
 
     >>> [is_token_or_position(n) for n in
     ...  ('cls_token', 'register_tokens', 'pos_embed', 'position_embedding',
-    ...   'class_embedding', 'weight', 'level_embeds')]
-    [True, True, True, True, True, False, False]
+    ...   'class_embedding', 'weight', 'level_embeds', 'pos_embed_0',
+    ...   'cls_token_1', 'pos_embed_win', 'patch_pos')]
+    [True, True, True, True, True, False, False, True, True, True, True]
     """
     return bool(_TOKEN_OR_POSITION.search(own_name))

@@ -110,7 +110,7 @@ class LayerDecaySettings:
         if layer_regex is not None:  # checked even where a model method wins
             RegexLayerRule(layer_regex)
 
-        return cls(
+        settings = cls(
             num_layers=_validate_num_layers(cfg.get('num_layers')),
             layer_decay_rate=_validate_rate(cfg),
             decay_type=decay_type,
@@ -132,6 +132,8 @@ class LayerDecaySettings:
             backbone_small_lr=_validate_bool(
                 'backbone_small_lr', cfg.get('backbone_small_lr', False)),
             **multipliers)
+        _check_structure_has_a_rate(cfg)
+        return settings
 
 
 def _check_known_keys(cfg: Mapping) -> None:
@@ -143,6 +145,26 @@ def _check_known_keys(cfg: Mapping) -> None:
         raise ValueError(
             f'Unknown key paramwise_cfg.{key}.{hint} Valid keys: '
             f'{", ".join(KEYS)}')
+
+
+#: keys that only shape layer decay: without a rate they change nothing
+STRUCTURAL_KEYS = ('num_layers', 'depths', 'layer_regex')
+
+
+def _check_structure_has_a_rate(cfg: Mapping) -> None:
+    """``num_layers`` (or ``depths``, ``layer_regex``) without any
+    ``layer_decay_rate`` trains every layer at the base lr: almost surely
+    a forgotten rate.  An explicit ``layer_decay_rate=1.0`` (InternVL's
+    head-tuning configs) is a choice and is accepted."""
+    if 'layer_decay_rate' in cfg or 'decay_rate' in cfg:
+        return
+    given = [k for k in STRUCTURAL_KEYS if cfg.get(k) is not None]
+    if given:
+        raise ValueError(
+            f'paramwise_cfg.{given[0]} is set but layer_decay_rate is not: '
+            'without a rate below 1 every layer trains at the base lr and '
+            f'{given[0]} changes nothing. Add layer_decay_rate (e.g. 0.9), '
+            f'or layer_decay_rate=1.0 to say that no decay is meant')
 
 
 def _validate_num_layers(num_layers):

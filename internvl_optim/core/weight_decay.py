@@ -6,7 +6,9 @@ A parameter gets zero weight decay when any of these holds:
   flattened shards do not fool the rule);
 * ``bias``: its own name is ``bias``;
 * ``token``: it is a token or position/class embedding held directly as a
-  parameter (:func:`~internvl_optim.core.name_patterns.is_token_or_position`):
+  parameter, or the weight of an ``nn.Embedding`` named as a position
+  embedding (CLIP's and SigLIP's ``embeddings.position_embedding``)
+  (:func:`~internvl_optim.core.name_patterns.is_token_or_position`):
   class, mask, register and distillation tokens and position embeddings are
   multi-dimensional, so the ``ndim`` rule alone misses them;
 * ``norm``: it belongs to a normalization module, decided by the module's
@@ -15,9 +17,11 @@ A parameter gets zero weight decay when any of these holds:
   InternViT's RMSNorm) whatever the parameter is called;
 * ``no_weight_decay``: the model or the backbone lists it in
   ``no_weight_decay()`` (timm convention; names relative to the module that
-  declares them, a module name covers all its parameters) or a keyword of
+  declares them, a module name covers all its parameters, fnmatch wildcards
+  such as ``'pos_embed.*'`` match as in timm) or a keyword of
   ``no_weight_decay_keywords()`` occurs in its name.
 """
+import fnmatch
 import re
 from typing import Dict, Iterable, Optional, Set, Tuple
 
@@ -57,6 +61,8 @@ class SkipList:
 
     def __init__(self, declarers: Iterable[Tuple[str, nn.Module]]):
         self.names: Set[str] = set()
+        #: entries with fnmatch wildcards (timm honours ``'pos_embed.*'``)
+        self.patterns: Set[str] = set()
         self.keywords: Set[Tuple[str, str]] = set()
         seen = set()
         for prefix, module in declarers:
@@ -65,7 +71,11 @@ class SkipList:
             seen.add(id(module))
             if callable(getattr(module, 'no_weight_decay', None)):
                 for name in module.no_weight_decay():
-                    self.names.add(join_name(prefix, name))
+                    full = join_name(prefix, name)
+                    if any(c in name for c in '*?['):
+                        self.patterns.add(full)
+                    else:
+                        self.names.add(full)
             if callable(getattr(module, 'no_weight_decay_keywords', None)):
                 for keyword in module.no_weight_decay_keywords():
                     self.keywords.add((prefix, keyword))
@@ -74,6 +84,8 @@ class SkipList:
         parts = name.split('.')
         if any('.'.join(parts[:i]) in self.names
                for i in range(1, len(parts) + 1)):
+            return True
+        if any(fnmatch.fnmatchcase(name, p) for p in self.patterns):
             return True
         for prefix, keyword in self.keywords:
             if (not prefix or name.startswith(prefix + '.')) and \
@@ -99,6 +111,10 @@ def no_decay_reason(name: str, ndim: int, owner: Optional[nn.Module],
         return 'bias'
     if is_token_or_position(own_name):
         return 'token'
+    parts = name.split('.')
+    if (own_name == 'weight' and isinstance(owner, nn.Embedding)
+            and len(parts) >= 2 and is_token_or_position(parts[-2])):
+        return 'token'  # CLIP/SigLIP: embeddings.position_embedding.weight
     if owner is not None and is_norm_module(owner):
         return 'norm'
     if name in skip_list:

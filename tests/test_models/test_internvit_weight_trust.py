@@ -129,7 +129,7 @@ def test_deeply_nested_json_is_refused(tmp_path, depth):
 
 
 @pytest.mark.parametrize('key, shape, message', [
-    ('pos_embed', (1, 17, 32), 'pos_embed has shape (1, 17, 32); expected '
+    ('pos_embed', (1, 18, 32), 'pos_embed has shape (1, 18, 32); expected '
      '(1, 1 + s*s, 32): a class position and a square grid of s x s patch '
      'positions'),
     ('pos_embed', (1, 1, 32), 'pos_embed has shape (1, 1, 32); expected '

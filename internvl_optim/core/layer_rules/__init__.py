@@ -9,10 +9,12 @@ the first that claims the model wins.  The order (:data:`PROVIDERS`):
 3. the backbone's ``get_layer_depth(name, prefix)``;
 4. the backbone's ``get_layer_id(rel_name)``;
 5. ``paramwise_cfg.layer_regex``;
-6. a ViT block list (:data:`~internvl_optim.core.name_patterns.BLOCK_CONTAINERS`);
-7. MMSeg's ``layer_wise`` ConvNeXt rule;
-8. stages of blocks (Swin, InternImage, MiT, Twins, timm/HF Swin);
-9. the order of the backbone's top-level units (CNNs).
+6. the grouping the backbone declares as data: timm's
+   ``group_matcher(coarse=False)`` (:mod:`.declared_groups`);
+7. a ViT block list (:data:`~internvl_optim.core.name_patterns.BLOCK_CONTAINERS`);
+8. MMSeg's ``layer_wise`` ConvNeXt rule;
+9. stages of blocks (Swin, InternImage, MiT, Twins, timm/HF Swin);
+10. the order of the backbone's top-level units (CNNs).
 
 With none claiming the model, ``layer_decay_rate=1.0`` (the default)
 needs no rule: every parameter gets the base lr (CNNs, any model).
@@ -29,7 +31,8 @@ from torch import nn
 from ..backbone_probe import find_backbone, probe
 from ..name_patterns import BLOCK_CONTAINERS, CBNET_PREFIX
 from ..names import relative_name
-from . import convnext, model_methods, module_order, regex, stages, vit
+from . import (convnext, declared_groups, model_methods, module_order, regex,
+               stages, vit)
 from .base import LayerRule, LayerRuleProvider, RuleContext
 
 PROVIDERS = (
@@ -45,6 +48,8 @@ PROVIDERS = (
                       model_methods.claims_backbone_id,
                       model_methods.build_backbone_id),
     LayerRuleProvider('paramwise_cfg.layer_regex', regex.claims, regex.build),
+    LayerRuleProvider('declared group_matcher (timm)',
+                      declared_groups.claims, declared_groups.build),
     LayerRuleProvider('ViT block list', vit.claims, vit.build),
     LayerRuleProvider("MMSeg ConvNeXt layer_wise rule", convnext.claims,
                       convnext.build),

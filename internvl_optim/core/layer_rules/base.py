@@ -1,5 +1,6 @@
 """What every layer-rule provider shares: the resolved rule, what a provider
 sees of the model, and the checks of configured numbers against the model."""
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
@@ -7,6 +8,9 @@ from torch import nn
 
 from ..backbone_probe import BackboneStructure
 from ..name_patterns import is_token_or_position
+
+
+_BARE_PATCH_EMBED = re.compile(r'^patch_embed(ding)?s?$')
 
 
 @dataclass
@@ -113,12 +117,16 @@ def outside_placement(rel_name: str, container: str,
 
     >>> top = ('patch_embed', 'norm_pre', 'blocks', 'norm', 'up1')
     >>> [outside_placement(n, 'blocks', top, 12) for n in
-    ...  ('cls_token', 'level_embed', 'norm_pre.weight', 'up1.0.weight')]
-    [0, 13, 0, 13]
+    ...  ('cls_token', 'level_embed', 'norm_pre.weight', 'up1.0.weight',
+    ...   'patch_embed')]
+    [0, 13, 0, 13, 0]
     """
     first = rel_name.split('.', 1)[0]
     if '.' not in rel_name:
-        return 0 if is_token_or_position(rel_name) else num_layers + 1
+        # a bare token / position embedding, or a bare patch embedding
+        # parameter (MMSeg's own ToyBEiT test model holds one)
+        return 0 if (is_token_or_position(rel_name)
+                     or _BARE_PATCH_EMBED.match(rel_name)) else num_layers + 1
     holder = container.split('.', 1)[0]
     if first in top_level and holder in top_level and \
             top_level.index(first) < top_level.index(holder):

@@ -13,7 +13,7 @@ from typing import Dict
 
 from torch import nn
 
-from ..backbone_probe import composite_backbones
+from ..backbone_probe import composite_backbones, transformer_towers
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers
 
@@ -57,7 +57,38 @@ def claims(ctx: RuleContext) -> bool:
     return len(units(ctx)) >= 2
 
 
+def tower_root(block_list: str) -> str:
+    """The module a block list belongs to: ``model.vision_tower`` for
+    ``model.vision_tower.encoder.layer``."""
+    parts = block_list.split('.')[:-1]
+    if parts and parts[-1] in ('encoder', 'transformer'):
+        parts = parts[:-1]
+    return '.'.join(parts) or block_list
+
+
+def check_single_tower(ctx: RuleContext) -> None:
+    """The module order suits one CNN-like trunk; a model holding several
+    transformer towers (a VLM's vision tower and language model) would get
+    one id per tower, silently.  Refused, naming the towers."""
+    if ctx.settings.layer_decay_rate == 1.0:
+        return  # every id gets the base lr: nothing can be wrong
+    towers = transformer_towers(ctx.backbone)
+    if len(towers) < 2:
+        return
+    shown = ', '.join(f'{tower_root(join_name(ctx.prefix, path))} ({n} '
+                      f'blocks at {join_name(ctx.prefix, path)})'
+                      for path, n in towers)
+    first = tower_root(join_name(ctx.prefix, towers[0][0]))
+    raise ValueError(
+        f'{ctx.desc} holds {len(towers)} transformer towers: {shown}. Layer '
+        'decay over the whole model would give each tower one layer id. Say '
+        f"which tower to decay, e.g. paramwise_cfg.backbone_name='{first}' "
+        '(the other towers then get the base lr; give them their own with '
+        'custom_keys lr_mult), or use layer_decay_rate=1.0')
+
+
 def build(ctx: RuleContext) -> Built:
+    check_single_tower(ctx)
     order = units(ctx)
     n = check_num_layers(ctx.settings.num_layers, len(order) - 1,
                          f'{ctx.desc} ({len(order)} units)')

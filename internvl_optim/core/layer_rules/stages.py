@@ -37,9 +37,13 @@ def _end_of_stage(layout: StageLayout, stage: int) -> int:
 
 def _in_stage(layout: StageLayout, stage: int, parts) -> int:
     child = parts[0] if parts else ''
-    if layout.parallel or child == layout.block_child[stage]:
-        block = int(parts[0] if layout.parallel else parts[1])
-        return sum(layout.depths[:stage]) + block + 1
+    if layout.block_child[stage] == '':  # the stage is its list of blocks
+        if child.isdigit():
+            return sum(layout.depths[:stage]) + int(child) + 1
+        return _end_of_stage(layout, stage)
+    if child == layout.block_child[stage] and len(parts) > 1 and \
+            parts[1].isdigit():
+        return sum(layout.depths[:stage]) + int(parts[1]) + 1
     ids = layout.post_norm_ids[stage]
     if child == 'post_norms' and len(parts) > 1 and parts[1].isdigit():
         k = int(parts[1])
@@ -79,6 +83,11 @@ def stage_layer_id(rel_name: str, layout: StageLayout,
     ...  'layers.2.0.proj.weight', 'layers.2.1.1.ffn.0.weight',
     ...  'layers.2.2.weight', 'layers.3.2.weight')]
     [0, 5, 6, 7, 9]
+    >>> csp = StageLayout('stages', [2, 3], [''] * 2, [frozenset()] * 2,
+    ...                   [None] * 2)  # nn.Sequential stages of blocks
+    >>> [stage_layer_id(n, csp) for n in ('stages.0.1.conv.weight',
+    ...  'stages.1.0.conv.weight', 'stages.1.2.bn.weight')]
+    [2, 3, 5]
     """
     container = layout.container + '.'
     if rel_name.startswith(container):
