@@ -31,6 +31,8 @@ from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
 from internvl_optim.analysis.memory_per_rank import (  # noqa: E402
     count_params, describe_strategy, memory_table, optimizer_states)
 from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
+from internvl_optim.core.backbone_probe import find_backbone  # noqa: E402
+from internvl_optim.core.names import clean_named_modules  # noqa: E402
 
 
 def build_constructor(optim_cfg: dict):
@@ -105,12 +107,14 @@ def main(argv=None):
     constructor = build_constructor(optim_cfg)
     wrapper = constructor(model)
     paramwise = optim_cfg.get('paramwise_cfg') or {}
-    backbone = paramwise.get('backbone_name', 'backbone')
+    plan = getattr(constructor, 'plan', None)
+    # the backbone as the constructor found it (ours), else as it would
+    backbone = plan.backbone_prefix if plan is not None else find_backbone(
+        clean_named_modules(model), paramwise.get('backbone_name'))[0]
     base_lr = optim_cfg['optimizer']['lr']
     base_wd = optim_cfg['optimizer'].get('weight_decay', 0.0)
     settings = dict(constructor=optim_cfg.get('constructor', 'default'),
                     base_lr=base_lr, weight_decay=base_wd)
-    plan = getattr(constructor, 'plan', None)
     if plan is not None:  # ours: what the groups came from
         settings.update(layer_rule=plan.layer_rule,
                         num_layers=plan.num_layers,

@@ -193,11 +193,23 @@ def probe(backbone: nn.Module) -> BackboneStructure:
 _BLOCK_LIST_NAMES = ('blocks', 'layers', 'layer', 'resblocks', 'h')
 
 
+def _has_attention(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.MultiheadAttention)
+               or 'attention' in type(m).__name__.lower()
+               or 'attn' in type(m).__name__.lower()
+               or name.rsplit('.', 1)[-1] in ('attn', 'attention',
+                                             'self_attn')
+               for name, m in module.named_modules())
+
+
 def transformer_towers(module: nn.Module, min_blocks: int = 2
                        ) -> List[Tuple[str, int]]:
-    """``(path, blocks)`` of every list of at least ``min_blocks`` blocks
-    (``*.layers``, ``*.blocks``, ``*.encoder.layer``, ...) that is not inside
-    another: a vision tower and a language model give two."""
+    """``(path, blocks)`` of every list of at least ``min_blocks``
+    attention blocks (``*.layers``, ``*.blocks``, ``*.encoder.layer``, ...)
+    that is not inside another list: a VLM's vision tower and language
+    model give two; the stages of one hierarchical backbone
+    (``stages.{i}.blocks``, PiT's ``transformers.{i}.blocks``) and CNN
+    blocks give none."""
     found: List[Tuple[str, int]] = []
     for path, child in module.named_modules():
         if not path or not isinstance(child, _LISTS) or \
@@ -205,25 +217,14 @@ def transformer_towers(module: nn.Module, min_blocks: int = 2
             continue
         if path.rsplit('.', 1)[-1] not in _BLOCK_LIST_NAMES:
             continue
+        if any(part.isdigit() for part in path.split('.')):
+            continue  # inside a list: a stage of a hierarchical backbone
         if any(path.startswith(other + '.') for other, _ in found):
             continue
+        if not _has_attention(child[0]):
+            continue
         found.append((path, len(child)))
-    # lists held by items of one list are stages of one tower (PiT's
-    # transformers.{i}.blocks), not towers
-    parents = {_list_item_parent(path) for path, _ in found}
-    if len(found) > 1 and len(parents) == 1 and None not in parents:
-        return found[:1]
     return found
-
-
-def _list_item_parent(path: str) -> Optional[str]:
-    """``transformers`` for ``transformers.1.blocks``; None when the path
-    does not run through a numbered list item."""
-    parts = path.split('.')
-    for i in range(len(parts) - 1, 0, -1):
-        if parts[i].isdigit():
-            return '.'.join(parts[:i])
-    return None
 
 
 def find_backbone(modules: Mapping[str, nn.Module],

@@ -34,6 +34,8 @@ class GroupPlan:
     layer_rule: str
     frozen: List[str] = field(default_factory=list)
     frozen_numel: int = 0
+    #: where the backbone is in the model ('' for the whole model)
+    backbone_prefix: str = ''
 
 
 def parent_is_dcn(name: str, modules: Mapping[str, nn.Module]) -> bool:
@@ -118,4 +120,4 @@ def build_param_groups(model: nn.Module,
         warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
              'elements) are left out of the optimizer')
     return GroupPlan(groups, plans, rule.num_layers, rule.source, frozen,
-                     frozen_numel)
+                     frozen_numel, rule.backbone_prefix)

@@ -143,3 +143,45 @@ def test_shipped_mmdet_dino_config(capsys):
     assert rows['layer_5_backbone_decay'] == [
         '5', '0.09', '9.0000e-06', '0.0001', '10', '14,942,208']
     assert 'outside the backbone get a decayed lr' not in out
+
+
+def test_an_image_encoder_backbone_is_the_constructors(tmp_path, capsys):
+    """Issue 19: the analyser reads the backbone the constructor found
+    (``image_encoder`` here), not only ``backbone``."""
+    import torch
+    from mmengine.model import BaseModel
+    from mmengine.registry import MODELS
+    from torch import nn
+
+    @MODELS.register_module(name='ImageEncoderToyForAnalyser', force=True)
+    class ImageEncoderToy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.image_encoder = nn.Module()
+            self.image_encoder.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+            self.image_encoder.blocks = nn.ModuleList(
+                nn.Linear(4, 4) for _ in range(2))
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, *args, **kwargs):
+            return {}
+
+    config = tmp_path / 'image_encoder.py'
+    config.write_text(
+        "custom_imports = dict(imports=['internvl_optim'], "
+        'allow_failed_imports=False)\n'
+        "model = dict(type='ImageEncoderToyForAnalyser')\n"
+        "optim_wrapper = dict(type='OptimWrapper', "
+        "constructor='LayerDecayOptimizerConstructor', "
+        "optimizer=dict(type='AdamW', lr=1.0), "
+        'paramwise_cfg=dict(layer_decay_rate=0.5))\n')
+    report = load_tool().main([str(config), '--real-weights'])
+    out = capsys.readouterr().out
+    assert 'no warnings' in out
+    assert report['warnings'] == []
+    rows = {p.name: p for p in report['params']}
+    assert rows['image_encoder.blocks.0.weight'].in_backbone is True
+    assert rows['head.weight'].in_backbone is False
+    # AdamW's own default weight decay (0.01) is what the groups carry
+    assert rows['head.weight'].weight_decay == 0.01
+    assert rows['image_encoder.cls_token'].lr == 0.125
