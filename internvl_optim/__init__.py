@@ -15,6 +15,7 @@ strategies, turns on safe checkpoint loading
 and, with MMSeg present, registers the ``InternViT6B`` backbone.
 """
 from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups
+from .torch_api import LayerDecayWarning, param_groups
 
 try:  # the core works without MMEngine; the rest needs it
     import mmengine  # noqa: F401
@@ -28,6 +29,7 @@ else:
 
 __version__ = '0.1.0'
 __all__ = [
+    'param_groups', 'LayerDecayWarning',
     'LayerDecayOptimizerConstructor', 'CustomLayerDecayOptimizerConstructor',
     'LayerDecaySettings', 'build_param_groups', 'GroupPlan', 'ParamPlan',
     '__version__'

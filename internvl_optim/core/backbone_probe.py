@@ -116,8 +116,10 @@ def _parallel_stages(module: nn.Module, path: str,
                      stages) -> Optional[StageLayout]:
     """Twins: ``layers.{s}`` are lists of blocks; ``patch_embeds.{s}``,
     ``position_encodings.{s}``, ``norm_list.{s}`` run with stage s."""
+    # (a Sequential item is a layer, e.g. StarNet's ConvBN downsample; a
+    # ModuleList item would make the stage a list of lists)
     if not all(isinstance(s, _LISTS) and len(s)
-               and not isinstance(s[0], _LISTS) for s in stages):
+               and not isinstance(s[0], nn.ModuleList) for s in stages):
         return None
     parallel = {}
     for name, child in module.named_children():
@@ -190,7 +192,13 @@ def probe(backbone: nn.Module) -> BackboneStructure:
 
 
 #: the last name of a list of transformer blocks, in any tower
-_BLOCK_LIST_NAMES = ('blocks', 'layers', 'layer', 'resblocks', 'h')
+_BLOCK_LIST_NAMES = ('layer', 'h')
+
+
+def _is_block_list_name(name: str) -> bool:
+    """``blocks``, ``layers``, ``resblocks``, XCiT's ``cls_attn_blocks``,
+    CaiT's ``blocks_token_only``, HF's ``layer`` and GPT's ``h``."""
+    return 'blocks' in name or 'layers' in name or name in _BLOCK_LIST_NAMES
 
 
 def _has_attention(module: nn.Module) -> bool:
@@ -215,7 +223,7 @@ def transformer_towers(module: nn.Module, min_blocks: int = 2
         if not path or not isinstance(child, _LISTS) or \
                 len(child) < min_blocks:
             continue
-        if path.rsplit('.', 1)[-1] not in _BLOCK_LIST_NAMES:
+        if not _is_block_list_name(path.rsplit('.', 1)[-1]):
             continue
         if any(part.isdigit() for part in path.split('.')):
             continue  # inside a list: a stage of a hierarchical backbone

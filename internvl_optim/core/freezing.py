@@ -2,17 +2,17 @@
 
 The listed units (InternImage ``levels.{i}``, Swin/ConvNeXt ``stages.{i}``
 together with ConvNeXt's ``downsample_layers.{i}``, or ViT blocks; in every
-CBNet composite backbone), or the whole backbone for ``'all'``, get
-``requires_grad=False`` and stay out of the optimizer; their normalization
-layers are kept in eval mode (:mod:`internvl_optim.runtime.norm_eval`).
-The structure comes from the same probe as the layer rules.
+CBNet composite backbone), or the whole backbone for ``'all'``, stay out of
+the optimizer.  This module only selects them: the plan lists them
+(``GroupPlan.to_freeze``) and :func:`internvl_optim.runtime.freezing.
+apply_freezing` sets ``requires_grad=False`` and keeps their norms in eval
+mode.  The structure comes from the same probe as the layer rules.
 """
 from typing import List, Sequence, Tuple, Union
 
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..runtime.norm_eval import keep_norms_in_eval
 from .backbone_probe import BackboneStructure, composite_backbones, probe
 from .weight_decay import is_norm_module
 
@@ -53,13 +53,6 @@ def select_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
                 f"{len(indexed) - 1}, or 'all')")
         units += [indexed[i] for i in spec]
     return units
-
-
-def freeze(units: List[nn.Module]) -> None:
-    """``requires_grad=False`` for the units; their norms stay in eval."""
-    for unit in units:
-        unit.requires_grad_(False)
-    keep_norms_in_eval(units, is_norm_module)
 
 
 def check_wrapper_allows_freezing(model: nn.Module) -> None:

@@ -7,7 +7,7 @@ import re
 
 #: Where ViT-like backbones keep their transformer blocks, in lookup order.
 BLOCK_CONTAINERS = ('blocks', 'layers', 'encoder.layers', 'encoder.layer',
-                    'transformer.resblocks')
+                    'encoder.blocks', 'transformer.resblocks')
 #: Where hierarchical backbones keep their stages (each with ``blocks``).
 STAGE_CONTAINERS = ('levels', 'stages', 'layers')
 #: Where models keep their backbone, in lookup order (MMSeg/MMDet,

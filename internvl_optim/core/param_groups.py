@@ -3,15 +3,16 @@
 Pure PyTorch; no MMEngine or MMSeg needed.  Three steps: resolve the layer
 rule (:mod:`.layer_rules`), plan every trainable parameter
 (:mod:`.param_plan`), merge the plans into groups (:mod:`.group_reduce`).
-Everything is validated before ``freeze_backbone`` changes the model, so a
-bad config changes nothing.
+The core changes nothing: what ``freeze_backbone`` selects is returned in
+``GroupPlan.to_freeze`` for the caller to apply
+(:func:`internvl_optim.runtime.freezing.apply_freezing`).
 """
 from dataclasses import dataclass, field
 from typing import Callable, List, Mapping, Optional, Sequence
 
 from torch import nn
 
-from .freezing import check_wrapper_allows_freezing, freeze, select_units
+from .freezing import check_wrapper_allows_freezing, select_units
 from .fsdp_shapes import fsdp_original_shapes
 from .layer_rules import resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
@@ -36,6 +37,9 @@ class GroupPlan:
     frozen_numel: int = 0
     #: where the backbone is in the model ('' for the whole model)
     backbone_prefix: str = ''
+    #: the units ``freeze_backbone`` selects; not frozen yet: the caller
+    #: applies it (:func:`internvl_optim.runtime.freezing.apply_freezing`)
+    to_freeze: List[nn.Module] = field(default_factory=list)
 
 
 def parent_is_dcn(name: str, modules: Mapping[str, nn.Module]) -> bool:
@@ -113,11 +117,11 @@ def build_param_groups(model: nn.Module,
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
-    freeze(units)
     groups = reduce_param_groups(plans, [p for _, p in trainable])
-    frozen_numel = sum(p.numel() for _, p in named if not p.requires_grad)
+    frozen_numel = sum(p.numel() for _, p in named
+                       if not p.requires_grad or id(p) in to_freeze)
     if frozen:
         warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
              'elements) are left out of the optimizer')
     return GroupPlan(groups, plans, rule.num_layers, rule.source, frozen,
-                     frozen_numel, rule.backbone_prefix)
+                     frozen_numel, rule.backbone_prefix, units)

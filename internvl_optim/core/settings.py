@@ -84,6 +84,34 @@ class LayerDecaySettings:
     dino_head: bool = False
     backbone_small_lr: bool = False
 
+    def __post_init__(self):
+        """Built directly (``LayerDecaySettings(layer_decay_rate=0.9)``),
+        the values are checked as ``paramwise_cfg`` values are."""
+        _validate_num_layers(self.num_layers)
+        check_number('paramwise_cfg.layer_decay_rate', self.layer_decay_rate,
+                     UNIT_OPEN_CLOSED)
+        if self.decay_type is not None and self.decay_type not in DECAY_TYPES:
+            raise ValueError(
+                f'paramwise_cfg.decay_type={self.decay_type!r} is not '
+                f'supported; valid: {DECAY_TYPES}')
+        _validate_depths(None if self.depths is None else list(self.depths))
+        if self.backbone_name is not None and \
+                not isinstance(self.backbone_name, str):
+            raise TypeError('paramwise_cfg.backbone_name must be a str, got '
+                            f'{self.backbone_name!r}')
+        if self.layer_regex is not None:
+            RegexLayerRule(self.layer_regex)
+        _validate_custom_keys(self.custom_keys)
+        for key in ('dcn_lr_mul', 'offset_lr_scale'):
+            check_number(f'paramwise_cfg.{key}', getattr(self, key), POSITIVE)
+        _validate_freeze(self.freeze_backbone)
+        for key, value in self.mmengine_mults.items():
+            if key not in MMENGINE_KEYS:
+                raise ValueError(f'mmengine_mults has unknown key {key!r}')
+            check_number(f'paramwise_cfg.{key}', value, NON_NEGATIVE)
+        for key in ('bypass_duplicate', 'dino_head', 'backbone_small_lr'):
+            _validate_bool(key, getattr(self, key))
+
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
         if cfg is not None and not isinstance(cfg, Mapping):

@@ -276,3 +276,91 @@ def test_naming_the_vision_tower_decays_inside_it():
     # at rate 1.0 the whole model trains at the base lr, without refusal
     assert {lr for lr, _ in lr_wd_by_name(plan(model).groups).values()} == \
         {1.0}
+
+
+# --- undeclared structures that used to be guessed wrong -------------------
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = Attention()
+
+
+class XCiTLike(nn.Module):
+    """Blocks, then class-attention blocks (XCiT's ``cls_attn_blocks``,
+    CaiT's ``blocks_token_only``), no declaration."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+        self.blocks = nn.ModuleList(Block() for _ in range(2))
+        self.cls_attn_blocks = nn.ModuleList(Block() for _ in range(2))
+        self.gamma = nn.Parameter(torch.ones(4, 4))  # bare, not a token
+
+
+def test_a_second_block_list_and_bare_parameters_are_named():
+    messages = []
+    p = plan(Segmentor(XCiTLike()), warn=messages.append,
+             layer_decay_rate=0.5)
+    layers = layer_by_name(p.groups)
+    assert layers['backbone.cls_attn_blocks.0.attn.qkv.weight'] == 3
+    assert messages == [
+        '5 backbone parameters are claimed by no layer rule and get the '
+        "heads' layer N + 1: backbone.gamma, "
+        'backbone.cls_attn_blocks.0.attn.qkv.weight, '
+        'backbone.cls_attn_blocks.0.attn.qkv.bias, '
+        'backbone.cls_attn_blocks.1.attn.qkv.weight, '
+        'backbone.cls_attn_blocks.1.attn.qkv.bias. Extend '
+        'paramwise_cfg.layer_regex or give the backbone get_layer_id']
+
+
+class EncoderBlocks(nn.Module):
+    """qwen3_vit / deepseek_vit layout without a declaration."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Module()
+        self.encoder.patch_embed = nn.Conv2d(3, 4, 2)
+        self.encoder.blocks = nn.ModuleList(Block() for _ in range(3))
+
+
+def test_blocks_under_encoder_blocks_are_a_vit():
+    p = plan(Segmentor(EncoderBlocks()), layer_decay_rate=0.5)
+    assert p.layer_rule == 'ViT rule (backbone.encoder.blocks)'
+    layers = layer_by_name(p.groups)
+    assert layers['backbone.encoder.patch_embed.weight'] == 0
+    assert layers['backbone.encoder.blocks.2.attn.qkv.weight'] == 3
+    assert layers['decode_head.weight'] == 4
+
+
+class SequentialStages(nn.Module):
+    """timm ByobNet/NFNet/CSP: stages are plain Sequentials of blocks; a
+    StarNet stage starts with a Sequential (ConvBN) downsample."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3)
+        down = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+        self.stages = nn.Sequential(
+            nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)),
+            nn.Sequential(down, nn.Conv2d(4, 4, 1)))
+        self.final_conv = nn.Conv2d(4, 4, 1)
+
+
+def test_sequential_stages_number_their_blocks():
+    p = plan(Segmentor(SequentialStages()), layer_decay_rate=0.5)
+    layers = layer_by_name(p.groups)
+    assert p.num_layers == 4
+    assert layers['backbone.stem.weight'] == 0
+    assert layers['backbone.stages.0.0.weight'] == 1
+    assert layers['backbone.stages.0.1.weight'] == 2
+    assert layers['backbone.stages.1.0.0.weight'] == 3  # the downsample
+    assert layers['backbone.stages.1.0.1.weight'] == 3
+    assert layers['backbone.stages.1.1.weight'] == 4  # last block: not N+1
+    assert layers['backbone.final_conv.weight'] == 5

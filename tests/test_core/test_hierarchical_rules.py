@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
+from internvl_optim.runtime.freezing import apply_freezing
 
 from helpers import layer_by_name, lr_wd_by_name
 from hierarchical_models import CBNet, ConvNeXt, InternImage
@@ -148,6 +149,10 @@ def test_freeze_levels():
                    for n in names)
     assert 'backbone.levels.1.blocks.0.dcn.offset.weight' in names
     assert 'backbone.patch_embed.conv1.weight' in names
+    # issue 19: the core changes nothing; the plan lists what to freeze
+    assert all(q.requires_grad for q in model.parameters())
+    assert p.to_freeze == [model.backbone.levels[0], model.backbone.levels[2]]
+    apply_freezing(p)
     assert all(not q.requires_grad
                for q in model.backbone.levels[0].parameters())
     # frozen BatchNorm keeps its running statistics through training
@@ -260,6 +265,7 @@ def test_freeze_cbnet_levels_in_every_composite_backbone():
     # rules and failed on CBNet with "no stages, levels or blocks"
     model = ToySegmentor(CBNet(depths=(1, 2, 1, 1)))
     p = plan(model, freeze_backbone=[0])
+    apply_freezing(p)
     names = set(lr_wd_by_name(p.groups))
     for k in (0, 1):
         assert not any(n.startswith(f'backbone.cb_modules.{k}.levels.0.')

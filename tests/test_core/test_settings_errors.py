@@ -105,7 +105,7 @@ def test_unknown_backbone_structure():
     with pytest.raises(ValueError, match=re.escape(
             "Cannot tell the layers of backbone 'backbone' (Odd): it has no "
             'get_layer_depth/get_layer_id method, no block list at any of '
-            'blocks, layers, encoder.layers, encoder.layer, '
+            'blocks, layers, encoder.layers, encoder.layer, encoder.blocks, '
             'transformer.resblocks and no stages/levels of blocks. '
             "Set paramwise_cfg.layer_regex=dict(embed=..., "
             r"blocks=r'...(\d+)...')")):

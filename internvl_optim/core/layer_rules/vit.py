@@ -10,17 +10,20 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 """
 from typing import Sequence
 
+from ..backbone_probe import composite_backbones, transformer_towers
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers, outside_placement
 
 
 def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
                  block_names: Sequence[str] = (),
-                 top_level: Sequence[str] = ()) -> int:
+                 top_level: Sequence[str] = (),
+                 siblings: Sequence[str] = ()) -> int:
     """Layer id of a backbone-relative parameter name in a plain ViT: block
     ``i`` (the i-th child of the block list, numbered or named as
     torchvision's ``encoder_layer_{i}``) is ``i + 1``; other names by
-    :func:`~.base.outside_placement`.
+    :func:`~.base.outside_placement`; ``siblings`` are the children of a
+    nested block list's parent, in registration order.
 
     >>> vit_layer_id('blocks.3.attn.qkv.weight', 'blocks', 48)
     4
@@ -38,6 +41,14 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
             return block_names.index(child) + 1
         if child.isdigit():
             return int(child) + 1
+    parent, _, holder = block_path.rpartition('.')
+    if parent and rel_name.startswith(parent + '.') and siblings:
+        # beside a nested block list (encoder.patch_embed next to
+        # encoder.blocks): before it is layer 0, after it N + 1
+        sibling = rel_name[len(parent) + 1:].split('.', 1)[0]
+        if sibling in siblings and holder in siblings:
+            return 0 if siblings.index(sibling) < siblings.index(holder) \
+                else num_layers + 1
     return outside_placement(rel_name, block_path, top_level, num_layers)
 
 
@@ -50,7 +61,28 @@ def build(ctx: RuleContext) -> Built:
     names, top = ctx.structure.block_names, ctx.structure.top_level
     n = check_num_layers(ctx.settings.num_layers, count,
                          f'{ctx.desc}.{block_path}')
+    parent = block_path.rpartition('.')[0]
+    inner = composite_backbones(ctx.backbone)[0]
+    siblings = tuple(c for c, _ in inner.get_submodule(
+        parent).named_children()) if parent else ()
     rule = ctx.make_rule(
         n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
-        lambda rel: vit_layer_id(rel, block_path, n, names, top))
+        lambda rel: vit_layer_id(rel, block_path, n, names, top, siblings))
+    other_lists = [path for path, _ in transformer_towers(ctx.backbone)
+                   if path != block_path]
+
+    def claimed(name: str) -> bool:
+        """Not claimed (the audit names them): a bare backbone parameter
+        that is no token or embedding, and a second list of attention
+        blocks (XCiT's ``cls_attn_blocks``, CaiT's ``blocks_token_only``),
+        which land at N + 1 with the heads."""
+        rel = ctx.rule_names.get(name)
+        if rel is None:
+            return True
+        if '.' not in rel:
+            return vit_layer_id(rel, block_path, n, names, top,
+                                siblings) != n + 1
+        return not any(rel.startswith(path + '.') for path in other_lists)
+
+    rule.claimed = claimed
     return rule, frozenset()

@@ -22,6 +22,7 @@ from ...core.low_precision import (low_precision_message,
                                    low_precision_trainable)
 from ...core.optimizer_arguments import check_optimizer_arguments
 from ...core.param_groups import GroupPlan, build_param_groups
+from ...runtime.freezing import apply_freezing
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import LayerDecaySettings, check_optimizer_numbers
 from ...analysis.group_table import format_group_table
@@ -129,6 +130,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         self.base_weight_decay = base_wd
         plan = build_param_groups(model, self.settings, self.base_lr, base_wd,
                                   warn=warn)
+        apply_freezing(plan)
         if get_rank() == 0:
             title = (f'LayerDecayOptimizerConstructor: '
                      f'{plan.layer_rule}, num_layers={plan.num_layers}, '
