@@ -92,6 +92,12 @@ def check_numbers_like(value, reference, where: str, source: str) -> None:
     """``value`` (from the file) has the type of ``reference`` (the live
     object's) and every number in it is finite; containers recursively.
     ``reference=None`` checks finiteness only."""
+    shards = getattr(value, 'local_shards', None)
+    if callable(shards):  # FSDP's ShardedTensor: its local pieces
+        for i, shard in enumerate(shards()):
+            check_numbers_like(shard.tensor, None, f'{where} (shard {i})',
+                               source)
+        return
     if isinstance(value, torch.Tensor):
         if reference is not None and not isinstance(reference, torch.Tensor) \
                 and not _is_real(reference):
@@ -275,11 +281,12 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
             reference = live[i] if i < len(live) else None
             for key, value in group.items():
                 at = f'{where}.param_groups[{i}].{key}'
-                if key == 'params':
+                if key == 'params':  # indices; FSDP: parameter names
                     if not isinstance(value, (list, tuple)) or not all(
-                            _is_int(p) for p in value):
-                        raise CheckpointError(f'{source}: {at} must be a '
-                                              'list of parameter indices')
+                            _is_int(p) or isinstance(p, str) for p in value):
+                        raise CheckpointError(
+                            f'{source}: {at} must be a list of parameter '
+                            'indices (or names, FSDP)')
                     continue
                 if key == 'param_names':
                     continue  # compared by the layout guard

@@ -18,7 +18,7 @@ from .layer_rules import resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
 from .names import clean_named_modules, clean_named_parameters
 from .param_plan import (ParamPlan, audit, check_final_numbers,
-                         unmatched_custom_keys,
+                         order_custom_keys, unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
                          plan_parameter)
 from .group_reduce import reduce_param_groups
@@ -109,10 +109,11 @@ def build_param_groups(model: nn.Module,
     owners = parameter_owners(modules)
     skip_list = SkipList([('', modules['']),
                           (rule.backbone_prefix, modules[rule.backbone_prefix])])
+    ordered_keys = order_custom_keys(settings.custom_keys)
     plans = [plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
                             owners.get(nm), rule, skip_list, settings,
                             base_lr, base_weight_decay,
-                            parent_is_dcn(nm, modules))
+                            parent_is_dcn(nm, modules), ordered_keys)
              for nm, p in trainable]
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)

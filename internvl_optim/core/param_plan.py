@@ -66,14 +66,18 @@ def backbone_multiplier(name: str, prefix: str,
 def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
                    skip_list: SkipList, settings, base_lr: float,
                    base_weight_decay: float,
-                   parent_is_dcn: bool = False) -> ParamPlan:
+                   parent_is_dcn: bool = False,
+                   ordered_keys: Optional[Sequence[str]] = None) -> ParamPlan:
     """The plan of one trainable parameter (``ndim`` as the model defined
     it, ``owner`` the module holding it, ``parent_is_dcn`` whether that
-    module sits directly in a deformable conv)."""
+    module sits directly in a deformable conv; ``ordered_keys`` the custom
+    keys in :func:`order_custom_keys` order, computed once per build)."""
     layer_id = rule.layer_id(name)
     reason = no_decay_reason(name, ndim, owner, skip_list)
     weight_decay = 0.0 if reason else base_weight_decay
-    key = match_custom_key(name, order_custom_keys(settings.custom_keys))
+    if ordered_keys is None:
+        ordered_keys = order_custom_keys(settings.custom_keys)
+    key = match_custom_key(name, ordered_keys)
     lr_mult, tags = 1.0, []
     if key is not None:  # as in MMEngine, other multipliers do not apply
         mults = settings.custom_keys[key]

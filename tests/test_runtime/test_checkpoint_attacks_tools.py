@@ -51,7 +51,7 @@ def test_test_tool_refuses_the_payload(widening_checkpoint, data_root,
                       data_root=data_root)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"internvl_optim.runtime.safe_checkpoint_loading.CheckpointError"
+    assert last.startswith("internvl_optim.checkpoint.errors.CheckpointError"
                            f": checkpoint '{path}' was refused by safe "
                            'loading: internvl_optim: refusing getattr(')
     assert not marker.exists()

@@ -96,9 +96,10 @@ def declarer(backbone: nn.Module) -> Optional[Tuple[str, nn.Module]]:
     while True:
         if callable(getattr(module, 'group_matcher', None)):
             return path, module
-        total = sum(1 for _ in module.parameters())
+        if module._parameters:  # holds parameters of its own
+            return None
         holders = [(n, c) for n, c in module.named_children()
-                   if sum(1 for _ in c.parameters()) == total and total]
+                   if next(c.parameters(), None) is not None]
         if len(holders) != 1:
             return None
         name, module = holders[0]

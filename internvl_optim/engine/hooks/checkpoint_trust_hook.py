@@ -16,6 +16,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ...core.names import strip_wrapper_prefixes
 from ...checkpoint.resume_state import (ResumeContext, check_message_hub,
                                         check_meta, check_resume_state,
                                         check_schedulers)
@@ -64,14 +65,20 @@ class CheckpointTrustHook(Hook):
         if isinstance(schedulers, list) and all(
                 hasattr(s, 'state_dict') for s in schedulers):
             states = [s.state_dict() for s in schedulers]
+        # FlexibleRunner's strategies (FSDP) shard the model: its state_dict
+        # must not be asked for here (FSDP initialises lazily); the names
+        # and dtypes of its parameters and buffers are enough for the dtype
+        # check, and keys are not compared
+        flexible = hasattr(runner, 'strategy')
+        model_state = (dict(_named_tensors(model)) if flexible
+                       else model.state_dict())
         return ResumeContext(
             checkpoint_dirs=self.checkpoint_dirs(runner),
             resuming=bool(getattr(runner, '_resume', False)),
             max_iters=getattr(loop, 'max_iters', None) if built else None,
             max_epochs=getattr(loop, 'max_epochs', None) if built else None,
-            model_state=model.state_dict(),
-            # FlexibleRunner's strategies (FSDP) hold sharded state dicts
-            strict_keys=not hasattr(runner, 'strategy'),
+            model_state=model_state,
+            strict_keys=not flexible,
             optimizer_groups=groups, scheduler_states=states,
             allow_nonfinite_weights=self.allow_nonfinite_weights,
             warn=runner.logger.warning)
@@ -94,6 +101,15 @@ class CheckpointTrustHook(Hook):
         check_meta(extra, context, source)
         check_message_hub(extra, context, source)
         check_schedulers(extra, context, source)
+
+
+def _named_tensors(model):
+    """Wrapper-free names of the parameters and buffers, without calling
+    ``state_dict()``."""
+    for name, tensor in model.named_parameters():
+        yield strip_wrapper_prefixes(name), tensor
+    for name, tensor in model.named_buffers():
+        yield strip_wrapper_prefixes(name), tensor
 
 
 def _source(checkpoint, runner) -> str:
