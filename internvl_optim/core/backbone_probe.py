@@ -210,6 +210,12 @@ def _has_attention(module: nn.Module) -> bool:
                for name, m in module.named_modules())
 
 
+def is_block_list(module, min_blocks: int = 2) -> bool:
+    """A list of at least ``min_blocks`` attention blocks."""
+    return isinstance(module, _LISTS) and len(module) >= min_blocks and \
+        _has_attention(module[0])
+
+
 def transformer_towers(module: nn.Module, min_blocks: int = 2
                        ) -> List[Tuple[str, int]]:
     """``(path, blocks)`` of every list of at least ``min_blocks``

@@ -10,7 +10,7 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 """
 from typing import Sequence
 
-from ..backbone_probe import composite_backbones, transformer_towers
+from ..backbone_probe import composite_backbones, is_block_list
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers, outside_placement
 
@@ -68,8 +68,8 @@ def build(ctx: RuleContext) -> Built:
     rule = ctx.make_rule(
         n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
         lambda rel: vit_layer_id(rel, block_path, n, names, top, siblings))
-    other_lists = [path for path, _ in transformer_towers(ctx.backbone)
-                   if path != block_path]
+    other_lists = [name for name in top if name != block_path
+                   and is_block_list(getattr(inner, name, None))]
 
     def claimed(name: str) -> bool:
         """Not claimed (the audit names them): a bare backbone parameter
