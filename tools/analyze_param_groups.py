@@ -25,6 +25,7 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
 from internvl_optim.analysis.param_group_report import (analyze, format_report,  # noqa: E402
                                      write_json, write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
+    missing_weight_files,
     check_our_import, check_schedulers_keep_ratios)
 from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
     translate_internvl_deepspeed)
@@ -123,6 +124,10 @@ def main(argv=None):
     report = analyze(model, wrapper.optimizer.param_groups, base_lr,
                      backbone, settings['weight_decay'], settings,
                      plan.params if plan is not None else ())
+    # train.py refuses these before building anything; here, a warning
+    report['warnings'].extend(
+        f'{message} (tools/train.py stops on this)'
+        for message in missing_weight_files(cfg))
     status(f'{len(report["groups"])} groups', start)
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
           f'constructor: {settings["constructor"]}, base lr {base_lr:g}')

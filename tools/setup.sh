@@ -11,7 +11,7 @@
 #   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
 #   mmdet 3.3.0 (pure Python)
 #   pytest, deepspeed 0.15.4, timm 1.0.31 (no deps), transformers 5.24.0,
-#   and this package (editable)
+#   sphinx 9.0.4 + myst-parser 5.2.0 (docs), and this package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -55,6 +55,9 @@ installed timm 1.0.31 || { $PIP "$TORCH" huggingface_hub pyyaml && \
   $PIP --no-deps timm==1.0.31; }
 # transformers 5.24 (pure Python): HuggingFace vision towers and VLMs in tests
 installed transformers 5.24.0 || $PIP "$TORCH" transformers==5.24.0
+# Sphinx + MyST build the docs site (docs/en), part of the test command
+$PY -c 'import sphinx, myst_parser' 2>/dev/null || \
+  $PIP "$TORCH" sphinx==9.0.4 myst-parser==5.2.0
 # The package itself, pointing at this checkout.
 $PIP --no-deps --no-build-isolation -e . >/dev/null
 $PY -c 'import torch, mmcv.ops, mmseg, mmdet, internvl_optim; print("ready: torch", torch.__version__, "mmseg", mmseg.__version__, "mmdet", mmdet.__version__)'

@@ -19,7 +19,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 from internvl_optim.engine.collective_timeout import (  # noqa: E402
     train_naming_hung_ranks)
-from internvl_optim.checkpoint.work_dir import WorkDirLock  # noqa: E402
+from internvl_optim.checkpoint.work_dir import (WorkDirBusy,  # noqa: E402
+                                                WorkDirLock)
 from internvl_optim.engine.train_config import \
     prepare_train_config  # noqa: E402
 
@@ -67,11 +68,14 @@ def build_config(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_config(args)
-    # one trainer per work dir (the first process of a distributed job
-    # holds it for all); released when the process ends
-    lock = (WorkDirLock(cfg.work_dir).acquire(log_once)
-            if os.environ.get('RANK', '0') == '0' else None)
+    try:
+        cfg = build_config(args)
+        # one trainer per work dir (the first process of a distributed job
+        # holds it for all); released when the process ends
+        lock = (WorkDirLock(cfg.work_dir).acquire(log_once)
+                if os.environ.get('RANK', '0') == '0' else None)
+    except CONFIG_ERRORS as err:  # before anything was built: no traceback
+        stop(args.config, err)
     if 'runner_type' in cfg:  # e.g. FlexibleRunner with a strategy
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
@@ -84,6 +88,17 @@ def main(argv=None):
     shut_down_distributed()
     if lock is not None:
         lock.release()
+
+
+#: what the checks before any work raise: a short message, exit code 1
+CONFIG_ERRORS = (ValueError, TypeError, FileNotFoundError, WorkDirBusy,
+                 RuntimeError)
+
+
+def stop(config: str, err: Exception) -> None:
+    print(f'tools/train.py {config}: {type(err).__name__}: {err}',
+          file=sys.stderr)
+    sys.exit(1)
 
 
 def shut_down_distributed():

@@ -53,7 +53,7 @@ class ResumeContext:
         model_state: the model's ``state_dict()`` (names, shapes, dtypes).
         strict_keys: on resume, missing or extra weight names are errors.
         optimizer_groups: the live optimizer's ``param_groups`` (types).
-        scheduler_states: the live schedulers' ``state_dict()``s.
+        scheduler_states: the live schedulers' states (``state_dict()``).
         allow_nonfinite_weights: load NaN/Inf weights without an error.
     """
     checkpoint_dirs: Sequence[str] = ()

@@ -158,3 +158,58 @@ def check_optim_wrapper(cfg) -> None:
                          f'{optimizer.get("type")!r} is not a registered '
                          'optimizer')
     check_optimizer_arguments(optimizer, optimizer_cls)
+
+
+#: checkpoint locations MMEngine resolves itself (not local files)
+REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://',
+                   'torchvision://', 'mmcls://', 'mmpretrain://', 'pavi://')
+
+
+def weight_paths(cfg) -> list:
+    """``(config key, path)`` of every local weight file the config names:
+    ``pretrained=`` anywhere in ``model``, ``init_cfg=dict(type=
+    'Pretrained', checkpoint=...)`` and ``load_from``."""
+    found = []
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            for name, value in node.items():
+                where = f'{key}.{name}'
+                if name == 'pretrained' and isinstance(value, str):
+                    found.append((where, value))
+                elif (name == 'checkpoint' and isinstance(value, str)
+                      and node.get('type') == 'Pretrained'):
+                    found.append((where, value))
+                else:
+                    walk(value, where)
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{key}[{i}]')
+
+    walk(cfg.get('model') or {}, 'model')
+    if isinstance(cfg.get('load_from'), str):
+        found.append(('load_from', cfg.load_from))
+    return [(key, path) for key, path in found
+            if not path.startswith(REMOTE_PREFIXES)]
+
+
+def missing_weight_files(cfg) -> list:
+    """One message per local weight file the config names that does not
+    exist, with the config key and the directory relative paths are read
+    from."""
+    return [f'{key}={path!r} does not exist'
+            + ('' if os.path.isabs(path) else
+               f' (relative to the working directory {os.getcwd()})')
+            for key, path in weight_paths(cfg)
+            if not os.path.exists(os.path.expanduser(path))]
+
+
+def check_weight_files(cfg) -> None:
+    """Every local ``pretrained=`` / ``init_cfg`` checkpoint / ``load_from``
+    exists, before the model is built (``init_weights`` would fail late)."""
+    missing = missing_weight_files(cfg)
+    if missing:
+        raise FileNotFoundError(
+            '; '.join(missing) + '. Download the weights there, give their '
+            'path with --cfg-options, or set the key to None to start from '
+            'random weights')

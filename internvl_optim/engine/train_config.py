@@ -11,6 +11,7 @@ from .checkpoint_files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,
+                            check_weight_files,
                             check_our_import, check_scheduler_arguments,
                             check_schedulers_keep_ratios)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
@@ -40,6 +41,8 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_schedulers_keep_ratios(cfg)
     check_backbone_dtype_fits_strategy(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
+    if not resume:  # with --resume, load_from is the checkpoint to resume
+        check_weight_files(cfg)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(config_path))[0])

@@ -89,7 +89,13 @@ def test_6b_config_in_seconds_on_meta(capsys):
         4e-5 * 0.95)
     assert lr['decode_head.conv_seg.weight'] == 4e-5
     assert sum(g.params for g in groups) == 6_385_968_940
-    assert 'no warnings' in capsys.readouterr().out
+    # the released weights are not in the checkout: named (issue 20), the
+    # only warning
+    cwd = os.getcwd()
+    assert report['warnings'] == [
+        "model.backbone.pretrained='./pretrained/intern_vit_6b_224px.pth' "
+        f'does not exist (relative to the working directory {cwd}) '
+        '(tools/train.py stops on this)']
 
 
 def test_config_without_our_import_is_refused():

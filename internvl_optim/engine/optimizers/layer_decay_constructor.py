@@ -24,7 +24,8 @@ from ...core.optimizer_arguments import check_optimizer_arguments
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
 from ...runtime.resume_guard import guard_load_state_dict
-from ...core.settings import LayerDecaySettings, check_optimizer_numbers
+from ...core.settings import (KEYS, LayerDecaySettings,
+                              check_optimizer_numbers)
 from ...analysis.group_table import format_group_table
 
 
@@ -37,20 +38,9 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     get ``base_lr``.  1-D parameters, biases, normalization layers and the
     model's ``no_weight_decay()`` names get zero weight decay.
 
-    ``paramwise_cfg`` keys (all optional):
-
-    - ``num_layers`` (int): number of blocks. Default: inferred from the
-      model; a value that disagrees with the model is an error.
-    - ``layer_decay_rate`` (float in (0, 1]), alias ``decay_rate``: ratio
-      between consecutive layers. Default: 1.0.
-    - ``decay_type`` (str): ``'layer_wise'``. Default: ``'layer_wise'``.
-    - ``backbone_name`` (str): the model attribute holding the backbone.
-      Default: ``'backbone'`` if present, else the whole model.
-    - ``layer_regex`` (dict): ``dict(embed=..., blocks=...)`` regexes over
-      backbone-relative names for backbones no built-in rule knows.
-    - ``custom_keys`` (dict): MMEngine-style ``{substring: dict(lr_mult=,
-      decay_mult=)}``; multiplies the layer lr, and sets weight decay to
-      ``weight_decay * decay_mult`` for matching names.
+    ``paramwise_cfg`` keys (all optional) are listed below, generated from
+    :data:`internvl_optim.core.settings.KEYS`, the one place they are
+    defined; unknown keys are an error naming them.
 
     Unlike MMEngine's default constructor, the groups are built even when
     ``paramwise_cfg`` is empty.  Each group carries absolute ``lr``,
@@ -163,3 +153,14 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         guard_load_state_dict(optimizer)
         return OPTIM_WRAPPERS.build(
             optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
+
+
+def _keys_docstring() -> str:
+    """The ``paramwise_cfg`` keys as a docstring section."""
+    lines = ['', '    ``paramwise_cfg`` keys:', '']
+    for key, text in KEYS.items():
+        lines.append(f'    - ``{key}``: {text}')
+    return '\n'.join(lines) + '\n'
+
+
+LayerDecayOptimizerConstructor.__doc__ += _keys_docstring()
