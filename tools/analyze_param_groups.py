@@ -5,6 +5,7 @@ device), run the config's optimizer constructor, print one row per group.
 
     python tools/analyze_param_groups.py CONFIG [--cfg-options k=v ...]
         [--json PLAN.json] [--plot PLAN.png] [--world-size 1 8 16]
+        [--compact]
 
 With --world-size, also the bytes per rank of parameters, gradients and
 optimizer state under the config's strategy (DDP, ZeRO, FSDP, DeepSpeed).
@@ -22,8 +23,8 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
                                MODELS, init_default_scope)
 
-from internvl_optim.analysis.param_group_report import (analyze, format_report,  # noqa: E402
-                                     write_json, write_plot)
+from internvl_optim.analysis.param_group_report import (  # noqa: E402
+    analyze, format_compact, format_report, write_json, write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
     missing_weight_files,
     check_our_import, check_schedulers_keep_ratios)
@@ -55,11 +56,17 @@ def status(message, start):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0].replace('\n', ' '),
+        epilog=__doc__.split('\n\n', 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
     parser.add_argument('--json', help='write the per-parameter plan here')
+    parser.add_argument('--compact', action='store_true',
+                        help='one row per layer (decay and no-decay groups '
+                        'merged) instead of one per group')
     parser.add_argument('--plot', help='write a PNG of lr and parameters '
                         'per layer here')
     parser.add_argument('--real-weights', action='store_true',
@@ -131,7 +138,8 @@ def main(argv=None):
     status(f'{len(report["groups"])} groups', start)
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
           f'constructor: {settings["constructor"]}, base lr {base_lr:g}')
-    print(format_report(report))
+    print(format_compact(report) if args.compact else format_report(report))
+    report['config'] = osp.abspath(args.config)
     if args.world_size:
         states, optimizer = optimizer_states(optim_cfg['optimizer'])
         rows, table = memory_table(count_params(model.named_parameters()),
@@ -143,7 +151,8 @@ def main(argv=None):
         write_json(report, args.json)
         print(f'per-parameter plan: {args.json}')
     if args.plot:
-        write_plot(report, args.plot, title=args.config)
+        write_plot(report, args.plot,
+                   title=osp.splitext(osp.basename(args.config))[0])
         print(f'plot: {args.plot}')
     return report
 

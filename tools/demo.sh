@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: a small InternViT + UperNet trained with layer decay on a
-# synthetic ADE20K-layout dataset (made here, no download), ~15 s on 2 CPU cores.
+# synthetic ADE20K-layout dataset (made here, no download), ~20 s on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -19,17 +19,34 @@ def render_table(header: Sequence[str], rows: List[Sequence[str]],
     return [line(header), rule, *map(line, rows), rule, line(footer)]
 
 
-def format_group_table(groups: List[dict], title: str = '') -> str:
+def layer_part(layer_id, num_layers) -> str:
+    """What a layer id holds: ``embeddings`` (0), ``block i`` (i + 1),
+    ``heads, necks`` (N + 1)."""
+    if num_layers is None or not isinstance(layer_id, int):
+        return ''
+    if layer_id == 0:
+        return 'embeddings'
+    if layer_id == num_layers + 1:
+        return 'heads, necks'
+    return f'block {layer_id - 1}'
+
+
+def format_group_table(groups: List[dict], title: str = '',
+                       num_layers=None) -> str:
     """One row per param group (name, layer id, lr scale, lr, weight decay,
-    tensors, parameters) and a totals line."""
+    tensors, parameters, and with ``num_layers`` what the layer holds) and a
+    totals line."""
     header = ('group', 'layer', 'lr_scale', 'lr', 'weight_decay', 'tensors',
-              'params')
+              'params') + (('part', ) if num_layers is not None else ())
     rows = [(g['group_name'], str(g['layer_id']), f"{g['lr_scale']:.4g}",
              f"{g['lr']:.4e}", f"{g['weight_decay']:g}",
              str(len(g['params'])), f"{sum(p.numel() for p in g['params']):,}")
+            + ((layer_part(g['layer_id'], num_layers), )
+               if num_layers is not None else ())
             for g in groups]
     total_tensors = sum(len(g['params']) for g in groups)
     total_params = sum(p.numel() for g in groups for p in g['params'])
-    footer = ('total', '', '', '', '', str(total_tensors), f'{total_params:,}')
+    footer = ('total', '', '', '', '', str(total_tensors), f'{total_params:,}'
+              ) + (('', ) if num_layers is not None else ())
     return '\n'.join(([title] if title else []) +
                      render_table(header, rows, footer))

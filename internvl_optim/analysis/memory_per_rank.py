@@ -158,4 +158,20 @@ def memory_table(counts: ParamCounts, strategy: Strategy, states: int,
                         row['total'] / gib > gpu_gib else ''))
     lines.append('activations, buffers and communication buffers not '
                  'included')
+    if gpu_gib and rows and all(r['total'] / gib > gpu_gib for r in rows):
+        lines.append(fits_hint(strategy.name, gpu_gib))
     return rows, '\n'.join(lines)
+
+
+def fits_hint(strategy_name: str, gpu_gib: float) -> str:
+    """What to use when no listed world size fits the GPU."""
+    if 'DDP' in strategy_name or 'no strategy' in strategy_name or \
+            'DistributedDataParallel' in strategy_name:
+        return (f'no world size fits {gpu_gib:g} GiB with every rank holding '
+                'the whole model: shard it. ZeRO/DeepSpeed '
+                '(configs/intern_vit_6b/full_tuning/*_deepspeed.py) shards '
+                'optimizer state, FSDP (*_fsdp.py) shards parameters, '
+                'gradients and state; rerun with those configs to compare')
+    return (f'no listed world size fits {gpu_gib:g} GiB: try more ranks '
+            '(--world-size), a sharding strategy with more sharding (FSDP), '
+            'or a frozen backbone (head_tuning)')

@@ -174,6 +174,36 @@ def format_report(report: Dict) -> str:
     return '\n'.join(out)
 
 
+def format_compact(report: Dict) -> str:
+    """One row per layer: what it holds, its lr, the parameters with and
+    without weight decay; then the warnings."""
+    from .group_table import layer_part
+    settings = report.get('settings') or {}
+    n = settings.get('num_layers')
+    layers: Dict = {}
+    for g in report['groups']:
+        entry = layers.setdefault(g.layer_id, dict(lr=g.lr, decay=0,
+                                                   no_decay=0, wd=0.0))
+        entry['decay' if g.weight_decay else 'no_decay'] += g.params
+        entry['lr'] = max(entry['lr'], g.lr)
+        entry['wd'] = max(entry['wd'], g.weight_decay)
+    header = ('layer', 'part', 'lr', 'weight_decay', 'decayed',
+              'not decayed')
+    keys = sorted(layers, key=lambda k: (k is None, k or 0))
+    rows = [('-' if k is None else str(k), layer_part(k, n),
+             f"{layers[k]['lr']:.4e}", f"{layers[k]['wd']:g}",
+             f"{layers[k]['decay']:,}", f"{layers[k]['no_decay']:,}")
+            for k in keys]
+    total = ('total', '', '', '',
+             f"{sum(v['decay'] for v in layers.values()):,}",
+             f"{sum(v['no_decay'] for v in layers.values()):,}")
+    out = [describe_settings(settings)]
+    out += render_table(header, rows, total, text_column=1)
+    out.append(f"frozen: {len(report['frozen'])} tensors")
+    out += [f'WARNING: {w}' for w in report['warnings']] or ['no warnings']
+    return '\n'.join(out)
+
+
 def describe_settings(settings: Dict) -> str:
     """One line: the layer rule and the numbers the groups came from."""
     if 'layer_rule' not in settings:
@@ -193,7 +223,10 @@ def write_json(report: Dict, path: str) -> None:
                        params=[asdict(p) for p in report['params']],
                        frozen=report['frozen'],
                        settings=report.get('settings', {}),
-                       warnings=report['warnings']), f, indent=1)
+                       warnings=report['warnings'],
+                       config=report.get('config'),
+                       memory_per_rank=report.get('memory', [])), f,
+                  indent=1)
 
 
 def write_plot(report: Dict, path: str, title: str = '') -> None:
@@ -213,8 +246,13 @@ def write_plot(report: Dict, path: str, title: str = '') -> None:
         entry['lr'] = max(entry['lr'], g.lr)
         entry['wd'] = max(entry['wd'], g.weight_decay)
     layers = sorted(by_layer)
-    fig, (ax_lr, ax_wd, ax_n) = plt.subplots(3, 1, figsize=(9, 8),
-                                             sharex=True)
+    memory = report.get('memory') or []
+    fig = plt.figure(figsize=(9, 10 if memory else 8))
+    grid = fig.add_gridspec(4 if memory else 3, 1,
+                            height_ratios=[3, 1, 2, 2][:4 if memory else 3])
+    ax_lr = fig.add_subplot(grid[0])
+    ax_wd = fig.add_subplot(grid[1], sharex=ax_lr)
+    ax_n = fig.add_subplot(grid[2], sharex=ax_lr)
     ax_lr.semilogy(layers, [by_layer[k]['lr'] for k in layers], 'o-')
     ax_lr.set_ylabel('lr (log)')
     settings = report.get('settings') or {}
@@ -222,10 +260,11 @@ def write_plot(report: Dict, path: str, title: str = '') -> None:
                               if t), fontsize=8)
     n = settings.get('num_layers')
     if n is not None:
-        for x, label in ((0, 'embeddings'), (n + 1, 'heads')):
+        for x, label, align in ((0, 'embeddings', 'left'),
+                                (n + 1, 'heads', 'right')):
             ax_lr.axvline(x, color='grey', linestyle=':')
             ax_lr.annotate(label, (x, ax_lr.get_ylim()[1]), fontsize=7,
-                           ha='center', va='top')
+                           ha=align, va='top')
     ax_wd.step(layers, [by_layer[k]['wd'] for k in layers], where='mid')
     ax_wd.set_ylabel('weight decay\n(decayed groups)')
     decay = [by_layer[k]['decay'] for k in layers]
@@ -237,7 +276,19 @@ def write_plot(report: Dict, path: str, title: str = '') -> None:
     ax_n.set_yscale('symlog')
     ax_n.set_xlabel('layer id')
     ax_n.set_ylabel('parameters')
-    ax_n.legend()
+    ax_n.legend(loc='upper center', bbox_to_anchor=(0.5, -0.25), ncol=2,
+                fontsize=7)
+    if memory:
+        ax_mem = fig.add_subplot(grid[3])
+        sizes = [str(r['world_size']) for r in memory]
+        bottom = [0.0] * len(memory)
+        for part in ('parameters', 'gradients', 'optimizer'):
+            values = [r[part] / 2**30 for r in memory]
+            ax_mem.bar(sizes, values, bottom=bottom, label=part)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax_mem.set_xlabel('ranks')
+        ax_mem.set_ylabel('GiB per rank')
+        ax_mem.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -191,3 +191,45 @@ def test_an_image_encoder_backbone_is_the_constructors(tmp_path, capsys):
     # AdamW's own default weight decay (0.01) is what the groups carry
     assert rows['head.weight'].weight_decay == 0.01
     assert rows['image_encoder.cls_token'].lr == 0.125
+
+
+def test_the_constructor_table_labels_embeddings_blocks_and_heads():
+    """Issue 20: the logged table says what each layer holds."""
+    from internvl_optim import param_groups
+    from internvl_optim.analysis.group_table import format_group_table
+
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, 'tests'))
+    from toy_models import ToyInternViT, ToySegmentor
+    groups = param_groups(ToySegmentor(ToyInternViT(depth=2)), lr=1.0,
+                          weight_decay=0.05, layer_decay_rate=0.5)
+    lines = format_group_table(groups, 'title', num_layers=2).splitlines()
+    assert lines[1].split() == ['group', 'layer', 'lr_scale', 'lr',
+                                'weight_decay', 'tensors', 'params', 'part']
+    parts = {line.split()[0]: ' '.join(line.split()[7:])
+             for line in lines[3:-2]}
+    assert parts['layer_0_decay'] == 'embeddings'
+    assert parts['layer_1_decay'] == 'block 0'
+    assert parts['layer_2_no_decay'] == 'block 1'
+    assert parts['layer_3_decay'] == 'heads, necks'
+
+
+def test_compact_view_json_memory_and_plot_title(tmp_path, capsys):
+    """Issue 20: one row per layer, memory and config in the JSON, the
+    config's name as the plot title."""
+    run(SIX_B, '--compact', '--world-size', '8', '--json',
+        str(tmp_path / 'plan.json'), '--plot', str(tmp_path / 'plan.png'))
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()
+            if line.split() and line.split()[0].isdigit()
+            and 'e-0' in line]  # (not the memory table's rows)
+    assert len(rows) == 50  # layers 0..49, decay and no decay merged
+    assert rows[0][:2] == ['0', 'embeddings']
+    assert rows[1][:3] == ['1', 'block', '0']
+    assert rows[-1][:3] == ['49', 'heads,', 'necks']
+    plan = json.loads((tmp_path / 'plan.json').read_text())
+    assert plan['config'] == os.path.abspath(os.path.join(ROOT, SIX_B))
+    assert [m['world_size'] for m in plan['memory_per_rank']] == [8]
+    assert plan['memory_per_rank'][0]['total'] / 2**30 == pytest.approx(
+        95.2, abs=0.05)
+    assert (tmp_path / 'plan.png').read_bytes()[:4] == b'\x89PNG'

@@ -128,3 +128,27 @@ def test_internvl_deepspeed_keys_are_read_like_train(tmp_path, capsys):
     psi = int(re.search(r'; ([\d,]+) parameters', out).group(1)
               .replace(',', ''))
     assert report['memory'][0]['total'] == pytest.approx((2 + 2 + 6) * psi)
+
+
+def test_ddp_recipe_that_never_fits_points_to_the_sharded_variants(capsys):
+    """Issue 20: the DDP float32 6B recipe needs 95.2 GiB per rank at any
+    world size; the analyser says which variants shard it."""
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    report = tool.main([os.path.join(ROOT, FULL + '.py'),
+                        '--world-size', '1', '8'])
+    out = capsys.readouterr().out
+    assert all(r['total'] / 2**30 == pytest.approx(95.2, abs=0.05)
+               for r in report['memory'])
+    assert ('no world size fits 80 GiB with every rank holding the whole '
+            'model: shard it. ZeRO/DeepSpeed '
+            '(configs/intern_vit_6b/full_tuning/*_deepspeed.py) shards '
+            'optimizer state, FSDP (*_fsdp.py) shards parameters, gradients '
+            'and state; rerun with those configs to compare') in out
+    # the DeepSpeed variant fits at 8 ranks: no hint there
+    tool.main([os.path.join(ROOT, FULL + '_deepspeed.py'),
+               '--world-size', '1', '8'])
+    assert 'no world size fits' not in capsys.readouterr().out
