@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 
-from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
@@ -30,11 +29,6 @@ def torchrun(nproc, *args, timeout=240):
     assert result.returncode == 0, result.stdout[-2000:] + \
         result.stderr[-4000:]
     return result.stdout + result.stderr
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    return make_synthetic_ade20k(str(tmp_path_factory.mktemp('ade')))
 
 
 def train(nproc, data_root, work_dir, *options, resume=False, config=DEMO):

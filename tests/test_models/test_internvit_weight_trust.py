@@ -4,7 +4,6 @@ type- and range-checked and consistent with the tensors, malformed
 embedding shapes an error naming the tensor and the expected shape.  Files
 are written by the tests in the real formats (safetensors, torch.save)."""
 import json
-import re
 
 import pytest
 import torch

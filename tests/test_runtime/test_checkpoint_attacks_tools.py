@@ -9,7 +9,6 @@ import sys
 import pytest
 import torch
 
-from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 import malicious_checkpoints as evil
 
@@ -18,12 +17,6 @@ DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    return make_synthetic_ade20k(str(tmp_path_factory.mktemp('ade')),
-                                 num_train=8, num_val=2)
 
 
 def run_tool(tool, *args, data_root, options=()):

@@ -9,19 +9,12 @@ import sys
 
 import pytest
 
-from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    return make_synthetic_ade20k(str(tmp_path_factory.mktemp('ade')),
-                                 num_train=2, num_val=1)
 
 
 def train(tmp_path, data_root, *options):

@@ -25,7 +25,8 @@ from ..weights import (OLD_LAYOUT_MESSAGE, architecture_mismatches,
                        read_weights, resize_patch_kernel, resize_pos_embed,
                        to_internvl_names)
 from ..weights.intern_vit_architecture import model_architecture
-from ..weights.intern_vit_naming import is_vision_key
+from ..weights.intern_vit_naming import (is_vision_key,
+                                         transformers_vision_config)
 from .intern_vit_layers import Block, PatchEmbed, fpn_adapters
 
 __all__ = ['InternViT6B', 'Block', 'resize_pos_embed']
@@ -261,6 +262,9 @@ class InternViT6B(BaseModule):
         weights = read_weights(path, wanted=is_vision_key)
         state, naming = to_internvl_names(weights.state)
         source = f'{weights.source} ({naming} naming)'
+        hf_config = weights.hf_config
+        if naming == 'transformers' and hf_config is not None:
+            hf_config = transformers_vision_config(hf_config)
         old = old_fpn_layout_keys(state)
         if old:
             print_log(f'InternViT6B: {source} ' + OLD_LAYOUT_MESSAGE.format(
@@ -268,8 +272,7 @@ class InternViT6B(BaseModule):
                 level=30)
             state = {k: v for k, v in state.items()
                      if not k.startswith(FPN_NAMES)}
-        arch, sources = checkpoint_architecture(state, weights.hf_config,
-                                                source)
+        arch, sources = checkpoint_architecture(state, hf_config, source)
         mismatches = architecture_mismatches(model_architecture(self), arch,
                                              sources)
         if mismatches:
