@@ -20,7 +20,7 @@ setup(
         'seg': ['mmengine>=0.10.0,<0.11', 'safetensors',
                 'mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
         'det': ['mmengine>=0.10.0,<0.11', 'mmdet>=3.3.0,<3.4'],
-        'multimodal': ['transformers>=5.0', 'safetensors'],
+        'multimodal': ['transformers>=5.0', 'accelerate', 'safetensors'],
         'deepspeed': ['deepspeed==0.15.4'],
         'docs': ['sphinx>=9.0', 'myst-parser>=5.0'],
         'tests': ['pytest', 'safetensors'],

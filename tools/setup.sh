@@ -55,6 +55,8 @@ installed timm 1.0.31 || { $PIP "$TORCH" huggingface_hub pyyaml && \
   $PIP --no-deps timm==1.0.31; }
 # transformers 5.24 (pure Python): HuggingFace vision towers and VLMs in tests
 installed transformers 5.24.0 || $PIP "$TORCH" transformers==5.24.0
+# accelerate: what transformers.Trainer runs on (the HF Trainer test)
+installed accelerate 1.15.0 || $PIP "$TORCH" accelerate==1.15.0
 # Sphinx + MyST build the docs site (docs/en), part of the test command
 $PY -c 'import sphinx, myst_parser' 2>/dev/null || \
   $PIP "$TORCH" sphinx==9.0.4 myst-parser==5.2.0

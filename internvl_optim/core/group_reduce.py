@@ -9,8 +9,8 @@ from .param_plan import ParamPlan
 
 
 def group_key(plan: ParamPlan) -> Tuple:
-    return (plan.layer_id, plan.multiplier, plan.custom_key,
-            plan.weight_decay != 0)
+    return (plan.tower or '', plan.layer_id, plan.multiplier,
+            plan.custom_key, plan.weight_decay != 0)
 
 
 def group_name(plan: ParamPlan) -> str:
@@ -21,16 +21,19 @@ def group_name(plan: ParamPlan) -> str:
     'layer_3_dcn_pos_no_decay'
     """
     tags = ''.join(f'_{t}' for t in (plan.multiplier, plan.custom_key) if t)
-    return (f'layer_{plan.layer_id}{tags}_'
+    tower = f'{plan.tower}_' if plan.tower else ''
+    return (f'{tower}layer_{plan.layer_id}{tags}_'
             f'{"decay" if plan.weight_decay != 0 else "no_decay"}')
 
 
 def group_sort_key(key: Tuple) -> Tuple:
     """Heads first (so MMEngine's logged ``lr`` is the base lr), then layers
-    downwards; within a layer plain before tagged, decay before no-decay."""
-    layer_id, multiplier, custom_key, decays = key
+    downwards; within a layer plain before tagged, decay before no-decay.
+    With towers: the parameters outside them first, then tower by tower
+    (by first appearance)."""
+    tower, layer_id, multiplier, custom_key, decays = key
     tag = (multiplier or '') + (custom_key or '')
-    return (-layer_id, bool(tag), tag, not decays)
+    return (bool(tower), -layer_id, bool(tag), tag, not decays)
 
 
 def reduce_param_groups(plans: Sequence[ParamPlan],
@@ -58,6 +61,11 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
                                layer_id=plan.layer_id,
                                lr_scale=plan.lr_scale,
                                group_name=group_name(plan))
+            if plan.tower:
+                groups[key]['tower'] = plan.tower
         groups[key]['params'].append(param)
         groups[key]['param_names'].append(plan.name)
-    return [groups[k] for k in sorted(groups, key=group_sort_key)]
+    towers = list(dict.fromkeys(k[0] for k in groups))
+    return [groups[k] for k in sorted(
+        groups, key=lambda k: (towers.index(k[0]) if k[0] else -1,
+                               group_sort_key(k)))]

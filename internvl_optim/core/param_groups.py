@@ -8,21 +8,24 @@ The core changes nothing: what ``freeze_backbone`` selects is returned in
 (:func:`internvl_optim.runtime.freezing.apply_freezing`).
 """
 from dataclasses import dataclass, field
-from typing import Callable, List, Mapping, Optional, Sequence
+import dataclasses
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
 from .freezing import check_wrapper_allows_freezing, select_units
 from .fsdp_shapes import fsdp_original_shapes
-from .layer_rules import resolve_layer_rule
+from .layer_rules import LayerRule, resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
-from .names import clean_named_modules, clean_named_parameters
+from .names import (clean_named_modules, clean_named_parameters,
+                    relative_name)
 from .param_plan import (ParamPlan, audit, check_final_numbers,
                          order_custom_keys, unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
                          plan_parameter)
 from .group_reduce import reduce_param_groups
 from .settings import LayerDecaySettings
+from .towers import Tower, recognise_layout
 from .weight_decay import SkipList, parameter_owners
 
 
@@ -40,6 +43,8 @@ class GroupPlan:
     #: the units ``freeze_backbone`` selects; not frozen yet: the caller
     #: applies it (:func:`internvl_optim.runtime.freezing.apply_freezing`)
     to_freeze: List[nn.Module] = field(default_factory=list)
+    #: with towers: (name, num_layers) of each
+    towers: List[Tuple[str, int]] = field(default_factory=list)
 
 
 def parent_is_dcn(name: str, modules: Mapping[str, nn.Module]) -> bool:
@@ -59,6 +64,63 @@ def _units_to_freeze(model, modules, rule, settings) -> List[nn.Module]:
     return select_units(
         backbone, settings.freeze_backbone,
         f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})')
+
+
+def _tower_settings(settings: LayerDecaySettings, tower: Tower
+                    ) -> LayerDecaySettings:
+    """The settings a tower's own layer rule is resolved with."""
+    backbone_keys = tower.takes_backbone_keys
+    return dataclasses.replace(
+        settings, backbone_name=tower.module,
+        layer_decay_rate=tower.layer_decay_rate,
+        num_layers=settings.num_layers if backbone_keys else tower.num_layers,
+        depths=settings.depths if backbone_keys else None,
+        layer_regex=settings.layer_regex if backbone_keys else None,
+        decay_type=settings.decay_type if backbone_keys else None,
+        freeze_backbone=settings.freeze_backbone if backbone_keys else None,
+        towers=())
+
+
+def _regions(modules, names, settings, warn):
+    """``[(tower or None, rule, settings)]``: one region (the backbone rule
+    over the whole model) without towers; else one per tower and one for
+    the rest of the model (base lr)."""
+    towers = settings.towers
+    layout = None
+    if not towers and settings.backbone_name is None:
+        found = recognise_layout(list(modules), settings.layer_decay_rate)
+        if found is not None:
+            layout, towers = found
+    if not towers:
+        return [(None, resolve_layer_rule(modules, names, settings, warn),
+                 settings)], None
+    if settings.freeze_backbone and not any(t.takes_backbone_keys
+                                            for t in towers):
+        raise ValueError(
+            'paramwise_cfg.freeze_backbone with paramwise_cfg.towers: say '
+            "which tower to freeze with towers[NAME].freeze=True")
+    regions = []
+    for tower in towers:
+        if tower.module not in modules:
+            raise ValueError(
+                f'paramwise_cfg.towers[{tower.name!r}].module='
+                f'{tower.module!r}: the model has no such sub-module; its '
+                'top-level sub-modules are '
+                f'{sorted(n for n in modules if n and "." not in n)}')
+        tsettings = _tower_settings(settings, tower)
+        regions.append((tower, resolve_layer_rule(modules, names, tsettings,
+                                                  warn), tsettings))
+    rest = LayerRule(0, 'outside the towers: base lr', '', lambda name: 1)
+    regions.append((None, rest, dataclasses.replace(
+        settings, layer_decay_rate=1.0, towers=())))
+    return regions, layout
+
+
+def _region_of(name: str, regions) -> int:
+    for index, (tower, _, _) in enumerate(regions):
+        if tower is None or relative_name(name, tower.module) is not None:
+            return index
+    return len(regions) - 1
 
 
 def build_param_groups(model: nn.Module,
@@ -88,14 +150,20 @@ def build_param_groups(model: nn.Module,
     named = list(clean_named_parameters(model))
     names = [n for n, _ in named]
     shapes = original_shapes or fsdp_original_shapes(model) or {}
-    rule = resolve_layer_rule(modules, names, settings, warn)
-    units = _units_to_freeze(model, modules, rule, settings)
+    regions, layout = _regions(modules, names, settings, warn)
+    units = []
+    for tower, rule, rsettings in regions:
+        units += _units_to_freeze(model, modules, rule, rsettings)
+        if tower is not None and tower.freeze:
+            check_wrapper_allows_freezing(model)
+            units.append(modules[tower.module])
     unmatched = unmatched_custom_keys(settings, names)
     if unmatched:
         warn(f'paramwise_cfg.custom_keys {unmatched} match no parameter name '
              f'(ignored, as MMEngine does); names look like: '
              f'{", ".join(names[:3])}, ...')
-    check_multipliers_match(settings, rule.backbone_prefix, names)
+    main_rule = regions[0][1]
+    check_multipliers_match(settings, main_rule.backbone_prefix, names)
     to_freeze = {id(p) for unit in units for p in unit.parameters()}
     trainable = [(nm, p) for nm, p in named
                  if p.requires_grad and id(p) not in to_freeze]
@@ -107,14 +175,22 @@ def build_param_groups(model: nn.Module,
             f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
             'the model (e.g. the decode head)')
     owners = parameter_owners(modules)
-    skip_list = SkipList([('', modules['']),
-                          (rule.backbone_prefix, modules[rule.backbone_prefix])])
     ordered_keys = order_custom_keys(settings.custom_keys)
-    plans = [plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
-                            owners.get(nm), rule, skip_list, settings,
-                            base_lr, base_weight_decay,
-                            parent_is_dcn(nm, modules), ordered_keys)
-             for nm, p in trainable]
+    skip_lists = [SkipList([('', modules['']),
+                            (rule.backbone_prefix,
+                             modules[rule.backbone_prefix])])
+                  for _, rule, _ in regions]
+    plans = []
+    for nm, p in trainable:
+        index = _region_of(nm, regions)
+        tower, rule, rsettings = regions[index]
+        plan = plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
+                              owners.get(nm), rule, skip_lists[index],
+                              rsettings, base_lr, base_weight_decay,
+                              parent_is_dcn(nm, modules), ordered_keys)
+        if tower is not None:
+            apply_tower(plan, tower, base_lr)
+        plans.append(plan)
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
@@ -124,5 +200,30 @@ def build_param_groups(model: nn.Module,
     if frozen:
         warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
              'elements) are left out of the optimizer')
-    return GroupPlan(groups, plans, rule.num_layers, rule.source, frozen,
-                     frozen_numel, rule.backbone_prefix, units)
+    if len(regions) == 1:
+        return GroupPlan(groups, plans, main_rule.num_layers,
+                         main_rule.source, frozen, frozen_numel,
+                         main_rule.backbone_prefix, units)
+    source = (f'towers ({layout}): ' if layout else 'towers: ') + '; '.join(
+        f'{tower.name} = {tower.module}, {rule.source}, rate '
+        f'{tower.layer_decay_rate:g}'
+        + (f', lr x{tower.lr_mult:g}' if tower.lr_mult != 1 else '')
+        + (', frozen' if tower.freeze else '')
+        for tower, rule, _ in regions if tower is not None)
+    return GroupPlan(groups, plans, main_rule.num_layers, source, frozen,
+                     frozen_numel, main_rule.backbone_prefix, units,
+                     towers=[(tower.name, rule.num_layers)
+                             for tower, rule, _ in regions
+                             if tower is not None])
+
+
+def apply_tower(plan: ParamPlan, tower: Tower, base_lr: float) -> None:
+    """A tower's multipliers on a parameter's plan (in place)."""
+    plan.tower = tower.name
+    if tower.lr_mult != 1.0:
+        plan.lr_scale *= tower.lr_mult
+        plan.lr = base_lr * plan.lr_scale
+    if tower.decay_mult != 1.0 and plan.weight_decay:
+        plan.weight_decay *= tower.decay_mult
+        if plan.weight_decay == 0:
+            plan.no_decay_reason = f'towers[{tower.name!r}].decay_mult=0'

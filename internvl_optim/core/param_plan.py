@@ -32,6 +32,9 @@ class ParamPlan:
     multiplier: Optional[str] = None
     #: which rule placed the parameter (``outside the backbone`` for heads)
     placed_by: str = ''
+    #: the ``paramwise_cfg.towers`` entry it belongs to (None: no towers,
+    #: or outside them)
+    tower: Optional[str] = None
 
 
 def order_custom_keys(custom_keys: Mapping) -> List[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .layer_rules.regex import RegexLayerRule
+from .towers import Tower, validate_towers
 from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED,  # noqa: F401
                       UNIT_CLOSED_OPEN, UNIT_OPEN_CLOSED, check_number,
                       is_number, is_numeric_text)
@@ -39,6 +40,10 @@ KEYS = {
                        'and reference_points; default 1.0',
     'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
                        "'all'; default none",
+    'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
+              'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
+              '(a VLM), each with its own layer decay and multipliers; known '
+              'VLM layouts are recognised without it; default none',
 }
 #: InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
 KEYS.update({
@@ -83,6 +88,7 @@ class LayerDecaySettings:
     bypass_duplicate: bool = False
     dino_head: bool = False
     backbone_small_lr: bool = False
+    towers: Tuple = ()
 
     def __post_init__(self):
         """Built directly (``LayerDecaySettings(layer_decay_rate=0.9)``),
@@ -111,6 +117,11 @@ class LayerDecaySettings:
             check_number(f'paramwise_cfg.{key}', value, NON_NEGATIVE)
         for key in ('bypass_duplicate', 'dino_head', 'backbone_small_lr'):
             _validate_bool(key, getattr(self, key))
+        if not isinstance(self.towers, tuple) or not all(
+                isinstance(t, Tower) for t in self.towers):
+            raise TypeError('towers must be a tuple of Tower (build them '
+                            'from paramwise_cfg.towers with '
+                            'LayerDecaySettings.from_paramwise_cfg)')
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
@@ -159,6 +170,7 @@ class LayerDecaySettings:
                                      cfg.get('dino_head', False)),
             backbone_small_lr=_validate_bool(
                 'backbone_small_lr', cfg.get('backbone_small_lr', False)),
+            towers=validate_towers(cfg.get('towers')),
             **multipliers)
         _check_structure_has_a_rate(cfg)
         return settings

@@ -15,6 +15,8 @@ A parameter gets zero weight decay when any of these holds:
   type (BatchNorm, LayerNorm, GroupNorm, RMSNorm, ..., and any class whose
   name ends in ``Norm``/``Norm1d``/``Norm2d``/``Norm3d``, such as
   InternViT's RMSNorm) whatever the parameter is called;
+* ``lora``: it belongs to a LoRA adapter (PEFT's ``lora_A``/``lora_B``;
+  a ``custom_keys`` ``decay_mult`` sets one);
 * ``no_weight_decay``: the model or the backbone lists it in
   ``no_weight_decay()`` (timm convention; names relative to the module that
   declares them, a module name covers all its parameters, fnmatch wildcards
@@ -35,6 +37,10 @@ _NORM_BASES = tuple(
                 nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
                 getattr(nn, 'RMSNorm', None)) if t is not None)
 _NORM_CLASS_NAME = re.compile(r'Norm(\d[dD])?$')
+#: an ``nn.Embedding`` holding positions, not tokens (a language model's
+#: ``embed_tokens`` is a weight like any other)
+_POSITION_TABLE = re.compile(r'(pos_embed|pos_embedding|position_embeddings?'
+                             r'|position_embedding_table)(_\d+)?$')
 
 
 def is_norm_module(module: nn.Module) -> bool:
@@ -113,10 +119,12 @@ def no_decay_reason(name: str, ndim: int, owner: Optional[nn.Module],
         return 'token'
     parts = name.split('.')
     if (own_name == 'weight' and isinstance(owner, nn.Embedding)
-            and len(parts) >= 2 and is_token_or_position(parts[-2])):
+            and len(parts) >= 2 and _POSITION_TABLE.search(parts[-2])):
         return 'token'  # CLIP/SigLIP: embeddings.position_embedding.weight
     if owner is not None and is_norm_module(owner):
         return 'norm'
+    if any(part.startswith('lora_') for part in name.split('.')[:-1]):
+        return 'lora'  # PEFT's lora_A / lora_B adapters
     if name in skip_list:
         return 'no_weight_decay'
     return None

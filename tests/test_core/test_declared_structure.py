@@ -244,19 +244,29 @@ def tiny_internvl():
     return transformers.InternVLForConditionalGeneration(config)
 
 
-def test_a_vlm_below_rate_1_is_refused_naming_its_towers():
-    model = tiny_internvl()
+class TwoTowers(nn.Module):
+    """An unknown multi-tower model: an image encoder and a text encoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.image = nn.Module()
+        self.image.blocks = nn.ModuleList(Block() for _ in range(2))
+        self.text = nn.Module()
+        self.text.transformer = nn.Module()
+        self.text.transformer.layers = nn.ModuleList(Block() for _ in range(3))
+        self.logit_scale = nn.Parameter(torch.ones(()))
+
+
+def test_an_unknown_multi_tower_model_is_refused_naming_its_towers():
     with pytest.raises(ValueError) as err:
-        plan(model, layer_decay_rate=0.9)
+        plan(TwoTowers(), layer_decay_rate=0.9)
     assert str(err.value) == (
-        "backbone '' (InternVLForConditionalGeneration) holds 2 transformer "
-        'towers: model.vision_tower (2 blocks at '
-        'model.vision_tower.encoder.layer), model.language_model (2 blocks '
-        'at model.language_model.layers). Layer decay over the whole model '
-        'would give each tower one layer id. Say which tower to decay, e.g. '
-        "paramwise_cfg.backbone_name='model.vision_tower' (the other towers "
-        'then get the base lr; give them their own with custom_keys '
-        'lr_mult), or use layer_decay_rate=1.0')
+        "backbone '' (TwoTowers) holds 2 transformer towers: image (2 blocks "
+        'at image.blocks), text (3 blocks at text.transformer.layers). Layer '
+        'decay over the whole model would give each tower one layer id. Say '
+        "which tower to decay, e.g. paramwise_cfg.backbone_name='image' (the "
+        'other towers then get the base lr; give them their own with '
+        'custom_keys lr_mult), or use layer_decay_rate=1.0')
 
 
 def test_naming_the_vision_tower_decays_inside_it():

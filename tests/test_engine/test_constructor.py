@@ -89,9 +89,12 @@ def test_one_compact_table_is_logged(tmp_path):
             if re.match(r'layer_\d+_', line)]
     assert len(rows) == 10  # one per group, not one per parameter
     assert rows[0] == ['layer_4_decay', '4', '1', '1.0000e+00', '0.1', '5',
-                       '680']
+                       '680', 'heads,', 'necks']
     assert rows[-1] == ['layer_0_no_decay', '0', '0.0625', '6.2500e-02', '0',
-                        '2', '48']
+                        '2', '48', 'embeddings']
+    layer_2 = next(r for r in rows if r[0] == 'layer_2_decay')
+    assert layer_2[:5] + layer_2[-2:] == ['layer_2_decay', '2', '0.25',
+                                          '2.5000e-01', '0.1', 'block', '1']
     total = next(line.split() for line in text.splitlines()
                  if line.startswith('total'))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,127 @@
+"""Several towers in one model (a VLM: vision tower, projector, language
+model), each with its own layer decay, lr and weight-decay multipliers and
+freezing.
+
+``paramwise_cfg.towers`` names them by module path::
+
+    towers=dict(
+        vision=dict(module='model.vision_tower', layer_decay_rate=0.9),
+        projector=dict(module='model.multi_modal_projector', lr_mult=1.0),
+        language=dict(module='model.language_model', lr_mult=0.1))
+
+Per tower: ``module`` (required), ``layer_decay_rate`` (default 1.0; the
+number of layers is inferred inside the tower as for a backbone, or given
+as ``num_layers``), ``lr_mult`` and ``decay_mult`` (default 1.0),
+``freeze`` (default False).  Parameters in no tower (``lm_head``) get the
+base lr and weight decay.
+
+Without ``towers`` and without ``backbone_name``, the known layouts of
+:data:`KNOWN_LAYOUTS` are recognised (also under PEFT's
+``base_model.model.`` prefix): the top-level ``layer_decay_rate``,
+``num_layers``, ``depths`` and ``layer_regex`` apply inside the vision
+tower; projector and language model get the base lr.
+"""
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence, Tuple
+
+from .numbers import NON_NEGATIVE, UNIT_OPEN_CLOSED, check_number
+
+#: (layout, vision tower, projector, language model): module paths
+KNOWN_LAYOUTS = (
+    ('InternVL chat', 'vision_model', 'mlp1', 'language_model'),
+    ('transformers InternVL / LLaVA', 'model.vision_tower',
+     'model.multi_modal_projector', 'model.language_model'),
+    ('LLaVA', 'vision_tower', 'multi_modal_projector', 'language_model'),
+)
+#: what PEFT puts in front of every name
+PEFT_PREFIX = 'base_model.model.'
+TOWER_FIELDS = ('module', 'layer_decay_rate', 'num_layers', 'lr_mult',
+                'decay_mult', 'freeze')
+
+
+@dataclass(frozen=True)
+class Tower:
+    """One tower of ``paramwise_cfg.towers`` (validated)."""
+    name: str
+    module: str
+    layer_decay_rate: float = 1.0
+    num_layers: Optional[int] = None
+    lr_mult: float = 1.0
+    decay_mult: float = 1.0
+    freeze: bool = False
+    #: the vision tower of a recognised layout takes the top-level
+    #: ``num_layers``/``depths``/``layer_regex``
+    takes_backbone_keys: bool = False
+
+
+def validate_towers(spec) -> Tuple[Tower, ...]:
+    """``paramwise_cfg.towers`` as :class:`Tower` s, each field checked."""
+    if spec is None:
+        return ()
+    if not isinstance(spec, Mapping) or not spec:
+        raise TypeError('paramwise_cfg.towers must be a non-empty dict of '
+                        "name -> dict(module='path.in.model', "
+                        f'layer_decay_rate=..., lr_mult=...), got {spec!r}')
+    towers = []
+    for name, fields in spec.items():
+        where = f'paramwise_cfg.towers[{name!r}]'
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f'paramwise_cfg.towers: a tower name must be an '
+                             f'identifier (it names groups), got {name!r}')
+        if not isinstance(fields, Mapping):
+            raise TypeError(f'{where} must be a dict with keys '
+                            f'{TOWER_FIELDS}, got {fields!r}')
+        unknown = sorted(set(fields) - set(TOWER_FIELDS))
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {unknown}; valid: '
+                             f'{TOWER_FIELDS}')
+        module = fields.get('module')
+        if not isinstance(module, str) or not module:
+            raise TypeError(f"{where}.module must name a sub-module ('a.b'), "
+                            f'got {module!r}')
+        num_layers = fields.get('num_layers')
+        if num_layers is not None and (
+                not isinstance(num_layers, int) or isinstance(num_layers, bool)
+                or num_layers <= 0):
+            raise ValueError(f'{where}.num_layers must be a positive int, got '
+                             f'{num_layers!r}')
+        freeze = fields.get('freeze', False)
+        if not isinstance(freeze, bool):
+            raise TypeError(f'{where}.freeze must be True or False, got '
+                            f'{freeze!r}')
+        towers.append(Tower(
+            name, module,
+            check_number(f'{where}.layer_decay_rate',
+                         fields.get('layer_decay_rate', 1.0),
+                         UNIT_OPEN_CLOSED),
+            num_layers,
+            check_number(f'{where}.lr_mult', fields.get('lr_mult', 1.0),
+                         NON_NEGATIVE),
+            check_number(f'{where}.decay_mult',
+                         fields.get('decay_mult', 1.0), NON_NEGATIVE),
+            freeze))
+    modules = [t.module for t in towers]
+    for tower in towers:
+        inside = [m for m in modules if m != tower.module
+                  and m.startswith(tower.module + '.')]
+        if inside:
+            raise ValueError(f'paramwise_cfg.towers: {inside[0]!r} lies '
+                             f'inside {tower.module!r}; towers may not nest')
+    return tuple(towers)
+
+
+def recognise_layout(module_names: Sequence[str], rate: float
+                     ) -> Optional[Tuple[str, Tuple[Tower, ...]]]:
+    """``(layout, towers)`` for a model of :data:`KNOWN_LAYOUTS`, else
+    None.  The vision tower gets ``rate``; the others the base lr."""
+    names = set(module_names)
+    for layout, vision, projector, language in KNOWN_LAYOUTS:
+        for prefix in ('', PEFT_PREFIX):
+            paths = [prefix + p for p in (vision, projector, language)]
+            if all(p in names for p in paths):
+                return (layout + (' (PEFT)' if prefix else ''), (
+                    Tower('vision', paths[0], rate,
+                          takes_backbone_keys=True),
+                    Tower('projector', paths[1]),
+                    Tower('language', paths[2])))
+    return None
