@@ -39,6 +39,25 @@ PARAM_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 FPN_NAMES = ('up1', 'up2', 'up3', 'up4')
 
 
+def _layerscale_force_fp32(force, no_force) -> bool:
+    """InternVL's two spellings: ``layerscale_force_fp32`` (earlier
+    commits) and ``layerscale_no_force_fp32`` (its negation, later)."""
+    for name, value in (('layerscale_force_fp32', force),
+                        ('layerscale_no_force_fp32', no_force)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f'InternViT6B {name} must be True or False, got '
+                            f'{value!r}')
+    if force is not None and no_force is not None and force == no_force:
+        raise ValueError(
+            f'InternViT6B layerscale_force_fp32={force} and '
+            f'layerscale_no_force_fp32={no_force} contradict each other '
+            '(one is the negation of the other, from two InternVL commits); '
+            'give one')
+    if force is not None:
+        return force
+    return not no_force if no_force is not None else False
+
+
 class InternViT6B(BaseModule):
     """InternViT backbone; defaults are InternVL's (the 6B model).
 
@@ -57,8 +76,9 @@ class InternViT6B(BaseModule):
         embed_dim, num_heads, mlp_ratio, depth: width, heads, MLP ratio and
             blocks. Defaults: 3200, 25, 4, 48 (300M: 1024, 16, 4, 24;
             6B-448px-V1.5/V2.5: 45 blocks).
-        init_values (float): layer-scale init; 0 disables layer scale.
-            Default: 0.1.
+        init_values (float, optional): layer-scale init; 0 or None (as
+            InternVL, ``... if init_values else nn.Identity()``) means no
+            layer scale (no ``ls1``/``ls2`` parameters). Default: 0.1.
         qk_normalization (bool): RMSNorm on queries and keys (300M: False).
             Default: True.
         use_flash_attn (bool): accepted as in InternVL; attention always
@@ -67,7 +87,10 @@ class InternViT6B(BaseModule):
         with_cp (bool): activation checkpointing per block while training.
             Default: True.
         layerscale_no_force_fp32 (bool): False computes layer scale in
-            float32. Default: True.
+            float32 (InternVL's current spelling). Default: True.
+        layerscale_force_fp32 (bool): True computes layer scale in float32
+            (the spelling of InternVL's earlier commits, opposite meaning).
+            Giving both with contradicting values is an error.
         out_indices (sequence[int]): blocks whose outputs are returned as
             ``(B, C, H/p, W/p)`` maps in the input's dtype (float32 from
             MMSeg's data preprocessor, as InternVL; bfloat16 where
@@ -102,13 +125,18 @@ class InternViT6B(BaseModule):
                  pretrain_size=224, qkv_bias=False, drop_path_rate=0.0,
                  embed_dim=3200, num_heads=25, mlp_ratio=4., init_values=0.1,
                  qk_normalization=True, depth=48, use_flash_attn=True,
-                 with_cp=True, layerscale_no_force_fp32=True,
+                 with_cp=True, layerscale_no_force_fp32=None,
                  out_indices=(7, 11, 15, 23), freeze_vit=False,
                  unfreeze_pos_embed=False, with_fpn=False,
                  with_final_norm=False, pretrained: Optional[str] = None,
                  norm_type='rms_norm', layer_norm_eps=1e-6,
-                 param_dtype='float32', fpn_norm_cfg=None, init_cfg=None):
+                 param_dtype='float32', fpn_norm_cfg=None, init_cfg=None,
+                 layerscale_force_fp32=None):
         super().__init__(init_cfg=init_cfg)
+        force_fp32 = _layerscale_force_fp32(layerscale_force_fp32,
+                                            layerscale_no_force_fp32)
+        if init_values is None:  # InternVL: no layer scale
+            init_values = 0.0
         self._check_arguments(norm_type, param_dtype, out_indices, depth,
                               with_fpn, fpn_norm_cfg, embed_dim, num_heads)
         for name, value, valid in (
@@ -148,7 +176,7 @@ class InternViT6B(BaseModule):
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i],
                   init_values, qk_normalization, norm_type, layer_norm_eps,
-                  layerscale_force_fp32=not layerscale_no_force_fp32)
+                  layerscale_force_fp32=force_fp32)
             for i in range(depth))
         nn.init.trunc_normal_(self.pos_embed, std=.02)
         nn.init.trunc_normal_(self.cls_token, std=.02)
