@@ -5,6 +5,7 @@ from typing import List
 
 from ..core.numbers import \
     check_scheduler_arguments as check_scheduler_arguments_of
+from ..core.schedule_floor import judge_floor
 from .optimizers.registration import NAMES
 
 IMPORT_LINE = ("custom_imports = dict(imports=['internvl_optim'], "
@@ -37,26 +38,30 @@ def check_our_import(cfg) -> None:
 
 
 def check_schedulers_keep_ratios(cfg) -> None:
-    """An absolute ``eta_min > 0`` pulls every param group to the same floor
-    and erases the layer-decay ratios; ``eta_min=0`` or ``eta_min_ratio``
-    keep them."""
-    paramwise = (cfg.get('optim_wrapper') or {}).get('paramwise_cfg') or {}
+    """An absolute ``eta_min`` at or above the base lr makes every group's
+    lr rise during training: an error before anything is built.  Lower
+    floors are judged against the real groups when training starts
+    (:class:`~internvl_optim.engine.hooks.LayerLrSpreadHook`,
+    :mod:`internvl_optim.core.schedule_floor`)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    paramwise = wrapper.get('paramwise_cfg') or {}
     if not isinstance(paramwise, dict):
         return  # check_optim_wrapper names it
     rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
-    if rate == 1.0:
+    base_lr = (wrapper.get('optimizer') or {}).get('lr')
+    if rate == 1.0 or not isinstance(base_lr, (int, float)):
         return
     schedulers = cfg.get('param_scheduler') or []
     if isinstance(schedulers, dict):
         schedulers = [schedulers]
     for i, scheduler in enumerate(schedulers):
-        if isinstance(scheduler, dict) and scheduler.get('eta_min'):
-            raise ValueError(
-                f"param_scheduler[{i}] ({scheduler.get('type')}) has an "
-                f"absolute eta_min={scheduler['eta_min']}: it drives every "
-                'layer-decay group to the same lr and erases the layer '
-                'ratios. Use eta_min=0.0, or eta_min_ratio where the '
-                'scheduler has it (CosineAnnealingLR)')
+        if not isinstance(scheduler, dict) or not scheduler.get('eta_min'):
+            continue
+        error, _ = judge_floor(f'param_scheduler[{i}] ({scheduler.get("type")})',
+                               str(scheduler.get('type')),
+                               scheduler['eta_min'], {'heads': base_lr})
+        if error:
+            raise ValueError(error)
 
 
 def check_backbone_dtype_fits_strategy(cfg) -> None:

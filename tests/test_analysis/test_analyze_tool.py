@@ -126,7 +126,8 @@ def test_absolute_eta_min_is_refused_like_train(tmp_path):
         f"_base_ = [{os.path.abspath(os.path.join(ROOT, SMALL))!r}]\n"
         "param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=1.0,\n"
         "                        by_epoch=False, begin=0, end=100)]\n")
-    with pytest.raises(ValueError, match=r'absolute eta_min=0\.0001'):
+    with pytest.raises(ValueError, match=r'eta_min=0\.0001, at or above the '
+                       r'starting lr of group heads \(6e-05\)'):
         load_tool().main([str(config)])
 
 

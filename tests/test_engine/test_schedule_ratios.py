@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import PARAM_SCHEDULERS
 
 from internvl_optim import LayerDecayOptimizerConstructor
+from internvl_optim.core.schedule_floor import judge_floor
 from internvl_optim.engine.config_checks import check_schedulers_keep_ratios
 
 from toy_models import ToyInternViT, ToySegmentor
@@ -49,17 +50,74 @@ def test_warmup_and_poly_keep_layer_ratios_every_iteration():
             assert lr == pytest.approx(lrs[0] * scale, rel=1e-9), it
 
 
-def test_absolute_eta_min_would_erase_ratios_and_is_rejected():
+def test_absolute_eta_min_flattens_ratios_and_is_judged_by_what_it_does():
     absolute = [dict(SCHEDULE[1], eta_min=1e-4)]
     history, scales = run(absolute)
     last = history[-1]
     assert last[-1] / last[0] > 0.9  # embeddings ~ head: ratios gone
-    cfg = Config(dict(optim_wrapper=dict(paramwise_cfg=dict(
-        layer_decay_rate=0.9)), param_scheduler=SCHEDULE[:1] + absolute))
+    # issue 22: a floor below every group's lr is a warning at the start of
+    # training that says from when the ratios flatten ...
+    start = {'layer_4_decay': 1e-3, 'layer_0_decay': 1e-3 * 0.5 ** 4}
+    error, warning = judge_floor('param_scheduler[1] (PolyLR)', 'PolyLR',
+                                 1e-5, start, 1.0, (5, 40))
+    assert error is None
+    # (6.25e-5 - 1e-5) * (1 - x) + 1e-5 = 2e-5  =>  x = 1 - 1 / 5.25
+    assert warning == (
+        'param_scheduler[1] (PolyLR) has an absolute eta_min=1e-05: every '
+        'group moves towards the same floor, so the layer ratios flatten '
+        'from 81.0 % of its span (iteration 33), where the lowest group '
+        '(layer_0_decay, starting at 6.25e-05) is at twice the floor. '
+        'eta_min=0.0 (or eta_min_ratio) keeps the ratios to the end')
+
+
+def test_a_floor_above_a_groups_lr_is_an_error_naming_it():
+    start = {'layer_4_decay': 1e-3, 'layer_0_decay': 6.25e-5}
+    error, _ = judge_floor('param_scheduler[1] (PolyLR)', 'PolyLR', 1e-4,
+                           start)
+    assert error == (
+        'param_scheduler[1] (PolyLR) has eta_min=0.0001, at or above the '
+        'starting lr of group layer_0_decay (6.25e-05): that group\'s lr '
+        'would rise during training. Use eta_min=0.0, or eta_min_ratio '
+        'where the scheduler has it (CosineAnnealingLR), or a floor below '
+        "every group's lr")
+    # before anything is built: a floor at or above the base lr itself
+    cfg = Config(dict(optim_wrapper=dict(
+        optimizer=dict(type='AdamW', lr=1e-4),
+        paramwise_cfg=dict(layer_decay_rate=0.9)),
+        param_scheduler=[dict(SCHEDULE[1], eta_min=1e-4)]))
     with pytest.raises(ValueError, match=re.escape(
-            'param_scheduler[1] (PolyLR) has an absolute eta_min=0.0001: it '
-            'drives every layer-decay group to the same lr')):
+            'param_scheduler[0] (PolyLR) has eta_min=0.0001, at or above the '
+            'starting lr of group heads (0.0001)')):
         check_schedulers_keep_ratios(cfg)
+    cfg.param_scheduler[0].eta_min = 1e-5
+    check_schedulers_keep_ratios(cfg)  # judged when training starts
     check_schedulers_keep_ratios(Config(dict(
-        optim_wrapper=dict(paramwise_cfg=dict(layer_decay_rate=1.0)),
-        param_scheduler=absolute)))  # no decay, no ratios to keep
+        optim_wrapper=dict(optimizer=dict(lr=1e-5),
+                           paramwise_cfg=dict(layer_decay_rate=1.0)),
+        param_scheduler=[dict(SCHEDULE[1], eta_min=1e-4)])))  # no decay
+
+
+def test_the_hook_judges_the_real_groups_before_training():
+    from types import SimpleNamespace
+
+    from internvl_optim.engine.hooks import LayerLrSpreadHook
+    constructor = LayerDecayOptimizerConstructor(
+        dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        dict(layer_decay_rate=0.5))
+    wrapper = constructor(ToySegmentor(ToyInternViT(depth=3)))
+    warnings = []
+    runner = SimpleNamespace(
+        optim_wrapper=wrapper, logger=SimpleNamespace(warning=warnings.append),
+        param_schedulers=[PARAM_SCHEDULERS.build(dict(
+            SCHEDULE[1], eta_min=1e-4, optimizer=wrapper))])
+    with pytest.raises(ValueError, match=re.escape(
+            'param_scheduler[0] (PolyLR) has eta_min=0.0001, at or above the '
+            'starting lr of group layer_0_decay (6.25e-05)')):
+        LayerLrSpreadHook().before_train(runner)
+    runner.param_schedulers = [PARAM_SCHEDULERS.build(dict(
+        SCHEDULE[1], eta_min=1e-5, optimizer=wrapper))]
+    LayerLrSpreadHook().before_train(runner)
+    assert warnings[0].startswith(
+        'param_scheduler[0] (PolyLR) has an absolute eta_min=1e-05: every '
+        'group moves towards the same floor, so the layer ratios flatten '
+        'from 81.0 % of its span (iteration 33)')

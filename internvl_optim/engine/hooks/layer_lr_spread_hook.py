@@ -1,4 +1,5 @@
-"""Log the layer spread of the learning rate, not only the head's.
+"""Log the layer spread of the learning rate, not only the head's; judge
+every absolute ``eta_min`` against the real groups before the first step.
 
 MMEngine logs ``lr``, the first param group's, which with our groups
 (heads first) is always the base lr's schedule.  This hook adds
@@ -10,6 +11,8 @@ our constructor; with your own script add
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ...core.schedule_floor import judge_floor
+
 
 @HOOKS.register_module()
 class LayerLrSpreadHook(Hook):
@@ -17,6 +20,33 @@ class LayerLrSpreadHook(Hook):
     (after MMEngine's RuntimeInfoHook has put ``train/lr``)."""
 
     priority = 'HIGH'
+
+    def before_train(self, runner) -> None:
+        """An ``eta_min`` at or above some group's starting lr is an error
+        naming the group; a lower one a warning saying from when the layer
+        ratios flatten (:mod:`internvl_optim.core.schedule_floor`)."""
+        schedulers = getattr(runner, 'param_schedulers', None)
+        if not isinstance(schedulers, list):
+            return
+        groups = _param_groups(runner.optim_wrapper)
+        start = {g.get('group_name', f'group {i}'): g.get('initial_lr',
+                                                          g['lr'])
+                 for i, g in enumerate(groups)}
+        if len(set(start.values())) < 2:
+            return  # one lr: no ratios to keep
+        for i, scheduler in enumerate(schedulers):
+            floor = getattr(scheduler, 'eta_min', None)
+            if not floor or getattr(scheduler, 'param_name', 'lr') != 'lr':
+                continue
+            error, warning = judge_floor(
+                f'param_scheduler[{i}] ({type(scheduler).__name__})',
+                type(scheduler).__name__, floor, start,
+                getattr(scheduler, 'power', 1.0),
+                (scheduler.begin, scheduler.end)
+                if scheduler.end < 10**8 else None)
+            if error:
+                raise ValueError(error)
+            runner.logger.warning(warning)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
