@@ -13,6 +13,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .backbone_probe import find_block_container
 from .freezing import check_wrapper_allows_freezing, select_units
 from .fsdp_shapes import fsdp_original_shapes
 from .layer_rules import LayerRule, resolve_layer_rule
@@ -40,9 +41,10 @@ class GroupPlan:
     frozen_numel: int = 0
     #: where the backbone is in the model ('' for the whole model)
     backbone_prefix: str = ''
-    #: the units ``freeze_backbone`` selects; not frozen yet: the caller
-    #: applies it (:func:`internvl_optim.runtime.freezing.apply_freezing`)
-    to_freeze: List[nn.Module] = field(default_factory=list)
+    #: the units ``freeze_backbone`` (and towers, InternVL's flags) select:
+    #: modules, or single parameters; not frozen yet: the caller applies it
+    #: (:func:`internvl_optim.runtime.freezing.apply_freezing`)
+    to_freeze: List = field(default_factory=list)
     #: with towers: (name, num_layers) of each
     towers: List[Tuple[str, int]] = field(default_factory=list)
 
@@ -112,7 +114,7 @@ def _regions(modules, names, settings, warn):
                                                   warn), tsettings))
     rest = LayerRule(0, 'outside the towers: base lr', '', lambda name: 1)
     regions.append((None, rest, dataclasses.replace(
-        settings, layer_decay_rate=1.0, towers=())))
+        settings, layer_decay_rate=1.0, towers=(), freeze_backbone=None)))
     return regions, layout
 
 
@@ -157,6 +159,7 @@ def build_param_groups(model: nn.Module,
         if tower is not None and tower.freeze:
             check_wrapper_allows_freezing(model)
             units.append(modules[tower.module])
+    units = internvl_flag_units(settings, regions, modules, units)
     unmatched = unmatched_custom_keys(settings, names)
     if unmatched:
         warn(f'paramwise_cfg.custom_keys {unmatched} match no parameter name '
@@ -164,7 +167,7 @@ def build_param_groups(model: nn.Module,
              f'{", ".join(names[:3])}, ...')
     main_rule = regions[0][1]
     check_multipliers_match(settings, main_rule.backbone_prefix, names)
-    to_freeze = {id(p) for unit in units for p in unit.parameters()}
+    to_freeze = {id(p) for unit in units for p in _params_of(unit)}
     trainable = [(nm, p) for nm, p in named
                  if p.requires_grad and id(p) not in to_freeze]
     frozen = [nm for nm, p in named
@@ -215,6 +218,71 @@ def build_param_groups(model: nn.Module,
                      towers=[(tower.name, rule.num_layers)
                              for tower, rule, _ in regions
                              if tower is not None])
+
+
+def _params_of(unit):
+    """A unit to freeze: a module (all its parameters) or one parameter."""
+    return unit.parameters() if isinstance(unit, nn.Module) else [unit]
+
+
+#: where an ``lm_head`` lives: transformers' VLMs, InternVL chat's LLMs
+#: (``language_model.lm_head``; InternLM2: ``language_model.output``)
+LM_HEADS = ('lm_head', '{language}.lm_head', '{language}.output')
+
+
+def internvl_flag_units(settings, regions, modules, units) -> list:
+    """InternVL chat's flags on a VLM layout: ``freeze_mlp`` and
+    ``freeze_llm`` freeze the projector and the language model;
+    ``unfreeze_vit_layers=N`` keeps the vision blocks ``[N:]`` trainable
+    (InternVL: ``encoder.layers[N:]``, from N on); ``unfreeze_lm_head``
+    keeps ``lm_head`` trainable.  Units holding a kept parameter are
+    frozen parameter by parameter."""
+    if not (settings.freeze_mlp or settings.freeze_llm
+            or settings.unfreeze_vit_layers or settings.unfreeze_lm_head):
+        return units
+    towers = {t.name: t for t, _, _ in regions if t is not None}
+    missing = [n for n in ('vision', 'projector', 'language')
+               if n not in towers]
+    if missing:
+        raise ValueError(
+            'paramwise_cfg.freeze_mlp / freeze_llm / unfreeze_vit_layers / '
+            "unfreeze_lm_head are InternVL chat's flags for a VLM, but the "
+            f'model has no tower named {missing}: it is no known VLM layout '
+            "and paramwise_cfg.towers names no 'vision', 'projector' and "
+            "'language'")
+    units = list(units)
+    if settings.freeze_mlp:
+        units.append(modules[towers['projector'].module])
+    if settings.freeze_llm:
+        units.append(modules[towers['language'].module])
+    keep = set()
+    if settings.unfreeze_vit_layers:
+        vision = modules[towers['vision'].module]
+        found = find_block_container(vision)
+        if found is None:
+            raise ValueError(
+                'paramwise_cfg.unfreeze_vit_layers: the vision tower '
+                f'{towers["vision"].module!r} has no block list')
+        layers = vision.get_submodule(found[0])[settings.unfreeze_vit_layers:]
+        keep |= {id(p) for p in layers.parameters()}
+    if settings.unfreeze_lm_head:
+        names = [n.format(language=towers['language'].module)
+                 for n in LM_HEADS]
+        heads = [modules[n] for n in names if n in modules]
+        if not heads:
+            raise ValueError('paramwise_cfg.unfreeze_lm_head: the model has '
+                             f'none of {names}')
+        keep |= {id(p) for p in heads[0].parameters()}
+    if not keep:
+        return units
+    split = []
+    for unit in units:
+        params = list(_params_of(unit))
+        if any(id(p) in keep for p in params):
+            split += [p for p in params if id(p) not in keep]
+        else:
+            split.append(unit)
+    return split
 
 
 def apply_tower(plan: ParamPlan, tower: Tower, base_lr: float) -> None:

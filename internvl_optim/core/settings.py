@@ -39,7 +39,18 @@ KEYS = {
     'offset_lr_scale': 'lr multiplier for the backbone\'s sampling_offsets '
                        'and reference_points; default 1.0',
     'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
-                       "'all'; default none",
+                       "'all' (True: InternVL chat's flag, the vision "
+                       'tower); default none',
+    'freeze_mlp': "InternVL chat's flag: freeze the projector of a VLM "
+                  'layout; default False',
+    'freeze_llm': "InternVL chat's flag: freeze the language model of a VLM "
+                  'layout; default False',
+    'unfreeze_vit_layers': "InternVL chat's flag: with freeze_backbone, keep "
+                           'the vision blocks from index N on (Python slice '
+                           '[N:], negative counts from the end) trainable; '
+                           'default 0 (none)',
+    'unfreeze_lm_head': "InternVL chat's flag: keep lm_head trainable under "
+                        'freeze_llm; default False',
     'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
               'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
               '(a VLM), each with its own layer decay and multipliers; known '
@@ -89,6 +100,10 @@ class LayerDecaySettings:
     dino_head: bool = False
     backbone_small_lr: bool = False
     towers: Tuple = ()
+    freeze_mlp: bool = False
+    freeze_llm: bool = False
+    unfreeze_vit_layers: int = 0
+    unfreeze_lm_head: bool = False
 
     def __post_init__(self):
         """Built directly (``LayerDecaySettings(layer_decay_rate=0.9)``),
@@ -171,6 +186,14 @@ class LayerDecaySettings:
             backbone_small_lr=_validate_bool(
                 'backbone_small_lr', cfg.get('backbone_small_lr', False)),
             towers=validate_towers(cfg.get('towers')),
+            freeze_mlp=_validate_bool('freeze_mlp',
+                                      cfg.get('freeze_mlp', False)),
+            freeze_llm=_validate_bool('freeze_llm',
+                                      cfg.get('freeze_llm', False)),
+            unfreeze_vit_layers=_validate_int(
+                'unfreeze_vit_layers', cfg.get('unfreeze_vit_layers', 0)),
+            unfreeze_lm_head=_validate_bool(
+                'unfreeze_lm_head', cfg.get('unfreeze_lm_head', False)),
             **multipliers)
         _check_structure_has_a_rate(cfg)
         return settings
@@ -242,6 +265,12 @@ def _validate_bool(key: str, value) -> bool:
     return value
 
 
+def _validate_int(key: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f'paramwise_cfg.{key} must be an int, got {value!r}')
+    return value
+
+
 def _validate_depths(depths):
     if depths is None:
         return None
@@ -254,8 +283,10 @@ def _validate_depths(depths):
 
 
 def _validate_freeze(spec):
-    if spec is None or spec == 'all':
-        return spec
+    if spec is None or spec is False or spec == 'all':
+        return None if spec is False else spec
+    if spec is True:  # InternVL chat's boolean flag
+        return 'all'
     if isinstance(spec, (list, tuple)) and all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0
             for i in spec):

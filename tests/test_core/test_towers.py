@@ -262,3 +262,54 @@ def test_hf_trainer_trains_with_the_groups(tmp_path):
     assert after['vlm.language_model.layers.0.weight'] == \
         (pytest.approx(1e-4), WD)
     assert after['vlm.mlp1.1.weight'] == (pytest.approx(1e-3), WD)
+
+
+# --- InternVL chat's flags (internvl_chat/internvl/train/
+# internvl_chat_finetune.py: freeze_backbone, freeze_mlp, freeze_llm,
+# unfreeze_vit_layers -> vision_model.encoder.layers[N:] trainable,
+# unfreeze_lm_head) --------------------------------------------------------
+
+def trainable_after(model, **paramwise):
+    from internvl_optim.runtime.freezing import apply_freezing
+    p = plan(model, layer_decay_rate=0.5, **paramwise)
+    apply_freezing(p)
+    in_groups = set(lr_wd_by_name(p.groups))
+    trainable = {n for n, q in model.named_parameters() if q.requires_grad}
+    assert in_groups == trainable  # every parameter in a group or frozen
+    return trainable
+
+
+@pytest.mark.parametrize('n, kept', [(1, {1}), (-1, {1}), (0, set())])
+def test_freeze_backbone_with_unfreeze_vit_layers_from_n_on(n, kept):
+    model = ChatLike()
+    trainable = trainable_after(model, freeze_backbone=True,
+                                unfreeze_vit_layers=n)
+    vision = {t for t in trainable if t.startswith('vision_model.')}
+    assert vision == {f'vision_model.encoder.layers.{i}.{w}'
+                      for i in kept for w in ('weight', 'bias')}
+    assert 'mlp1.1.weight' in trainable
+    assert 'language_model.layers.0.weight' in trainable
+
+
+def test_freeze_mlp_and_llm_keep_the_lm_head_on_request():
+    model = tiny_internvl()
+    model.lm_head = nn.Linear(32, 100, bias=False)  # untied for this test
+    trainable = trainable_after(model, freeze_mlp=True, freeze_llm=True)
+    assert not any(t.startswith(('model.multi_modal_projector.',
+                                 'model.language_model.')) for t in trainable)
+    assert 'lm_head.weight' in trainable  # outside the language model
+    chat = ChatLike()
+    chat.language_model.lm_head = nn.Linear(4, 10, bias=False)
+    trainable = trainable_after(chat, freeze_llm=True, unfreeze_lm_head=True)
+    assert {t for t in trainable if t.startswith('language_model.')} == {
+        'language_model.lm_head.weight'}
+    trainable = trainable_after(ChatLike(), freeze_llm=True)
+    assert not any(t.startswith('language_model.') for t in trainable)
+
+
+def test_internvl_flags_need_a_vlm():
+    with pytest.raises(ValueError, match=re.escape(
+            "paramwise_cfg.freeze_mlp / freeze_llm / unfreeze_vit_layers / "
+            "unfreeze_lm_head are InternVL chat's flags for a VLM, but the "
+            "model has no tower named ['vision', 'projector', 'language']")):
+        plan(nn.Sequential(nn.Linear(2, 2)), freeze_mlp=True)
