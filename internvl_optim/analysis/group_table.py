@@ -32,16 +32,17 @@ def layer_part(layer_id, num_layers) -> str:
 
 
 def format_group_table(groups: List[dict], title: str = '',
-                       num_layers=None) -> str:
+                       num_layers=None, tower_layers=None) -> str:
     """One row per param group (name, layer id, lr scale, lr, weight decay,
-    tensors, parameters, and with ``num_layers`` what the layer holds) and a
-    totals line."""
+    tensors, parameters, and with ``num_layers`` what the layer holds; with
+    towers, ``tower_layers`` gives each tower's) and a totals line."""
     header = ('group', 'layer', 'lr_scale', 'lr', 'weight_decay', 'tensors',
               'params') + (('part', ) if num_layers is not None else ())
     rows = [(g['group_name'], str(g['layer_id']), f"{g['lr_scale']:.4g}",
              f"{g['lr']:.4e}", f"{g['weight_decay']:g}",
              str(len(g['params'])), f"{sum(p.numel() for p in g['params']):,}")
-            + ((layer_part(g['layer_id'], num_layers), )
+            + ((layer_part(g['layer_id'], (tower_layers or {}).get(
+                g.get('tower'), num_layers)), )
                if num_layers is not None else ())
             for g in groups]
     total_tensors = sum(len(g['params']) for g in groups)

@@ -66,6 +66,10 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
         groups[key]['params'].append(param)
         groups[key]['param_names'].append(plan.name)
     towers = list(dict.fromkeys(k[0] for k in groups))
-    return [groups[k] for k in sorted(
+    ordered = [groups[k] for k in sorted(
         groups, key=lambda k: (towers.index(k[0]) if k[0] else -1,
                                group_sort_key(k)))]
+    # MMEngine logs the first group's lr as ``lr``: make it a base-lr one
+    # (with towers the first tower may be decayed throughout)
+    top = max(range(len(ordered)), key=lambda i: (ordered[i]['lr_scale'], -i))
+    return [ordered[top]] + ordered[:top] + ordered[top + 1:]

@@ -16,8 +16,8 @@ as ``num_layers``), ``lr_mult`` and ``decay_mult`` (default 1.0),
 base lr and weight decay.
 
 Without ``towers`` and without ``backbone_name``, the known layouts of
-:data:`KNOWN_LAYOUTS` are recognised (also under PEFT's
-``base_model.model.`` prefix): the top-level ``layer_decay_rate``,
+:data:`KNOWN_LAYOUTS` are recognised (also under a prefix: PEFT's
+``base_model.model.``, a wrapper's attribute such as ``vlm.``): the top-level ``layer_decay_rate``,
 ``num_layers``, ``depths`` and ``layer_regex`` apply inside the vision
 tower; projector and language model get the base lr.
 """
@@ -116,10 +116,17 @@ def recognise_layout(module_names: Sequence[str], rate: float
     None.  The vision tower gets ``rate``; the others the base lr."""
     names = set(module_names)
     for layout, vision, projector, language in KNOWN_LAYOUTS:
-        for prefix in ('', PEFT_PREFIX):
+        # the layout at the top, or under a prefix (PEFT's
+        # ``base_model.model.``, a wrapper's attribute), shortest first
+        prefixes = sorted({n[:len(n) - len(vision)] for n in names
+                           if n == vision or n.endswith('.' + vision)},
+                          key=len)
+        for prefix in prefixes:
             paths = [prefix + p for p in (vision, projector, language)]
             if all(p in names for p in paths):
-                return (layout + (' (PEFT)' if prefix else ''), (
+                note = (' (PEFT)' if prefix.endswith(PEFT_PREFIX) else
+                        f' under {prefix[:-1]}' if prefix else '')
+                return (layout + note, (
                     Tower('vision', paths[0], rate,
                           takes_backbone_keys=True),
                     Tower('projector', paths[1]),

@@ -13,6 +13,7 @@ def register_all() -> None:
     register_constructor()
     enable_safe_checkpoint_loading()
     from . import hooks, strategies  # noqa: F401  (register on import)
+    from .. import multimodal  # noqa: F401  (TransformersVLM, its dataset)
     try:
         import mmseg  # noqa: F401
     except ImportError:  # pragma: no cover

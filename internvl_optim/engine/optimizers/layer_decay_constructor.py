@@ -127,7 +127,8 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                      f'layer_decay_rate={self.settings.layer_decay_rate}, '
                      f'base lr={self.base_lr:g}, weight decay={base_wd:g}')
             print_log('\n' + format_group_table(plan.groups, title,
-                                                 plan.num_layers),
+                                                 plan.num_layers,
+                                                 dict(plan.towers)),
                       logger=logger)
         self.plan = plan
         return plan
