@@ -141,7 +141,8 @@ def build_param_groups(model: nn.Module,
         base_weight_decay: the optimizer's ``weight_decay``.
         original_shapes: wrapper-free name -> shape as the model defined it,
             for wrappers that flatten parameters; defaults to the shapes FSDP
-            v1 flat parameters record, else the parameters' own shapes.
+            v1 flat parameters record, DeepSpeed ZeRO-3's ``ds_shape``, else
+            the parameters' own shapes.
         warn: called with a message for anything the user should know.
 
     Returns:
@@ -187,7 +188,7 @@ def build_param_groups(model: nn.Module,
     for nm, p in trainable:
         index = _region_of(nm, regions)
         tower, rule, rsettings = regions[index]
-        plan = plan_parameter(nm, p.numel(), len(shapes.get(nm, p.shape)),
+        plan = plan_parameter(nm, _numel(p), len(_shape(nm, p, shapes)),
                               owners.get(nm), rule, skip_lists[index],
                               rsettings, base_lr, base_weight_decay,
                               parent_is_dcn(nm, modules), ordered_keys)
@@ -198,7 +199,7 @@ def build_param_groups(model: nn.Module,
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
     groups = reduce_param_groups(plans, [p for _, p in trainable])
-    frozen_numel = sum(p.numel() for _, p in named
+    frozen_numel = sum(_numel(p) for _, p in named
                        if not p.requires_grad or id(p) in to_freeze)
     if frozen:
         warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
@@ -218,6 +219,19 @@ def build_param_groups(model: nn.Module,
                      towers=[(tower.name, rule.num_layers)
                              for tower, rule, _ in regions
                              if tower is not None])
+
+
+def _shape(name: str, param, shapes) -> Sequence[int]:
+    """The shape the model defined: FSDP's recorded one, DeepSpeed ZeRO-3's
+    ``ds_shape`` (a partitioned parameter's own shape is empty), else the
+    parameter's."""
+    if name in shapes:
+        return shapes[name]
+    return getattr(param, 'ds_shape', None) or param.shape
+
+
+def _numel(param) -> int:
+    return getattr(param, 'ds_numel', None) or param.numel()
 
 
 def _params_of(unit):

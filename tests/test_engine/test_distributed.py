@@ -393,3 +393,18 @@ def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
             'layer_5_decay', 'layer_5_no_decay']
         assert [g['lr_scale'] for g in groups[::2]] == pytest.approx(
             [1.0, 0.9, 0.81, 0.729, 0.6561, 0.59049])
+
+
+def test_zero3_partitioned_parameters_get_the_same_groups():
+    """Issue 21: under DeepSpeed ZeRO-3 zero.Init a parameter's own shape is
+    empty (its shard), the model's shape is ds_shape; the groups equal the
+    unpartitioned model's on both ranks (ndim rules read ds_shape)."""
+    out = torchrun(2, os.path.join(ROOT, 'tests/scripts/zero3_groups.py'))
+    ranks = sorted((json.loads(line) for line in out.splitlines()
+                    if line.startswith('{')), key=lambda r: r['rank'])
+    assert [r['rank'] for r in ranks] == [0, 1]
+    for r in ranks:
+        assert r['shape'] == [0] and r['ds_shape'] == [24, 8]
+        assert r['identical'] and r['tensors'] > 40
+        assert r['qkv'] == [0.125, 0.05]  # a weight keeps its weight decay
+        assert r['cls'] == [0.0625, 0.0]
