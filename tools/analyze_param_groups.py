@@ -125,7 +125,7 @@ def main(argv=None):
                     base_lr=base_lr, weight_decay=base_wd)
     if plan is not None:  # ours: what the groups came from
         settings.update(layer_rule=plan.layer_rule,
-                        num_layers=plan.num_layers,
+                        num_layers=plan.num_layers, towers=plan.towers,
                         layer_decay_rate=constructor.settings.layer_decay_rate,
                         weight_decay=constructor.base_weight_decay)
     report = analyze(model, wrapper.optimizer.param_groups, base_lr,

@@ -46,6 +46,8 @@ class GroupRow:
     weight_decay: float
     tensors: int
     params: int
+    #: the ``paramwise_cfg.towers`` entry (None without towers)
+    tower: Optional[str] = None
 
 
 def _layer_id(group: dict) -> Optional[int]:
@@ -79,13 +81,15 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
         groups.append(GroupRow(
             index, str(group.get('group_name', f'group_{index}')), layer_id,
             lr_scale, group['lr'], group.get('weight_decay', 0.0),
-            len(group['params']), sum(p.numel() for p in group['params'])))
+            len(group['params']), sum(p.numel() for p in group['params']),
+            group.get('tower')))
         for p in group['params']:
             name = names.get(id(p), '?')
             params.append(ParamRow(
                 name, index, layer_id, group['lr'], lr_scale,
                 group.get('weight_decay', 0.0), list(p.shape), p.numel(),
-                prefix != '' and relative_name(name, prefix) is not None,
+                (prefix != '' and relative_name(name, prefix) is not None)
+                or getattr(planned.get(name), 'tower', None) is not None,
                 getattr(planned.get(name), 'placed_by', ''),
                 getattr(planned.get(name), 'no_decay_reason', None)))
     in_groups = {row.name for row in params}
@@ -181,24 +185,31 @@ def format_compact(report: Dict) -> str:
     settings = report.get('settings') or {}
     n = settings.get('num_layers')
     layers: Dict = {}
+    towers = dict(settings.get('towers') or [])
     for g in report['groups']:
-        entry = layers.setdefault(g.layer_id, dict(lr=g.lr, decay=0,
-                                                   no_decay=0, wd=0.0))
+        entry = layers.setdefault((g.tower, g.layer_id),
+                                  dict(lr=g.lr, decay=0, no_decay=0, wd=0.0))
         entry['decay' if g.weight_decay else 'no_decay'] += g.params
         entry['lr'] = max(entry['lr'], g.lr)
         entry['wd'] = max(entry['wd'], g.weight_decay)
-    header = ('layer', 'part', 'lr', 'weight_decay', 'decayed',
-              'not decayed')
-    keys = sorted(layers, key=lambda k: (k is None, k or 0))
-    rows = [('-' if k is None else str(k), layer_part(k, n),
-             f"{layers[k]['lr']:.4e}", f"{layers[k]['wd']:g}",
-             f"{layers[k]['decay']:,}", f"{layers[k]['no_decay']:,}")
-            for k in keys]
-    total = ('total', '', '', '',
+    header = ('tower', 'layer', 'part', 'lr', 'weight_decay', 'decayed',
+              'not decayed') if towers else (
+        'layer', 'part', 'lr', 'weight_decay', 'decayed', 'not decayed')
+    order = list(dict.fromkeys(t for t, _ in layers))
+    keys = sorted(layers, key=lambda k: (order.index(k[0]), k[1] is None,
+                                         k[1] or 0))
+    rows = [((k[0] or '-', ) if towers else ()) + (
+        '-' if k[1] is None else str(k[1]),
+        layer_part(k[1], towers.get(k[0], n)),
+        f"{layers[k]['lr']:.4e}", f"{layers[k]['wd']:g}",
+        f"{layers[k]['decay']:,}", f"{layers[k]['no_decay']:,}")
+        for k in keys]
+    total = (('total', '') if towers else ('total', )) + ('', '', '',
              f"{sum(v['decay'] for v in layers.values()):,}",
              f"{sum(v['no_decay'] for v in layers.values()):,}")
     out = [describe_settings(settings)]
-    out += render_table(header, rows, total, text_column=1)
+    out += render_table(header, rows, total,
+                        text_column=2 if towers else 1)
     out.append(f"frozen: {len(report['frozen'])} tensors")
     out += [f'WARNING: {w}' for w in report['warnings']] or ['no warnings']
     return '\n'.join(out)

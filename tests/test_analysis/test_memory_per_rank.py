@@ -152,3 +152,30 @@ def test_ddp_recipe_that_never_fits_points_to_the_sharded_variants(capsys):
     tool.main([os.path.join(ROOT, FULL + '_deepspeed.py'),
                '--world-size', '1', '8'])
     assert 'no world size fits' not in capsys.readouterr().out
+
+
+def test_vlm_recipe_memory_per_rank_with_and_without_the_llm(capsys):
+    """Issue 21: a 6B vision tower + 70B-class LLM on the meta device under
+    ZeRO-3 bf16: (2 P + 2 T + 12 T) / N bytes per rank, P all parameters,
+    T trainable ones; freeze_llm leaves the vision tower and projector."""
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = os.path.join(ROOT, 'configs/multimodal/'
+                          'internvl_6b_vit_70b_llm_zero3.py')
+    psi = 75_211_537_792
+    report = tool.main([config, '--compact', '--world-size', '8', '64'])
+    out = capsys.readouterr().out
+    assert f'{psi:,} parameters, {psi:,} trainable' in out
+    assert 'DeepSpeed ZeRO-3, bf16/fp16 + fp32 master' in out
+    for row, n in zip(report['memory'], (8, 64)):
+        assert row['total'] == pytest.approx(16 * psi / n)
+    report = tool.main([config, '--world-size', '8', '--cfg-options',
+                        'optim_wrapper.paramwise_cfg.freeze_llm=True'])
+    trainable = 5_708_504_448  # vision tower + projector
+    assert f'{psi:,} parameters, {trainable:,} trainable' in \
+        capsys.readouterr().out
+    assert report['memory'][0]['total'] == pytest.approx(
+        (2 * psi + 14 * trainable) / 8)
