@@ -71,5 +71,6 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
                                group_sort_key(k)))]
     # MMEngine logs the first group's lr as ``lr``: make it a base-lr one
     # (with towers the first tower may be decayed throughout)
-    top = max(range(len(ordered)), key=lambda i: (ordered[i]['lr_scale'], -i))
+    top = next((i for i, g in enumerate(ordered) if g['lr_scale'] == 1.0),
+               0)
     return [ordered[top]] + ordered[:top] + ordered[top + 1:]

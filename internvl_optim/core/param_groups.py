@@ -16,10 +16,12 @@ from torch import nn
 from .backbone_probe import find_block_container
 from .freezing import check_wrapper_allows_freezing, select_units
 from .fsdp_shapes import fsdp_original_shapes
+
+#: the segment FSDP v1 puts in the names of the parameters it wraps
+FSDP_SEGMENT = '_fsdp_wrapped_module'
 from .layer_rules import LayerRule, resolve_layer_rule
 from .mmengine_multipliers import is_dcn_module
-from .names import (clean_named_modules, clean_named_parameters,
-                    relative_name)
+from .names import clean_named_modules, relative_name, strip_wrapper_prefixes
 from .param_plan import (ParamPlan, audit, check_final_numbers,
                          order_custom_keys, unmatched_custom_keys,
                          check_multipliers_match, check_some_lr_is_positive,
@@ -150,9 +152,13 @@ def build_param_groups(model: nn.Module,
         ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name``.
     """
     modules = clean_named_modules(model)
-    named = list(clean_named_parameters(model))
+    raw = list(model.named_parameters())
+    named = [(strip_wrapper_prefixes(n), p) for n, p in raw]
     names = [n for n, _ in named]
-    shapes = original_shapes or fsdp_original_shapes(model) or {}
+    # FSDP v1 flat parameters show in the names; only then look for them
+    wrapped = any(FSDP_SEGMENT in n for n, _ in raw)
+    shapes = original_shapes or (fsdp_original_shapes(model) if wrapped
+                                 else None) or {}
     regions, layout = _regions(modules, names, settings, warn)
     units = []
     for tower, rule, rsettings in regions:

@@ -57,8 +57,9 @@ def test_constructor_same_groups_warns_for_plain_optimizer(tmp_path):
     assert lr_wd_by_name(wrapper.optimizer.param_groups) == lr_wd_by_name(
         build(fp32).optimizer.param_groups)
     text = log.read_text()
-    assert ('56 in bfloat16 (e.g. backbone.pos_embed) trainable parameters '
-            'are not float32 and OptimWrapper has no float32 master copy'
+    assert ('56 in bfloat16 (e.g. backbone.patch_embed.proj.weight) '
+            'trainable parameters are not float32 and OptimWrapper has no '
+            'float32 master copy'
             in text)
     # head tuning: the bfloat16 ViT is frozen, the FPN float32: no warning
     log2 = tmp_path / 'log2.txt'
@@ -109,5 +110,13 @@ def test_no_warning_where_deepspeed_keeps_masters(tmp_path):
     constructor = LayerDecayOptimizerConstructor
     log = tmp_path / 'log.txt'
     MMLogger.get_instance(str(log), log_file=str(log))
-    constructor._warn_low_precision(model, 'DeepSpeedOptimWrapper')
+    named = list(model.named_parameters())
+    groups = [dict(param_names=[n for n, _ in named],
+                   params=[p for _, p in named])]
+    constructor._warn_low_precision(groups, 'DeepSpeedOptimWrapper')
+    assert 'not float32' not in log.read_text()
+    constructor._warn_low_precision(groups, 'OptimWrapper')
+    assert '56 in bfloat16' in log.read_text()
+    log.write_text('')
+    constructor._warn_low_precision(groups, 'DeepSpeedOptimWrapper')
     assert 'not float32' not in log.read_text()

@@ -134,11 +134,14 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         return plan
 
     @staticmethod
-    def _warn_low_precision(model: nn.Module, wrapper_type: str) -> None:
-        """16-bit trainable parameters lose small updates unless DeepSpeed
-        keeps float32 masters (see :mod:`internvl_optim.core.low_precision`).
-        """
-        found = low_precision_trainable(model.named_parameters())
+    def _warn_low_precision(groups, wrapper_type: str) -> None:
+        """16-bit trainable parameters (those in the groups) lose small
+        updates unless DeepSpeed keeps float32 masters (see
+        :mod:`internvl_optim.core.low_precision`)."""
+        found = low_precision_trainable(  # embeddings first, as the model
+            (name, p) for g in sorted(groups,
+                                      key=lambda g: g.get('layer_id', 0))
+            for name, p in zip(g['param_names'], g['params']))
         if found and 'DeepSpeed' not in wrapper_type and get_rank() == 0:
             print_log(low_precision_message(found, wrapper_type),
                       logger=MMLogger.get_current_instance(), level=30)
@@ -149,8 +152,9 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         optimizer_cfg = dict(self.optimizer_cfg)
         first_arg = next(
             iter(inspect.signature(self._optimizer_class()).parameters))
-        optimizer_cfg[first_arg] = self._build(model).groups
-        self._warn_low_precision(model, str(optim_wrapper_cfg['type']))
+        groups = self._build(model).groups
+        optimizer_cfg[first_arg] = groups
+        self._warn_low_precision(groups, str(optim_wrapper_cfg['type']))
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         guard_load_state_dict(optimizer)
         return OPTIM_WRAPPERS.build(
