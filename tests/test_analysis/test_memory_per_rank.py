@@ -80,11 +80,7 @@ def test_strategies_of_our_6b_configs(suffix, name):
 
 
 def test_6b_deepspeed_report_matches_the_zero_formula(capsys):
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool()
     report = tool.main([os.path.join(ROOT, FULL + '_deepspeed.py'),
                         '--world-size', '1', '8', '16'])
     captured = capsys.readouterr()
@@ -113,11 +109,7 @@ def test_internvl_deepspeed_keys_are_read_like_train(tmp_path, capsys):
     ds_json = tmp_path / 'adam_zero1_bf16.json'
     ds_json.write_text(json.dumps({'bf16': {'enabled': True},
                                    'zero_optimization': {'stage': 1}}))
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool()
     report = tool.main([
         os.path.join(ROOT, 'configs/demo/'
                      'internvit_tiny_upernet_synthetic_ade20k.py'),
@@ -133,11 +125,7 @@ def test_internvl_deepspeed_keys_are_read_like_train(tmp_path, capsys):
 def test_ddp_recipe_that_never_fits_points_to_the_sharded_variants(capsys):
     """Issue 20: the DDP float32 6B recipe needs 95.2 GiB per rank at any
     world size; the analyser says which variants shard it."""
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool()
     report = tool.main([os.path.join(ROOT, FULL + '.py'),
                         '--world-size', '1', '8'])
     out = capsys.readouterr().out
@@ -158,11 +146,7 @@ def test_vlm_recipe_memory_per_rank_with_and_without_the_llm(capsys):
     """Issue 21: a 6B vision tower + 70B-class LLM on the meta device under
     ZeRO-3 bf16: (2 P + 2 T + 12 T) / N bytes per rank, P all parameters,
     T trainable ones; freeze_llm leaves the vision tower and projector."""
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool()
     config = os.path.join(ROOT, 'configs/multimodal/'
                           'internvl_6b_vit_70b_llm_zero3.py')
     psi = 75_211_537_792
@@ -179,3 +163,13 @@ def test_vlm_recipe_memory_per_rank_with_and_without_the_llm(capsys):
         capsys.readouterr().out
     assert report['memory'][0]['total'] == pytest.approx(
         (2 * psi + 14 * trainable) / 8)
+
+
+def load_tool():
+    """tools/analyze_param_groups.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        'analyze_param_groups',
+        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
