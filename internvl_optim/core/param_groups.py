@@ -151,6 +151,8 @@ def build_param_groups(model: nn.Module,
         GroupPlan: ``groups`` carry ``params``, ``param_names``, ``lr``,
         ``weight_decay``, ``layer_id``, ``lr_scale``, ``group_name``.
     """
+    if settings.reproduce:
+        return _reproduce(model, settings, base_lr, base_weight_decay)
     modules = clean_named_modules(model)
     raw = list(model.named_parameters())
     named = [(strip_wrapper_prefixes(n), p) for n, p in raw]
@@ -225,6 +227,28 @@ def build_param_groups(model: nn.Module,
                      towers=[(tower.name, rule.num_layers)
                              for tower, rule, _ in regions
                              if tower is not None])
+
+
+def _reproduce(model, settings, base_lr, base_weight_decay) -> 'GroupPlan':
+    """The groups of the original constructor ``settings.reproduce``
+    names (:mod:`internvl_optim.core.presets`)."""
+    from .presets import PRESETS
+    what, builder = PRESETS[settings.reproduce]
+    modules = clean_named_modules(model)
+    backbone = modules.get('backbone')
+    if backbone is None:
+        raise ValueError(f'paramwise_cfg.reproduce={settings.reproduce!r}: '
+                         f'{what} reads model.backbone, which this model '
+                         'does not have')
+    named = [(strip_wrapper_prefixes(n), p)
+             for n, p in model.named_parameters()]
+    trainable = [(n, p) for n, p in named if p.requires_grad]
+    frozen = [n for n, p in named if not p.requires_grad]
+    plans, groups = builder(trainable, type(backbone).__name__, settings,
+                            base_lr, base_weight_decay)
+    return GroupPlan(groups, plans, settings.num_layers, what, frozen,
+                     sum(p.numel() for _, p in named if not p.requires_grad),
+                     'backbone')
 
 
 def _shape(name: str, param, shapes) -> Sequence[int]:

@@ -51,6 +51,9 @@ KEYS = {
                            'default 0 (none)',
     'unfreeze_lm_head': "InternVL chat's flag: keep lm_head trainable under "
                         'freeze_llm; default False',
+    'reproduce': "the original constructor to reproduce exactly, quirks "
+                 "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
+                 'Constructor); default none (our rules)',
     'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
               'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
               '(a VLM), each with its own layer decay and multipliers; known '
@@ -104,13 +107,14 @@ class LayerDecaySettings:
     freeze_llm: bool = False
     unfreeze_vit_layers: int = 0
     unfreeze_lm_head: bool = False
+    reproduce: Optional[str] = None
 
     def __post_init__(self):
         """Built directly (``LayerDecaySettings(layer_decay_rate=0.9)``),
         the values are checked as ``paramwise_cfg`` values are."""
         _validate_num_layers(self.num_layers)
         check_number('paramwise_cfg.layer_decay_rate', self.layer_decay_rate,
-                     UNIT_OPEN_CLOSED)
+                     POSITIVE if self.reproduce else UNIT_OPEN_CLOSED)
         if self.decay_type is not None and self.decay_type not in DECAY_TYPES:
             raise ValueError(
                 f'paramwise_cfg.decay_type={self.decay_type!r} is not '
@@ -147,6 +151,7 @@ class LayerDecaySettings:
                 f': {cfg!r}')
         cfg = dict(cfg or {})
         _check_known_keys(cfg)
+        reproduce = _validate_reproduce(cfg)
         decay_type = cfg.get('decay_type')
         if decay_type is not None and decay_type not in DECAY_TYPES:
             raise ValueError(
@@ -166,7 +171,7 @@ class LayerDecaySettings:
 
         settings = cls(
             num_layers=_validate_num_layers(cfg.get('num_layers')),
-            layer_decay_rate=_validate_rate(cfg),
+            layer_decay_rate=_validate_rate(cfg, reproduce),
             decay_type=decay_type,
             depths=_validate_depths(cfg.get('depths')),
             backbone_name=backbone_name,
@@ -194,9 +199,33 @@ class LayerDecaySettings:
                 'unfreeze_vit_layers', cfg.get('unfreeze_vit_layers', 0)),
             unfreeze_lm_head=_validate_bool(
                 'unfreeze_lm_head', cfg.get('unfreeze_lm_head', False)),
+            reproduce=reproduce,
             **multipliers)
         _check_structure_has_a_rate(cfg)
         return settings
+
+
+#: per reproduction preset, the keys its original reads
+PRESET_KEYS = {'mmseg': ('num_layers', 'layer_decay_rate', 'decay_rate',
+                         'decay_type', 'reproduce')}
+
+
+def _validate_reproduce(cfg: Mapping) -> Optional[str]:
+    """``paramwise_cfg.reproduce``: a known preset, next to only the keys
+    its original reads."""
+    preset = cfg.get('reproduce')
+    if preset is None:
+        return None
+    if preset not in PRESET_KEYS:
+        raise ValueError(f'paramwise_cfg.reproduce={preset!r} is not a '
+                         f'preset; valid: {tuple(PRESET_KEYS)}')
+    other = [k for k in cfg if k not in PRESET_KEYS[preset]]
+    if other:
+        raise ValueError(
+            f'paramwise_cfg.reproduce={preset!r} reproduces a constructor '
+            f'that reads only {PRESET_KEYS[preset][:-1]}; {other} would be '
+            'ignored by it. Remove them, or leave reproduce out')
+    return preset
 
 
 def _check_known_keys(cfg: Mapping) -> None:
@@ -244,7 +273,7 @@ def _validate_num_layers(num_layers):
     return num_layers
 
 
-def _validate_rate(cfg: Mapping) -> float:
+def _validate_rate(cfg: Mapping, reproduce=None) -> float:
     """``layer_decay_rate`` or its alias ``decay_rate``."""
     rate_keys = [k for k in ('layer_decay_rate', 'decay_rate') if k in cfg]
     if len(rate_keys) == 2 and cfg['layer_decay_rate'] != cfg['decay_rate']:
@@ -254,8 +283,9 @@ def _validate_rate(cfg: Mapping) -> float:
             f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
     if not rate_keys:
         return 1.0
+    # an original constructor checks no range (MMSeg's own test uses 2)
     return check_number(f'paramwise_cfg.{rate_keys[0]}', cfg[rate_keys[0]],
-                        UNIT_OPEN_CLOSED)
+                        POSITIVE if reproduce else UNIT_OPEN_CLOSED)
 
 
 def _validate_bool(key: str, value) -> bool:

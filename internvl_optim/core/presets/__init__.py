@@ -1,0 +1,20 @@
+"""Reproduction presets: the groups an original constructor builds,
+parameter by parameter, quirks included, so a port can be checked against
+the paper before our defaults improve on it.
+
+``paramwise_cfg.reproduce`` names the original (:data:`PRESETS`); the
+default (none) is ours.  Each preset is a pure function from the model's
+named parameters to ``(plans, groups)``, written from reading the original
+file (cited in its module), raising ``ValueError`` for a backbone the
+original does not support.
+"""
+from .mmseg import mmseg_groups
+
+#: ``paramwise_cfg.reproduce`` value -> (what it reproduces, builder)
+PRESETS = {
+    'mmseg': ("MMSegmentation 1.x's LearningRateDecayOptimizerConstructor "
+              '(and its deprecated LayerDecayOptimizerConstructor)',
+              mmseg_groups),
+}
+
+__all__ = ['PRESETS', 'mmseg_groups']
