@@ -53,7 +53,9 @@ KEYS = {
                         'freeze_llm; default False',
     'reproduce': "the original constructor to reproduce exactly, quirks "
                  "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
-                 'Constructor); default none (our rules)',
+                 "Constructor), 'internvl_segmentation' (InternVL's "
+                 'segmentation CustomLayerDecayOptimizerConstructor); '
+                 'default none (our rules)',
     'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
               'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
               '(a VLM), each with its own layer decay and multipliers; known '
@@ -207,7 +209,9 @@ class LayerDecaySettings:
 
 #: per reproduction preset, the keys its original reads
 PRESET_KEYS = {'mmseg': ('num_layers', 'layer_decay_rate', 'decay_rate',
-                         'decay_type', 'reproduce')}
+                         'decay_type', 'reproduce'),
+               'internvl_segmentation': ('num_layers', 'layer_decay_rate',
+                                         'reproduce')}
 
 
 def _validate_reproduce(cfg: Mapping) -> Optional[str]:

@@ -8,6 +8,7 @@ named parameters to ``(plans, groups)``, written from reading the original
 file (cited in its module), raising ``ValueError`` for a backbone the
 original does not support.
 """
+from .internvl import internvl_groups
 from .mmseg import mmseg_groups
 
 #: ``paramwise_cfg.reproduce`` value -> (what it reproduces, builder)
@@ -15,6 +16,9 @@ PRESETS = {
     'mmseg': ("MMSegmentation 1.x's LearningRateDecayOptimizerConstructor "
               '(and its deprecated LayerDecayOptimizerConstructor)',
               mmseg_groups),
+    'internvl_segmentation': ("InternVL's segmentation "
+                              'CustomLayerDecayOptimizerConstructor',
+                              internvl_groups),
 }
 
-__all__ = ['PRESETS', 'mmseg_groups']
+__all__ = ['PRESETS', 'internvl_groups', 'mmseg_groups']
