@@ -54,8 +54,9 @@ KEYS = {
     'reproduce': "the original constructor to reproduce exactly, quirks "
                  "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
                  "Constructor), 'internvl_segmentation' (InternVL's "
-                 'segmentation CustomLayerDecayOptimizerConstructor); '
-                 'default none (our rules)',
+                 "segmentation constructor), 'internimage_segmentation', "
+                 "'internimage_detection' (InternImage's); default none "
+                 '(our rules)',
     'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
               'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
               '(a VLM), each with its own layer decay and multipliers; known '
@@ -212,6 +213,10 @@ PRESET_KEYS = {'mmseg': ('num_layers', 'layer_decay_rate', 'decay_rate',
                          'decay_type', 'reproduce'),
                'internvl_segmentation': ('num_layers', 'layer_decay_rate',
                                          'reproduce')}
+PRESET_KEYS.update({preset: (
+    'num_layers', 'layer_decay_rate', 'depths', 'backbone_small_lr',
+    'dino_head', 'offset_lr_scale', 'reproduce') for preset in (
+        'internimage_segmentation', 'internimage_detection')})
 
 
 def _validate_reproduce(cfg: Mapping) -> Optional[str]:

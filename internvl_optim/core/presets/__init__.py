@@ -8,6 +8,8 @@ named parameters to ``(plans, groups)``, written from reading the original
 file (cited in its module), raising ``ValueError`` for a backbone the
 original does not support.
 """
+from .internimage import (internimage_detection_groups,
+                          internimage_segmentation_groups)
 from .internvl import internvl_groups
 from .mmseg import mmseg_groups
 
@@ -19,6 +21,12 @@ PRESETS = {
     'internvl_segmentation': ("InternVL's segmentation "
                               'CustomLayerDecayOptimizerConstructor',
                               internvl_groups),
+    'internimage_segmentation': ("InternImage's segmentation "
+                                 'CustomLayerDecayOptimizerConstructor',
+                                 internimage_segmentation_groups),
+    'internimage_detection': ("InternImage's detection "
+                              'CustomLayerDecayOptimizerConstructor',
+                              internimage_detection_groups),
 }
 
 __all__ = ['PRESETS', 'internvl_groups', 'mmseg_groups']

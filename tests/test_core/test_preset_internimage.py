@@ -1,0 +1,134 @@
+"""``paramwise_cfg.reproduce='internimage_segmentation'`` /
+``'internimage_detection'`` give exactly the groups of InternImage's
+constructors (issue 22) on InternImage-shaped models with ``post_norms``,
+``levels.3.norm``, a Mask2Former-style head and a DINO-style head.
+
+Facts (OpenGVLab/InternImage ``segmentation/mmcv_custom/
+custom_layer_decay_optimizer_constructor.py`` @2071d4c and
+``detection/...`` @41b18fd; mmcv 1.x, restated here as expected values):
+see ``internvl_optim/core/presets/internimage.py``.  With depths
+(1, 2, 1, 1), ``num_layers=5``, rate 0.5: ``levels.{s}.blocks.{b}`` ->
+``b + 1 + sum(depths[:s])``; ``levels.{s}.{norm,downsample}`` ->
+``1 + sum(depths[:s + 1])``, capped at 5 for level 3 (ours: N + 1 = 6);
+``post_norms.{k}`` of level s -> ``k + 1 + sum(depths[:s])``."""
+import pytest
+import torch
+from torch import nn
+
+from internvl_optim import LayerDecayOptimizerConstructor
+
+from hierarchical_models import InternImage
+
+OPTIMIZER = dict(type='AdamW', lr=1.0, weight_decay=0.05)
+
+
+class Mask2FormerLikeHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.query_embed = nn.Embedding(3, 4)
+        self.query_feat = nn.Embedding(3, 4)
+        self.level_embed = nn.Embedding(2, 4)
+        self.cls_embed = nn.Linear(4, 2)
+        self.mask_embed = nn.Sequential(nn.Linear(4, 4))
+        self.conv = nn.Conv2d(4, 4, 1)
+
+
+class DinoLikeHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.Module()
+        self.attn.sampling_offsets = nn.Linear(4, 8)
+        self.reference_points = nn.Linear(4, 2)
+        self.fc = nn.Linear(4, 4)
+
+
+class Model(nn.Module):
+    def __init__(self, head):
+        super().__init__()
+        self.backbone = InternImage(depths=(1, 2, 1, 1))
+        level = self.backbone.levels[2]
+        level.post_norms = nn.ModuleList([nn.LayerNorm(4)])  # H/G
+        self.backbone.levels[3].blocks[0].attn = nn.Module()
+        self.backbone.levels[3].blocks[0].attn.sampling_offsets = \
+            nn.Linear(4, 8)
+        self.decode_head = head
+
+
+def build(preset, head, **paramwise):
+    groups = LayerDecayOptimizerConstructor(
+        dict(optimizer=OPTIMIZER),
+        dict(reproduce=preset, num_layers=5, layer_decay_rate=0.5,
+             depths=[1, 2, 1, 1], **paramwise))(Model(head)).optimizer \
+        .param_groups
+    return {n: (g['group_name'], g['lr'], g['weight_decay'])
+            for g in groups for n in g['param_names']}, groups
+
+
+def test_segmentation_preset_with_a_mask2former_head():
+    got, groups = build('internimage_segmentation', Mask2FormerLikeHead())
+    b = 'backbone.'
+    assert got[b + 'patch_embed.conv1.weight'] == ('layer_0_decay', 0.015625,
+                                                   0.05)
+    assert got[b + 'levels.0.blocks.0.mlp.0.weight'] == ('layer_1_decay',
+                                                         0.03125, 0.05)
+    assert got[b + 'levels.1.blocks.1.mlp.0.weight'] == ('layer_3_decay',
+                                                         0.125, 0.05)
+    # levels.{s}.norm: 1 + sum(depths[:s + 1]); level 3 capped at 5
+    assert got[b + 'levels.1.norm.weight'][:2] == ('layer_4_no_decay', 0.25)
+    assert got[b + 'levels.3.norm.weight'][:2] == ('layer_5_no_decay', 0.5)
+    assert got[b + 'levels.0.downsample.conv.weight'] == (
+        'layer_2_decay', 0.0625, 0.05)
+    # post_norms.{k} of level 2: k + 1 + sum(depths[:2]) = 4, and 'norm'
+    # in the name: no weight decay
+    assert got[b + 'levels.2.post_norms.0.weight'][:2] == (
+        'layer_4_no_decay', 0.25)
+    # sampling_offsets in the backbone: offset group, no weight decay
+    assert got[b + 'levels.3.blocks.0.attn.sampling_offsets.weight'] == (
+        'layer_5_no_decay_offset_lr_scale', 0.5, 0.0)
+    # the Mask2Former embeddings at layer 0 (ours: the head's lr)
+    for name in ('query_embed.weight', 'query_feat.weight',
+                 'level_embed.weight', 'cls_embed.weight',
+                 'mask_embed.0.weight'):
+        assert got['decode_head.' + name][:2] == ('layer_0_decay', 0.015625)
+    assert got['decode_head.conv.weight'] == ('layer_6_decay', 1.0, 0.05)
+    # groups in order of first appearance
+    assert groups[0]['group_name'] == 'layer_0_decay'
+
+
+def test_detection_preset_with_a_dino_head():
+    got, _ = build('internimage_detection', DinoLikeHead(), dino_head=True,
+                   offset_lr_scale=0.01)
+    # the head's sampling_offsets: x0.1 group, no weight decay (ours: decay)
+    assert got['decode_head.attn.sampling_offsets.weight'] == (
+        'layer_6_no_decay_0.1x', pytest.approx(0.1), 0.0)
+    assert got['decode_head.reference_points.weight'] == (
+        'layer_6_decay_0.1x', pytest.approx(0.1), 0.05)
+    assert got['backbone.levels.3.blocks.0.attn.sampling_offsets.weight'] \
+        == ('layer_5_no_decay_offset_lr_scale', pytest.approx(0.005), 0.0)
+    assert got['decode_head.fc.weight'] == ('layer_6_decay', 1.0, 0.05)
+    # without dino_head the detection version scales every offset
+    got, _ = build('internimage_detection', DinoLikeHead(),
+                   offset_lr_scale=0.01)
+    assert got['decode_head.attn.sampling_offsets.weight'] == (
+        'layer_6_no_decay_offset_lr_scale', pytest.approx(0.01), 0.0)
+    # the segmentation version only the backbone's
+    got, _ = build('internimage_segmentation', DinoLikeHead(),
+                   offset_lr_scale=0.01)
+    assert got['decode_head.attn.sampling_offsets.weight'] == (
+        'layer_6_no_decay', 1.0, 0.0)
+
+
+def test_backbone_small_lr_scales_every_decayed_group():
+    got, _ = build('internimage_detection', DinoLikeHead(),
+                   backbone_small_lr=True)
+    assert got['backbone.patch_embed.conv1.weight'][1] == pytest.approx(
+        0.0015625)
+    assert got['decode_head.fc.weight'][1] == 1.0
+
+
+def test_depths_are_needed():
+    with pytest.raises(ValueError, match="needs paramwise_cfg.depths"):
+        LayerDecayOptimizerConstructor(
+            dict(optimizer=OPTIMIZER),
+            dict(reproduce='internimage_detection', num_layers=5,
+                 layer_decay_rate=0.5))(Model(DinoLikeHead()))
