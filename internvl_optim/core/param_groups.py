@@ -234,21 +234,15 @@ def _reproduce(model, settings, base_lr, base_weight_decay) -> 'GroupPlan':
     names (:mod:`internvl_optim.core.presets`)."""
     from .presets import PRESETS
     what, builder = PRESETS[settings.reproduce]
-    modules = clean_named_modules(model)
-    backbone = modules.get('backbone')
-    if backbone is None:
-        raise ValueError(f'paramwise_cfg.reproduce={settings.reproduce!r}: '
-                         f'{what} reads model.backbone, which this model '
-                         'does not have')
     named = [(strip_wrapper_prefixes(n), p)
              for n, p in model.named_parameters()]
     trainable = [(n, p) for n, p in named if p.requires_grad]
     frozen = [n for n, p in named if not p.requires_grad]
-    plans, groups = builder(trainable, type(backbone).__name__, settings,
-                            base_lr, base_weight_decay)
+    plans, groups, to_freeze = builder(model, trainable, settings, base_lr,
+                                       base_weight_decay)
     return GroupPlan(groups, plans, settings.num_layers, what, frozen,
                      sum(p.numel() for _, p in named if not p.requires_grad),
-                     'backbone')
+                     'backbone', to_freeze)
 
 
 def _shape(name: str, param, shapes) -> Sequence[int]:

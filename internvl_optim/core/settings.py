@@ -55,8 +55,8 @@ KEYS = {
                  "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
                  "Constructor), 'internvl_segmentation' (InternVL's "
                  "segmentation constructor), 'internimage_segmentation', "
-                 "'internimage_detection' (InternImage's); default none "
-                 '(our rules)',
+                 "'internimage_detection', 'internimage_classification' "
+                 "(InternImage's); default none (our rules)",
     'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
               'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
               '(a VLM), each with its own layer decay and multipliers; known '
@@ -217,6 +217,8 @@ PRESET_KEYS.update({preset: (
     'num_layers', 'layer_decay_rate', 'depths', 'backbone_small_lr',
     'dino_head', 'offset_lr_scale', 'reproduce') for preset in (
         'internimage_segmentation', 'internimage_detection')})
+PRESET_KEYS['internimage_classification'] = (
+    'layer_decay_rate', 'dcn_lr_mul', 'freeze_backbone', 'reproduce')
 
 
 def _validate_reproduce(cfg: Mapping) -> Optional[str]:

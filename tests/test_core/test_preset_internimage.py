@@ -132,3 +132,60 @@ def test_depths_are_needed():
             dict(optimizer=OPTIMIZER),
             dict(reproduce='internimage_detection', num_layers=5,
                  layer_decay_rate=0.5))(Model(DinoLikeHead()))
+
+
+class ClassifierWithKeywords(nn.Module):
+    """A classifier exposing InternImage's classification hooks:
+    ``lr_decay_keywards(ratio)`` (sic; keyword -> lr ratio, first match in
+    dict order wins), ``no_weight_decay()`` and
+    ``no_weight_decay_keywords()``."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 4, 1)
+        self.levels = nn.ModuleList()
+        for _ in range(2):
+            level = nn.Module()
+            level.dcn = nn.Module()
+            level.dcn.offset = nn.Linear(4, 4)
+            level.mlp = nn.Linear(4, 4)
+            self.levels.append(level)
+        self.head = nn.Linear(4, 2)
+        self.pos = nn.Parameter(torch.zeros(1, 4, 4))
+
+    def lr_decay_keywards(self, ratio):
+        return {'levels.0.': ratio ** 2, 'levels.1.': ratio,
+                'patch_embed': ratio ** 3}
+
+    def no_weight_decay(self):
+        return {'pos'}
+
+    def no_weight_decay_keywords(self):
+        return ('mlp.weight', )
+
+
+def test_classification_preset_one_group_per_parameter():
+    from internvl_optim.runtime.freezing import apply_freezing
+    from internvl_optim import LayerDecaySettings, build_param_groups
+    model = ClassifierWithKeywords()
+    plan = build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
+        dict(reproduce='internimage_classification', layer_decay_rate=0.5,
+             dcn_lr_mul=0.1, freeze_backbone=[1])), 1.0, 0.05)
+    got = {g['name']: (g['lr'], g['weight_decay']) for g in plan.groups}
+    assert len(plan.groups) == len(list(model.parameters()))
+    assert got['patch_embed.weight'] == (0.125, 0.05)
+    assert got['levels.0.mlp.weight'] == (0.25, 0.0)  # keyword: no decay
+    assert got['levels.0.dcn.offset.weight'] == (pytest.approx(0.025), 0.05)
+    assert got['levels.1.mlp.bias'] == (0.5, 0.0)
+    assert got['head.weight'] == (1.0, 0.05)
+    assert got['pos'] == (1.0, 0.0)  # in no_weight_decay()
+    # FREEZE_BACKBONE freezes levels.1 but keeps it in the optimizer
+    apply_freezing(plan)
+    assert not model.levels[1].mlp.weight.requires_grad
+    assert 'levels.1.mlp.weight' in got
+    with pytest.raises(ValueError, match=r"asks the model for "
+                       r"lr_decay_keywards\(ratio\) \(sic\), which Linear "
+                       'does not have'):
+        build_param_groups(nn.Linear(2, 2), LayerDecaySettings.from_paramwise_cfg(
+            dict(reproduce='internimage_classification',
+                 layer_decay_rate=0.5)), 1.0, 0.05)

@@ -146,7 +146,7 @@ def test_a_real_mmseg_beit_parameter_by_parameter():
     (dict(reproduce='internvl', num_layers=2),
      "paramwise_cfg.reproduce='internvl' is not a preset; valid: "
      "('mmseg', 'internvl_segmentation', 'internimage_segmentation', "
-     "'internimage_detection')"),
+     "'internimage_detection', 'internimage_classification')"),
 ])
 def test_preset_errors(paramwise, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -10,6 +10,7 @@ original does not support.
 """
 from .internimage import (internimage_detection_groups,
                           internimage_segmentation_groups)
+from .internimage_classification import internimage_classification_groups
 from .internvl import internvl_groups
 from .mmseg import mmseg_groups
 
@@ -27,6 +28,9 @@ PRESETS = {
     'internimage_detection': ("InternImage's detection "
                               'CustomLayerDecayOptimizerConstructor',
                               internimage_detection_groups),
+    'internimage_classification': ("InternImage's classification "
+                                   'build_optimizer',
+                                   internimage_classification_groups),
 }
 
 __all__ = ['PRESETS', 'internvl_groups', 'mmseg_groups']

@@ -63,7 +63,7 @@ def internimage_layer_id(name: str, num_layers: int, depths,
 
 
 def _groups(named, settings, base_lr, base_weight_decay, segmentation,
-            source) -> Tuple[List[ParamPlan], List[dict]]:
+            source) -> Tuple[List[ParamPlan], List[dict], list]:
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
     if num_layers is None:
         raise ValueError(f"paramwise_cfg.reproduce: {source} needs "
@@ -102,20 +102,20 @@ def _groups(named, settings, base_lr, base_weight_decay, segmentation,
                                group['weight_decay'],
                                'internimage' if no_decay else None, None,
                                param.numel(), placed_by=source))
-    return plans, list(groups.values())
+    return plans, list(groups.values()), []
 
 
-def internimage_segmentation_groups(named: Sequence[Tuple[str, object]],
-                                    backbone_class: str, settings,
-                                    base_lr: float, base_weight_decay: float):
+def internimage_segmentation_groups(model, named: Sequence[Tuple[str, object]],
+                                    settings, base_lr: float,
+                                    base_weight_decay: float):
     return _groups(named, settings, base_lr, base_weight_decay, True,
                    "InternImage's segmentation constructor "
                    "(reproduce='internimage_segmentation')")
 
 
-def internimage_detection_groups(named: Sequence[Tuple[str, object]],
-                                 backbone_class: str, settings,
-                                 base_lr: float, base_weight_decay: float):
+def internimage_detection_groups(model, named: Sequence[Tuple[str, object]],
+                                 settings, base_lr: float,
+                                 base_weight_decay: float):
     return _groups(named, settings, base_lr, base_weight_decay, False,
                    "InternImage's detection constructor "
                    "(reproduce='internimage_detection')")

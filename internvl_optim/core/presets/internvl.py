@@ -22,6 +22,7 @@ import re
 from typing import List, Sequence, Tuple
 
 from ..param_plan import ParamPlan
+from .common import backbone_class_of
 
 SOURCE = ("InternVL's segmentation CustomLayerDecayOptimizerConstructor "
           "(reproduce='internvl_segmentation')")
@@ -45,10 +46,11 @@ def internvl_layer_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def internvl_groups(named: Sequence[Tuple[str, object]], backbone_class: str,
+def internvl_groups(model, named: Sequence[Tuple[str, object]],
                     settings, base_lr: float, base_weight_decay: float
-                    ) -> Tuple[List[ParamPlan], List[dict]]:
+                    ) -> Tuple[List[ParamPlan], List[dict], list]:
     """The plans and groups of InternVL's segmentation constructor."""
+    backbone_class = backbone_class_of(model)
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
     if num_layers is None:
         raise ValueError("paramwise_cfg.reproduce='internvl_segmentation' "
@@ -79,4 +81,4 @@ def internvl_groups(named: Sequence[Tuple[str, object]], backbone_class: str,
             layer_id=layer_id))
         group['params'].append(param)
         group['param_names'].append(name)
-    return plans, list(groups.values())
+    return plans, list(groups.values()), []

@@ -29,6 +29,7 @@ ships the same rules):
 from typing import List, Sequence, Tuple
 
 from ..param_plan import ParamPlan
+from .common import backbone_class_of
 
 TOKENS = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed')
 SOURCE = "MMSeg's LearningRateDecayOptimizerConstructor (reproduce='mmseg')"
@@ -62,11 +63,12 @@ def vit_layer_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def mmseg_groups(named: Sequence[Tuple[str, object]], backbone_class: str,
+def mmseg_groups(model, named: Sequence[Tuple[str, object]],
                  settings, base_lr: float, base_weight_decay: float
-                 ) -> Tuple[List[ParamPlan], List[dict]]:
+                 ) -> Tuple[List[ParamPlan], List[dict], list]:
     """The plans and groups of MMSeg's constructor for ``named``
     (``(full name, parameter)``, wrapper-free, trainable only)."""
+    backbone_class = backbone_class_of(model)
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
     decay_type = settings.decay_type or 'layer_wise'
     if num_layers is None:
@@ -105,4 +107,4 @@ def mmseg_groups(named: Sequence[Tuple[str, object]], backbone_class: str,
             layer_id=layer_id))
         group['params'].append(param)
         group['param_names'].append(name)
-    return plans, list(groups.values())
+    return plans, list(groups.values()), []
