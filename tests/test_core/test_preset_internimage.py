@@ -189,3 +189,15 @@ def test_classification_preset_one_group_per_parameter():
         build_param_groups(nn.Linear(2, 2), LayerDecaySettings.from_paramwise_cfg(
             dict(reproduce='internimage_classification',
                  layer_decay_rate=0.5)), 1.0, 0.05)
+
+
+def test_a_backbone_without_levels_is_refused():
+    model = nn.Module()
+    model.backbone = nn.Conv2d(3, 4, 1)
+    with pytest.raises(ValueError, match=r"numbers blocks under "
+                       r"backbone\.levels\.\{s\} / backbone\.layers\.\{s\}; "
+                       'this model has none'):
+        LayerDecayOptimizerConstructor(
+            dict(optimizer=OPTIMIZER),
+            dict(reproduce='internimage_segmentation', num_layers=2,
+                 layer_decay_rate=0.5, depths=[1, 1]))(model)

@@ -69,6 +69,13 @@ def _groups(named, settings, base_lr, base_weight_decay, segmentation,
         raise ValueError(f"paramwise_cfg.reproduce: {source} needs "
                          'paramwise_cfg.num_layers')
     depths = settings.depths
+    if not any(n.startswith(('backbone.levels.', 'backbone.layers.'))
+               for n, _ in named):
+        raise ValueError(
+            f'paramwise_cfg.reproduce: {source} numbers blocks under '
+            'backbone.levels.{s} / backbone.layers.{s}; this model has none, '
+            'so it would give every backbone parameter the head lr. Leave '
+            'reproduce out for our rules')
     plans, groups = [], {}
     for name, param in named:
         no_decay = (param.ndim == 1 or name.endswith('.bias')
