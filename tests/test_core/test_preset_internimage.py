@@ -201,3 +201,35 @@ def test_a_backbone_without_levels_is_refused():
             dict(optimizer=OPTIMIZER),
             dict(reproduce='internimage_segmentation', num_layers=2,
                  layer_decay_rate=0.5, depths=[1, 1]))(model)
+
+
+#: the facts for depths (1, 2, 1, 1), num_layers=5, as tables
+BLOCK_IDS = {(0, 0): 1, (1, 0): 2, (1, 1): 3, (2, 0): 4, (3, 0): 5}
+END_OF_LEVEL_IDS = {0: 2, 1: 4, 2: 5, 3: 5}  # level 3 capped at 1 + 4
+
+
+def test_segmentation_preset_every_parameter():
+    got, _ = build('internimage_segmentation', Mask2FormerLikeHead())
+    model = Model(Mask2FormerLikeHead())
+    for name, param in model.named_parameters():
+        parts = name.split('.')
+        if name.startswith('backbone.patch_embed') or (
+                parts[0] == 'decode_head' and parts[1] in (
+                    'query_embed', 'query_feat', 'level_embed', 'cls_embed',
+                    'mask_embed')):
+            layer = 0
+        elif name.startswith('backbone.levels.'):
+            level = int(parts[2])
+            if parts[3] in ('norm', 'downsample'):
+                layer = END_OF_LEVEL_IDS[level]
+            else:  # blocks.{b}, and post_norms.{k} numbered the same way
+                layer = BLOCK_IDS[(level, int(parts[4]))]
+        else:
+            layer = 6
+        no_decay = (param.ndim == 1 or name.endswith('.bias')
+                    or 'norm' in name or 'sampling_offsets' in name
+                    or 'relative_position' in name)
+        group, lr, wd = got[name]
+        assert lr == 0.5 ** (6 - layer), name
+        assert wd == (0.0 if no_decay else 0.05), name
+        assert group.startswith(f'layer_{layer}_'), name
