@@ -71,3 +71,26 @@ def test_no_layer_scale_as_internvl(init_values):
         got, want = model(X), reference(X, (0, 1, 2, 3))
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+#: InternVL's segmentation InternViT6B.__init__ (OpenGVLab/InternVL
+#: ``segmentation/mmseg_custom/models/backbones/intern_vit_6b.py``, last
+#: changed in 3d78d4d, unchanged at 2410d1d): every argument and default
+INTERNVL_SEGMENTATION_ARGUMENTS = dict(
+    in_chans=3, patch_size=14, img_size=224, pretrain_size=224,
+    qkv_bias=False, drop_path_rate=0.0, embed_dim=3200, num_heads=25,
+    mlp_ratio=4, init_values=0.1, qk_normalization=True, depth=48,
+    use_flash_attn=True, with_cp=True, layerscale_force_fp32=False,
+    out_indices=[7, 11, 15, 23], freeze_vit=False, with_fpn=False,
+    with_final_norm=False, pretrained=None)
+
+
+def test_every_argument_of_internvl_segmentation_is_accepted():
+    args = dict(INTERNVL_SEGMENTATION_ARGUMENTS, embed_dim=8, num_heads=2,
+                depth=24, patch_size=4, img_size=16, pretrain_size=16,
+                with_cp=False)  # tiny, every other value InternVL's default
+    with torch.device('meta'):
+        model = InternViT6B(**args)
+    assert model.out_indices == (7, 11, 15, 23)
+    assert force_fp32_of(model) == {False}
+    assert model.layer_scale and model.qk_normalization
