@@ -34,12 +34,16 @@ def main():
     qkv = dict(partitioned.named_parameters())[
         'backbone.blocks.0.attn.qkv.weight']
     ours, reference = groups_by_name(partitioned), groups_by_name(plain)
-    print(json.dumps(dict(
+    line = json.dumps(dict(
         rank=dist.get_rank(), shape=list(qkv.shape),
         ds_shape=list(qkv.ds_shape), identical=ours == reference,
         tensors=len(ours),
         qkv=ours['backbone.blocks.0.attn.qkv.weight'][:2],
-        cls=ours['backbone.cls_token'][:2])), flush=True)
+        cls=ours['backbone.cls_token'][:2]))
+    for rank in range(dist.get_world_size()):  # one line at a time
+        if rank == dist.get_rank():
+            print(line, flush=True)
+        dist.barrier()
 
 
 if __name__ == '__main__':

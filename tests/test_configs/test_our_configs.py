@@ -41,8 +41,10 @@ def lrs(wrapper):
 
 
 def test_the_configs_are_all_found():
-    # 16 + issue 13: 300M full and head tuning, 6B from the 448px weights
-    assert len(CONFIGS) == 19, CONFIGS
+    # 16 + issue 13: 300M full and head tuning, 6B from the 448px weights;
+    # + issue 21: the tiny VLM and the 6B-ViT + 70B-LLM planning recipe
+    assert len(CONFIGS) == 21, CONFIGS
+    assert 'configs/multimodal/internvl_tiny_vlm_synthetic.py' in CONFIGS
 
 
 FSDP_CONFIGS = [c for c in CONFIGS if c.endswith('_fsdp.py')]
