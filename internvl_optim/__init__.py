@@ -11,7 +11,7 @@ Importing the package with MMEngine present registers
 :class:`LayerDecayOptimizerConstructor` (also as
 ``CustomLayerDecayOptimizerConstructor``, InternVL's name), the hook and
 strategies, turns on safe checkpoint loading
-(:func:`~internvl_optim.runtime.safe_checkpoint_loading.enable_safe_checkpoint_loading`)
+(:func:`~internvl_optim.checkpoint.safe_loading.enable_safe_checkpoint_loading`)
 and, with MMSeg present, registers the ``InternViT6B`` backbone.
 """
 from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups

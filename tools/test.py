@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from internvl_optim.engine.checkpoint_files import (  # noqa: E402
+from internvl_optim.checkpoint.files import (  # noqa: E402
     check_checkpoint_matches, evaluable_checkpoint)
 from internvl_optim.engine.config_checks import (check_data_roots,  # noqa: E402
                                           check_our_import)

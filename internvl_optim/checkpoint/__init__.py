@@ -1,11 +1,16 @@
-"""Files from elsewhere: what a checkpoint, a released weight file or a
-work dir may make a run do, checked before anything acts on it.
+"""Files from elsewhere: reading checkpoints and released weights, and
+what a checkpoint, a weight file or a work dir may make a run do, checked
+before anything acts on it.
 
-Pure PyTorch (no MMEngine): :mod:`.errors` (``CheckpointError``),
-:mod:`.tensors` (weights floating and finite), :mod:`.resume_state`
-(everything ``--resume`` takes from a file), :mod:`.json_files` (size- and
-depth-capped JSON), :mod:`.work_dir` (finding the checkpoint to resume,
-one trainer per work dir).
+Pure PyTorch: :mod:`.errors` (``CheckpointError``), :mod:`.tensors`
+(weights floating and finite), :mod:`.resume_state` (everything
+``--resume`` takes from a file), :mod:`.json_files` (size- and depth-capped
+JSON), :mod:`.work_dir` (finding the checkpoint to resume, one trainer per
+work dir).  Reading (these import MMEngine, whose checkpoints they allow):
+:mod:`.safe_loading` (``torch.load(weights_only=True)`` with MMEngine's
+types narrowed, the local loader), :mod:`.files` (a checkpoint against a
+model, evaluable files), :mod:`.weight_files` (every released layout:
+``.pth``, safetensors, shards, HuggingFace directories).
 """
 from .errors import CheckpointError
 from .resume_state import ResumeContext, check_resume_state

@@ -7,7 +7,7 @@ checkpoint files, the config checks and preparation of ``tools/train.py``
 def register_all() -> None:
     """Register everything with MMEngine (and MMSeg, when installed) and turn
     on safe checkpoint loading; idempotent, called on package import."""
-    from ..runtime.safe_checkpoint_loading import \
+    from ..checkpoint.safe_loading import \
         enable_safe_checkpoint_loading
     from .optimizers import register_constructor
     register_constructor()

@@ -5,9 +5,9 @@ from typing import Callable, Optional
 
 import torch
 
-from ..runtime.safe_checkpoint_loading import (allow_deepspeed_checkpoints,
+from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
-from .checkpoint_files import resume_fallback
+from ..checkpoint.files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from internvl_optim.runtime.safe_checkpoint_loading import restricted_getattr
+from internvl_optim.checkpoint.safe_loading import restricted_getattr
 from internvl_optim.engine.config_checks import check_data_roots, check_our_import
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')

@@ -267,7 +267,7 @@ def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
 
 def deepspeed_groups(checkpoint_dir):
     """The param groups DeepSpeed saved for rank 0's ZeRO partition."""
-    from internvl_optim.runtime.safe_checkpoint_loading import allow_deepspeed_checkpoints
+    from internvl_optim.checkpoint.safe_loading import allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
     state = torch.load(checkpoint_dir /
                        'zero_pp_rank_0_mp_rank_00_optim_states.pt',
@@ -285,7 +285,7 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
     # executed by FlexibleRunner.resume (SafeResumeDeepSpeedStrategy)
     from malicious_checkpoints import with_config_payload
 
-    from internvl_optim.runtime.safe_checkpoint_loading import allow_deepspeed_checkpoints
+    from internvl_optim.checkpoint.safe_loading import allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
     marker = tmp_path / 'config_ran'
     model_states = tmp_path / 'iter_10.pth' / 'mp_rank_00_model_states.pt'
@@ -374,7 +374,7 @@ def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
     assert re.search(r'Iter\(val\).*mIoU: [\d.]+', log)
     assert 'not float32' not in log
-    from internvl_optim.runtime.safe_checkpoint_loading import \
+    from internvl_optim.checkpoint.safe_loading import \
         allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
     states = torch.load(tmp_path / 'iter_10.pth' /

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor.api import ShardedTensor
 
-from internvl_optim.runtime.safe_checkpoint_loading import (allow_fsdp_checkpoints,
+from internvl_optim.checkpoint.safe_loading import (allow_fsdp_checkpoints,
                                               restricted_getattr)
 from internvl_optim.engine.strategies.fsdp_wrap_policy import wrap_module_classes
 from internvl_optim.models.backbones.intern_vit_6b import Block
@@ -62,12 +62,21 @@ def test_old_import_paths_still_work():
     import importlib
 
     from internvl_optim.analysis.meta_device import meta_device
+    from internvl_optim.checkpoint.safe_loading import load_checkpoint_file
+    from internvl_optim.checkpoint.weight_files import read_weights
+    from internvl_optim.checkpoint.work_dir import resume_fallback
     from internvl_optim.engine.optimizers import \
         LayerDecayOptimizerConstructor
     old = {
         'internvl_optim.fsdp_wrap.wrap_module_classes': wrap_module_classes,
         'internvl_optim.models.intern_vit_6b.Block': Block,
         'internvl_optim.meta_build.meta_device': meta_device,
+        'internvl_optim.runtime.safe_checkpoint_loading.'
+        'load_checkpoint_file': load_checkpoint_file,
+        'internvl_optim.engine.checkpoint_files.resume_fallback':
+        resume_fallback,
+        'internvl_optim.models.weights.weight_files.read_weights':
+        read_weights,
         'internvl_optim.LayerDecayOptimizerConstructor':
         LayerDecayOptimizerConstructor,
     }

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from internvl_optim.models import InternViT6B
-from internvl_optim.runtime.safe_checkpoint_loading import CheckpointError
+from internvl_optim.checkpoint.safe_loading import CheckpointError
 
 from internvit_references import (HFInternVisionReference,
                                   InternVLSegmentationReference, hf_config,

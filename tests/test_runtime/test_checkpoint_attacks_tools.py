@@ -63,7 +63,7 @@ def test_train_resume_refuses_the_payload(widening_checkpoint, data_root,
 
 
 def test_pretrained_refuses_the_payload(widening_checkpoint):
-    from internvl_optim.runtime.safe_checkpoint_loading import CheckpointError
+    from internvl_optim.checkpoint.safe_loading import CheckpointError
     from internvl_optim.models.backbones.intern_vit_6b import InternViT6B
     marker, path = widening_checkpoint
     backbone = InternViT6B(img_size=32, pretrain_size=32, patch_size=8,

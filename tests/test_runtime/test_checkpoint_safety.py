@@ -14,12 +14,12 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from internvl_optim.runtime.safe_checkpoint_loading import (ALLOWED_ATTRIBUTES,
+from internvl_optim.checkpoint.safe_loading import (ALLOWED_ATTRIBUTES,
                                               CheckpointError,
                                               load_checkpoint_file,
                                               load_from_local,
                                               restricted_getattr)
-from internvl_optim.engine.checkpoint_files import (resume_fallback,
+from internvl_optim.checkpoint.files import (resume_fallback,
                                         is_complete_checkpoint,
                                         newest_complete_checkpoint)
 

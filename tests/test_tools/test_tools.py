@@ -75,7 +75,7 @@ def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
 
 
 def test_test_tool_checkpoint_paths(tmp_path):
-    from internvl_optim.engine.checkpoint_files import evaluable_checkpoint
+    from internvl_optim.checkpoint.files import evaluable_checkpoint
     work_dir = str(tmp_path / 'work')
     plain = tmp_path / 'iter_5.pth'
     torch.save({'state_dict': {'w': torch.ones(2)}}, plain)

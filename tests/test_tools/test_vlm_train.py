@@ -43,7 +43,7 @@ def test_vlm_trains_and_resumes_bit_identically(tmp_path):
 
     train(tmp_path / 'part', '--cfg-options', 'train_cfg.max_iters=4')
     train(tmp_path / 'part', '--resume')
-    from internvl_optim.runtime.safe_checkpoint_loading import \
+    from internvl_optim.checkpoint.safe_loading import \
         load_checkpoint_file
     full = load_checkpoint_file(str(tmp_path / 'full' / 'iter_6.pth'))
     resumed = load_checkpoint_file(str(tmp_path / 'part' / 'iter_6.pth'))

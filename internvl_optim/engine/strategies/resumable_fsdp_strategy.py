@@ -23,7 +23,7 @@ What breaks with MMEngine 0.10.7 on current PyTorch (seen on 2.13 and 2.11):
 strategy; ``tools/train.py`` uses it for configs that name ``FSDPStrategy``.
 Checkpoints with the default ``state_dict_cfg='local'`` are directories
 ``iter_N.pth/rank{i}.pth`` holding ShardedTensors; see
-:func:`internvl_optim.runtime.safe_checkpoint_loading.allow_fsdp_checkpoints`.
+:func:`internvl_optim.checkpoint.safe_loading.allow_fsdp_checkpoints`.
 """
 import glob
 import os.path as osp

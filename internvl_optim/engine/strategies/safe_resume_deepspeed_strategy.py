@@ -4,7 +4,7 @@ checkpoint's ``meta.config``.
 ``FlexibleRunner.resume`` passes ``checkpoint['meta']['config']`` to
 ``Config.fromstring``, which runs it as Python.  For other strategies the
 checkpoint goes through MMEngine's ``CheckpointLoader``, whose local loader
-``internvl_optim`` replaces (:func:`~internvl_optim.runtime.safe_checkpoint_loading.
+``internvl_optim`` replaces (:func:`~internvl_optim.checkpoint.safe_loading.
 load_from_local`); DeepSpeed reads its files itself and MMEngine's
 ``DeepSpeedStrategy.resume`` calls no ``after_load_checkpoint`` hook, so the
 entry is dropped here.  ``tools/train.py`` uses this class for configs that
@@ -13,7 +13,7 @@ name ``DeepSpeedStrategy``.
 from mmengine._strategy import DeepSpeedStrategy
 from mmengine.registry import STRATEGIES
 
-from ...runtime.safe_checkpoint_loading import drop_executable_meta
+from ...checkpoint.safe_loading import drop_executable_meta
 
 
 @STRATEGIES.register_module()

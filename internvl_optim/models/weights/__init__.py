@@ -6,7 +6,7 @@ from .intern_vit_architecture import (Architecture, architecture_mismatches,
 from .intern_vit_naming import (OLD_LAYOUT_MESSAGE, old_fpn_layout_keys,
                                 to_internvl_names)
 from .resize import resize_patch_kernel, resize_pos_embed
-from .weight_files import WeightFile, read_hf_config, read_weights
+from ...checkpoint.weight_files import WeightFile, read_hf_config, read_weights
 
 __all__ = [
     'Architecture', 'architecture_mismatches', 'checkpoint_architecture',
