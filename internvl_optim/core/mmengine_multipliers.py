@@ -19,6 +19,7 @@ that a ``custom_keys`` entry matched, and:
 Norms are recognised as everywhere in this package (by type, RMSNorm
 included).  Pure PyTorch.
 """
+import functools
 from typing import Optional, Tuple
 
 from torch import nn
@@ -40,8 +41,12 @@ def is_dcn_module(module: Optional[nn.Module]) -> bool:
     >>> is_dcn_module(nn.Conv2d(2, 2, 1))
     False
     """
-    return module is not None and any(
-        'DeformConv' in cls.__name__ for cls in type(module).__mro__)
+    return module is not None and _is_dcn_type(type(module))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_dcn_type(cls: type) -> bool:
+    return any('DeformConv' in c.__name__ for c in cls.__mro__)
 
 
 def is_depthwise_conv(module: Optional[nn.Module]) -> bool:

@@ -150,6 +150,8 @@ def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
 def check_multipliers_match(settings, prefix: str,
                             names: Sequence[str]) -> None:
     """A configured deformable-layer multiplier must apply to something."""
+    if settings.dcn_lr_mul == 1.0 and settings.offset_lr_scale == 1.0:
+        return  # nothing configured, nothing to check
     tags = {backbone_multiplier(nm, prefix, settings)[1] for nm in names}
     for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
         if getattr(settings, key) != 1.0 and tag not in tags:

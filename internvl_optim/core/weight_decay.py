@@ -24,6 +24,7 @@ A parameter gets zero weight decay when any of these holds:
   ``no_weight_decay_keywords()`` occurs in its name.
 """
 import fnmatch
+import functools
 import re
 from typing import Dict, Iterable, Optional, Set, Tuple
 
@@ -49,11 +50,15 @@ def is_norm_module(module: nn.Module) -> bool:
     >>> is_norm_module(nn.LayerNorm(4)), is_norm_module(nn.Linear(4, 4))
     (True, False)
     """
-    if isinstance(module, _NORM_BASES):
+    return _is_norm_type(type(module))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_norm_type(cls: type) -> bool:
+    """(by type, so cached: a model has few module types, many modules)"""
+    if issubclass(cls, _NORM_BASES):
         return True
-    return any(
-        _NORM_CLASS_NAME.search(cls.__name__)
-        for cls in type(module).__mro__)
+    return any(_NORM_CLASS_NAME.search(c.__name__) for c in cls.__mro__)
 
 
 class SkipList:
