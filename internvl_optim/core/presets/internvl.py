@@ -21,8 +21,7 @@ layer_decay_optimizer_constructor.py`` at commit 749a4c3):
 import re
 from typing import List, Sequence, Tuple
 
-from ..param_plan import ParamPlan
-from .common import backbone_class_of
+from .common import backbone_class_of, beit_style_groups
 
 SOURCE = ("InternVL's segmentation CustomLayerDecayOptimizerConstructor "
           "(reproduce='internvl_segmentation')")
@@ -48,7 +47,7 @@ def internvl_layer_id(name: str, num_layers: int) -> int:
 
 def internvl_groups(model, named: Sequence[Tuple[str, object]],
                     settings, base_lr: float, base_weight_decay: float
-                    ) -> Tuple[List[ParamPlan], List[dict], list]:
+                    ) -> Tuple[List, List[dict], list]:
     """The plans and groups of InternVL's segmentation constructor."""
     backbone_class = backbone_class_of(model)
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
@@ -63,22 +62,5 @@ def internvl_groups(model, named: Sequence[Tuple[str, object]],
             f'backbone.layers.{{i}} (levels.{{i}}); {backbone_class} has '
             'none, so it would give every backbone parameter the head lr. '
             'Leave reproduce out for our rules')
-    plans, groups = [], {}
-    for name, param in named:
-        no_decay = (param.ndim == 1 or name.endswith('.bias')
-                    or name in ('pos_embed', 'cls_token'))
-        layer_id = internvl_layer_id(name, num_layers)
-        scale = rate ** (num_layers + 1 - layer_id)
-        weight_decay = 0.0 if no_decay else base_weight_decay
-        plans.append(ParamPlan(name, layer_id, scale, scale * base_lr,
-                               weight_decay,
-                               'internvl' if no_decay else None, None,
-                               param.numel(), placed_by=SOURCE))
-        key = f'layer_{layer_id}_{"no_decay" if no_decay else "decay"}'
-        group = groups.setdefault(key, dict(
-            weight_decay=weight_decay, params=[], param_names=[],
-            lr_scale=scale, group_name=key, lr=scale * base_lr,
-            layer_id=layer_id))
-        group['params'].append(param)
-        group['param_names'].append(name)
-    return plans, list(groups.values()), []
+    return beit_style_groups(named, lambda n: internvl_layer_id(n, num_layers), num_layers, rate,
+                             base_lr, base_weight_decay, 'internvl', SOURCE)

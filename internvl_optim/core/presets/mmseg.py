@@ -28,8 +28,7 @@ ships the same rules):
 """
 from typing import List, Sequence, Tuple
 
-from ..param_plan import ParamPlan
-from .common import backbone_class_of
+from .common import backbone_class_of, beit_style_groups
 
 TOKENS = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed')
 SOURCE = "MMSeg's LearningRateDecayOptimizerConstructor (reproduce='mmseg')"
@@ -65,7 +64,7 @@ def vit_layer_id(name: str, num_layers: int) -> int:
 
 def mmseg_groups(model, named: Sequence[Tuple[str, object]],
                  settings, base_lr: float, base_weight_decay: float
-                 ) -> Tuple[List[ParamPlan], List[dict], list]:
+                 ) -> Tuple[List, List[dict], list]:
     """The plans and groups of MMSeg's constructor for ``named``
     (``(full name, parameter)``, wrapper-free, trainable only)."""
     backbone_class = backbone_class_of(model)
@@ -89,22 +88,5 @@ def mmseg_groups(model, named: Sequence[Tuple[str, object]],
             f"and raises NotImplementedError for {backbone_class} with "
             f"decay_type={decay_type!r}. Leave reproduce out for our rules, "
             'which support it')
-    plans, groups = [], {}
-    for name, param in named:
-        no_decay = (param.ndim == 1 or name.endswith('.bias')
-                    or name in ('pos_embed', 'cls_token'))
-        layer_id = layer_of(name)
-        scale = rate ** (num_layers + 1 - layer_id)
-        weight_decay = 0.0 if no_decay else base_weight_decay
-        plan = ParamPlan(name, layer_id, scale, scale * base_lr,
-                         weight_decay, 'mmseg' if no_decay else None, None,
-                         param.numel(), placed_by=SOURCE)
-        plans.append(plan)
-        key = f'layer_{layer_id}_{"no_decay" if no_decay else "decay"}'
-        group = groups.setdefault(key, dict(
-            weight_decay=weight_decay, params=[], param_names=[],
-            lr_scale=scale, group_name=key, lr=scale * base_lr,
-            layer_id=layer_id))
-        group['params'].append(param)
-        group['param_names'].append(name)
-    return plans, list(groups.values()), []
+    return beit_style_groups(named, layer_of, num_layers, rate,
+                             base_lr, base_weight_decay, 'mmseg', SOURCE)
