@@ -7,25 +7,41 @@ the registered constructor, hooks, strategies, config preparation),
 ``runtime/`` (explicit changes to live objects), ``models/backbones/``,
 ``analysis/``, ``datasets/``.
 
-Importing the package with MMEngine present registers
-:class:`LayerDecayOptimizerConstructor` (also as
-``CustomLayerDecayOptimizerConstructor``, InternVL's name), the hook and
+Importing the package in an MMEngine program (MMEngine already imported, as
+it always is when a config's ``custom_imports`` names ``internvl_optim``)
+registers :class:`LayerDecayOptimizerConstructor` (also as
+``CustomLayerDecayOptimizerConstructor``, InternVL's name), the hooks and
 strategies, turns on safe checkpoint loading
 (:func:`~internvl_optim.checkpoint.safe_loading.enable_safe_checkpoint_loading`)
-and, with MMSeg present, registers the ``InternViT6B`` backbone.
+and, with MMSeg present, registers the ``InternViT6B`` backbone.  Importing
+``internvl_optim.engine`` (or either constructor name from here) does the
+same at any time.  Otherwise nothing outside PyTorch is imported: the pure
+API (:func:`param_groups`, ``internvl_optim.core``) imports neither MMEngine
+nor DeepSpeed.
 """
+import sys
+
 from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups
 from .torch_api import LayerDecayWarning, param_groups
 
-try:  # the core works without MMEngine; the rest needs it
-    import mmengine  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-else:
-    from .engine import register_all
-    from .engine.optimizers import (CustomLayerDecayOptimizerConstructor,
-                                    LayerDecayOptimizerConstructor)
-    register_all()
+if 'mmengine' in sys.modules:  # an MMEngine program: register now
+    from . import engine  # noqa: F401  (registers on import)
+
+
+def __getattr__(name):
+    """The constructors (and with them the MMEngine registration) on first
+    use, so that the pure API never imports MMEngine."""
+    if name in ('LayerDecayOptimizerConstructor',
+                'CustomLayerDecayOptimizerConstructor'):
+        try:
+            from .engine import optimizers
+        except ImportError as err:  # MMEngine not installed
+            raise AttributeError(
+                f'internvl_optim.{name} needs MMEngine ({err}); the pure '
+                'API (param_groups, internvl_optim.core) does not') from err
+        return getattr(optimizers, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 
 __version__ = '0.1.0'
 __all__ = [

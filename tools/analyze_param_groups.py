@@ -18,6 +18,14 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
+# first, before MMEngine: DeepSpeed stays out of this process unless the
+# config or the command line uses it (internvl_optim.runtime.deepspeed_import)
+from internvl_optim.runtime.deepspeed_import import \
+    deepspeed_only_if_used  # noqa: E402
+
+if __name__ == '__main__':
+    deepspeed_only_if_used(sys.argv[1:])
+
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402

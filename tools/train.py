@@ -13,6 +13,14 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
+# first, before MMEngine: DeepSpeed stays out of this process unless the
+# config or the command line uses it (internvl_optim.runtime.deepspeed_import)
+from internvl_optim.runtime.deepspeed_import import \
+    deepspeed_only_if_used  # noqa: E402
+
+if __name__ == '__main__':
+    deepspeed_only_if_used(sys.argv[1:])
+
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -21,6 +29,8 @@ from internvl_optim.engine.collective_timeout import (  # noqa: E402
     train_naming_hung_ranks)
 from internvl_optim.checkpoint.work_dir import (WorkDirBusy,  # noqa: E402
                                                 WorkDirLock)
+from internvl_optim.engine.config_checks import (CHECK_ERRORS,  # noqa: E402
+                                                 stop)
 from internvl_optim.engine.train_config import \
     prepare_train_config  # noqa: E402
 
@@ -75,7 +85,7 @@ def main(argv=None):
         lock = (WorkDirLock(cfg.work_dir).acquire(log_once)
                 if os.environ.get('RANK', '0') == '0' else None)
     except CONFIG_ERRORS as err:  # before anything was built: no traceback
-        stop(args.config, err)
+        stop('tools/train.py', args.config, err)
     if 'runner_type' in cfg:  # e.g. FlexibleRunner with a strategy
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
@@ -90,15 +100,8 @@ def main(argv=None):
         lock.release()
 
 
-#: what the checks before any work raise: a short message, exit code 1
-CONFIG_ERRORS = (ValueError, TypeError, FileNotFoundError, WorkDirBusy,
-                 RuntimeError)
-
-
-def stop(config: str, err: Exception) -> None:
-    print(f'tools/train.py {config}: {type(err).__name__}: {err}',
-          file=sys.stderr)
-    sys.exit(1)
+#: what the checks before any work raise: one line, exit code 1
+CONFIG_ERRORS = CHECK_ERRORS + (WorkDirBusy, )
 
 
 def shut_down_distributed():

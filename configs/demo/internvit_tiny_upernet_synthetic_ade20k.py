@@ -49,7 +49,7 @@ metainfo = dict(
     palette=[[120, 120, 120], [180, 120, 120], [6, 230, 230], [80, 50, 50]])
 pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),  # ADE20KDataset reduces the zero label
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

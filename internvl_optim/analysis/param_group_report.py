@@ -11,9 +11,9 @@ from typing import Dict, List, Optional
 
 from torch import nn
 
-from ..core.names import clean_named_modules, relative_name, strip_wrapper_prefixes
+from ..core.names import (clean_named_modules, is_token_or_position,
+                          relative_name, strip_wrapper_prefixes)
 from .group_table import render_table
-from ..core.name_patterns import is_token_or_position
 from ..core.weight_decay import is_norm_module, parameter_owners
 
 _LAYER_IN_NAME = re.compile(r'layer_(\d+)_')

@@ -189,9 +189,16 @@ def allow_fsdp_checkpoints() -> None:
     torch.serialization.add_safe_globals(fsdp_checkpoint_globals())
 
 
+_MMENGINE_ALLOWED = []
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Register :func:`mmengine_checkpoint_globals` with PyTorch (idempotent)."""
-    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+    """Register :func:`mmengine_checkpoint_globals` with PyTorch (idempotent;
+    :func:`load_checkpoint_file` calls it, so it never depends on what was
+    imported first)."""
+    if not _MMENGINE_ALLOWED:
+        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+        _MMENGINE_ALLOWED.append(True)
 
 
 def drop_executable_meta(checkpoint: Any, source: str = 'checkpoint') -> Any:
@@ -263,6 +270,7 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
                                    if os.path.isdir(path) else ''))
     size = os.path.getsize(path)
     _check_container(path, size)
+    allow_mmengine_checkpoints()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

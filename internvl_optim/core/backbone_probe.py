@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import nn
 
-from .name_patterns import (BACKBONE_ATTRIBUTES, BLOCK_CONTAINERS,
+from .names import (BACKBONE_ATTRIBUTES, BLOCK_CONTAINERS,
                             STAGE_CONTAINERS,
                             is_embedding_name)
 from .weight_decay import is_norm_module

@@ -8,7 +8,7 @@ the optimizer.  This module only selects them: the plan lists them
 apply_freezing` sets ``requires_grad=False`` and keeps their norms in eval
 mode.  The structure comes from the same probe as the layer rules.
 """
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -33,11 +33,15 @@ def _indexed_units(module: nn.Module,
 
 
 def select_units(backbone: nn.Module, spec: Union[str, Sequence[int]],
-                 desc: str) -> List[nn.Module]:
-    """The modules ``spec`` names (validated; nothing is changed)."""
+                 desc: str, structure: Optional[BackboneStructure] = None
+                 ) -> List[nn.Module]:
+    """The modules ``spec`` names (validated; nothing is changed).
+    ``structure``: the backbone's probe when the caller has it (the layer
+    rule's), else it is probed here."""
     if spec == 'all':
         return [backbone]
-    structure = probe(backbone)
+    if structure is None:
+        structure = probe(backbone)
     units = []
     for inner in composite_backbones(backbone):
         kind, indexed = _indexed_units(inner, structure)

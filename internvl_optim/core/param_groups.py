@@ -20,7 +20,7 @@ from .fsdp_shapes import fsdp_original_shapes
 #: the segment FSDP v1 puts in the names of the parameters it wraps
 FSDP_SEGMENT = '_fsdp_wrapped_module'
 from .layer_rules import LayerRule, resolve_layer_rule
-from .mmengine_multipliers import is_dcn_module
+from .multipliers import is_dcn_module
 from .names import clean_named_modules, relative_name, strip_wrapper_prefixes
 from .param_plan import (ParamPlan, audit, check_final_numbers,
                          order_custom_keys, unmatched_custom_keys,
@@ -67,7 +67,8 @@ def _units_to_freeze(model, modules, rule, settings) -> List[nn.Module]:
     backbone = modules[rule.backbone_prefix]
     return select_units(
         backbone, settings.freeze_backbone,
-        f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})')
+        f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})',
+        rule.structure)
 
 
 def _tower_settings(settings: LayerDecaySettings, tower: Tower

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .layer_rules import LayerRule
-from .mmengine_multipliers import decay_multiplier, lr_multiplier
-from .lr_multipliers import DCN_KEYWORDS, OFFSET_KEYWORDS, \
-    deformable_lr_multiplier
+from .multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS, decay_multiplier,
+                          deformable_lr_multiplier, lr_multiplier)
 from .names import relative_name
 from .weight_decay import SkipList, no_decay_reason
 
@@ -55,11 +54,11 @@ def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
     return None
 
 
-def backbone_multiplier(name: str, prefix: str,
+def backbone_multiplier(rel: Optional[str],
                         settings) -> Tuple[float, Optional[str]]:
     """``(multiplier, tag)`` from ``dcn_lr_mul`` / ``offset_lr_scale`` for a
-    full parameter name (only backbone parameters are affected)."""
-    rel = relative_name(name, prefix)
+    backbone-relative parameter name (``None``: outside the backbone, which
+    they do not affect)."""
     if rel is None:
         return 1.0, None
     return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
@@ -76,6 +75,8 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     module sits directly in a deformable conv; ``ordered_keys`` the custom
     keys in :func:`order_custom_keys` order, computed once per build)."""
     layer_id = rule.layer_id(name)
+    # the backbone-relative name, computed once for what follows
+    in_backbone = relative_name(name, rule.backbone_prefix)
     reason = no_decay_reason(name, ndim, owner, skip_list)
     weight_decay = 0.0 if reason else base_weight_decay
     if ordered_keys is None:
@@ -97,13 +98,14 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
             weight_decay = base_weight_decay * decay_mult
             reason = f'{decay_tag}_mult=0' if decay_mult == 0 else None
         tags = [t for t in (lr_tag, decay_tag) if t]
-    deform_mult, deform_tag = backbone_multiplier(name, rule.backbone_prefix,
-                                                  settings)
+    deform_mult, deform_tag = ((1.0, None) if settings.dcn_lr_mul == 1.0
+                               and settings.offset_lr_scale == 1.0 else
+                               backbone_multiplier(in_backbone, settings))
     rate, n = settings.layer_decay_rate, rule.num_layers
     layer_scale = rate**(n + 1 - layer_id)
     lr_scale = layer_scale * deform_mult * lr_mult
     detection_mult, detection_tag = internimage_multiplier(
-        name, rule, layer_scale, settings)
+        name, in_backbone is not None, layer_scale, settings)
     lr_scale *= detection_mult
     tags.append(detection_tag)
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
@@ -111,17 +113,16 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
     return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
                      weight_decay, reason, key, numel, tag,
-                     placement(name, rule))
+                     placement(name, rule, in_backbone is not None))
 
 
-def internimage_multiplier(name: str, rule: LayerRule, layer_scale: float,
+def internimage_multiplier(name: str, in_backbone: bool, layer_scale: float,
                            settings) -> Tuple[float, Optional[str]]:
     """InternImage's detection keys: ``dino_head`` (x0.1 for the head's
     ``sampling_offsets`` / ``reference_points``, tag ``dino_head``) and
     ``backbone_small_lr`` (x0.1 wherever the layer scale is below 1, as
     InternImage's ``scale < 1`` test)."""
     mult, tag = 1.0, None
-    in_backbone = relative_name(name, rule.backbone_prefix) is not None
     if settings.dino_head and not in_backbone and any(
             k in name for k in OFFSET_KEYWORDS):
         mult, tag = 0.1, 'dino_head'
@@ -130,9 +131,9 @@ def internimage_multiplier(name: str, rule: LayerRule, layer_scale: float,
     return mult, tag
 
 
-def placement(name: str, rule: LayerRule) -> str:
+def placement(name: str, rule: LayerRule, in_backbone: bool) -> str:
     """What placed ``name``: the rule, its fallback, or the heads' layer."""
-    if relative_name(name, rule.backbone_prefix) is None:
+    if not in_backbone:
         return f'outside the backbone: N + 1 = {rule.num_layers + 1}'
     if not rule.claimed(name):
         return f'unclaimed by {rule.source}: N + 1'
@@ -152,7 +153,8 @@ def check_multipliers_match(settings, prefix: str,
     """A configured deformable-layer multiplier must apply to something."""
     if settings.dcn_lr_mul == 1.0 and settings.offset_lr_scale == 1.0:
         return  # nothing configured, nothing to check
-    tags = {backbone_multiplier(nm, prefix, settings)[1] for nm in names}
+    tags = {backbone_multiplier(relative_name(nm, prefix), settings)[1]
+            for nm in names}
     for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
         if getattr(settings, key) != 1.0 and tag not in tags:
             raise ValueError(

@@ -71,7 +71,7 @@ KEYS.update({
                          'default False',
 })
 #: MMEngine ``DefaultOptimWrapperConstructor`` keys, with its meaning,
-#: composed with layer decay (see :mod:`.mmengine_multipliers`)
+#: composed with layer decay (see :mod:`.multipliers`)
 MMENGINE_KEYS = {
     'norm_decay_mult': 'weight decay multiplier of norm layers (MMEngine)',
     'bias_decay_mult': 'weight decay multiplier of biases (MMEngine)',

@@ -8,7 +8,7 @@ A parameter gets zero weight decay when any of these holds:
 * ``token``: it is a token or position/class embedding held directly as a
   parameter, or the weight of an ``nn.Embedding`` named as a position
   embedding (CLIP's and SigLIP's ``embeddings.position_embedding``)
-  (:func:`~internvl_optim.core.name_patterns.is_token_or_position`):
+  (:func:`~internvl_optim.core.names.is_token_or_position`):
   class, mask, register and distillation tokens and position embeddings are
   multi-dimensional, so the ``ndim`` rule alone misses them;
 * ``norm``: it belongs to a normalization module, decided by the module's
@@ -30,8 +30,7 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 
 from torch import nn
 
-from .name_patterns import is_token_or_position
-from .names import join_name
+from .names import is_token_or_position, join_name
 
 _NORM_BASES = tuple(
     t for t in (getattr(nn.modules.batchnorm, '_NormBase', None),

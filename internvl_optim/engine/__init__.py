@@ -6,7 +6,7 @@ checkpoint files, the config checks and preparation of ``tools/train.py``
 
 def register_all() -> None:
     """Register everything with MMEngine (and MMSeg, when installed) and turn
-    on safe checkpoint loading; idempotent, called on package import."""
+    on safe checkpoint loading; idempotent, called when this package is imported."""
     from ..checkpoint.safe_loading import \
         enable_safe_checkpoint_loading
     from .optimizers import register_constructor
@@ -19,3 +19,6 @@ def register_all() -> None:
     except ImportError:  # pragma: no cover
         return
     from .. import models  # noqa: F401  (registers InternViT6B)
+
+
+register_all()

@@ -1,6 +1,7 @@
 """Checks run by ``tools/train.py`` / ``tools/test.py`` before any work, so a
 misconfigured run fails in a second with a message that says what to change."""
 import os
+import sys
 from typing import List
 
 from ..core.numbers import \
@@ -11,6 +12,18 @@ from .optimizers.registration import NAMES
 IMPORT_LINE = ("custom_imports = dict(imports=['internvl_optim'], "
                'allow_failed_imports=False)')
 OUR_MODELS = ('InternViT6B', )
+
+#: what the checks before any work raise; a tool turns them into one line
+#: on stderr and exit code 1 (:func:`stop`)
+CHECK_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
+
+
+def stop(tool: str, config: str, err: Exception) -> None:
+    """End a tool with one line, ``TOOL CONFIG: Type: message``, and exit
+    code 1 (no traceback: the message says what to change)."""
+    print(f'{tool} {config}: {type(err).__name__}: {err}',
+          file=sys.stderr)
+    sys.exit(1)
 
 
 def _imports(cfg) -> List[str]:

@@ -145,7 +145,7 @@ def test_every_shipped_config_builds_groups(walked, capsys):
 
 
 def _backbone_prefix(model):
-    from internvl_optim.core.name_patterns import BACKBONE_ATTRIBUTES
+    from internvl_optim.core.names import BACKBONE_ATTRIBUTES
     for name in BACKBONE_ATTRIBUTES:
         if hasattr(model, name):
             return name + '.'

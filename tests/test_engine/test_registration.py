@@ -75,8 +75,14 @@ def result(out):
                 if line.startswith('RESULT '))
 
 
-def test_import_ours_first_then_mmseg_lazy_import():
-    out = run_python('import internvl_optim\n' + CHECK)
+@pytest.mark.parametrize('first', [
+    # before MMEngine: the engine package registers (the top-level package
+    # alone imports no MMEngine, see test_pure_import.py)
+    'import internvl_optim.engine',
+    # after MMEngine (a config's custom_imports): the package registers
+    'import mmengine\nimport internvl_optim'])
+def test_import_ours_first_then_mmseg_lazy_import(first):
+    out = run_python(first + '\n' + CHECK)
     assert result(out) == ['internvl_optim.engine.optimizers.layer_decay_constructor',
                            'mmseg.engine.optimizers.layer_decay_optimizer_'
                            'constructor']
@@ -144,7 +150,7 @@ print('RESULT', *built, theirs.__module__)
 
 
 @pytest.mark.parametrize('first', [
-    'import internvl_optim',
+    'import internvl_optim.engine',
     'import mmdet.engine.optimizers; import internvl_optim',
     'import mmseg.engine.optimizers; import mmdet.models; '
     'import internvl_optim',
@@ -156,7 +162,7 @@ print('RESULT', *built, theirs.__module__)
     '        if name.split(".")[0] == "mmseg":\n'
     '            raise ImportError("mmseg blocked")\n'
     'sys.meta_path.insert(0, NoMMSeg())\n'
-    'import internvl_optim\n'
+    'import internvl_optim.engine\n'
     'assert not any(m.startswith("mmseg") for m in sys.modules)',
 ])
 def test_mmdet_scope_builds_ours_and_keeps_mmdets_own(first):

@@ -68,9 +68,12 @@ def test_test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
          f'test_dataloader.dataset.data_root={root}'],
         capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
+    # one line, no traceback
+    assert 'Traceback' not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f'ValueError: Checkpoint {ckpt} does not match '
-                           'the model of this config: missing keys ')
+    assert last.startswith(f'tools/test.py {DEMO}: ValueError: Checkpoint '
+                           f'{ckpt} does not match the model of this config: '
+                           'missing keys ')
     assert "unexpected keys 1 (e.g. ['backbone.layers.0.weight'])" in last
 
 

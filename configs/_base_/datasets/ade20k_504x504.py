@@ -5,7 +5,7 @@ data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (504, 504)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),  # ADE20KDataset reduces the zero label
     dict(
         type='RandomResize',
         scale=(2048, 504),
@@ -19,7 +19,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 504), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),  # ADE20KDataset reduces the zero label
     dict(type='PackSegInputs')
 ]
 # 8 GPUs x 2 images = batch 16

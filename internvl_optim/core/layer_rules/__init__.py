@@ -11,7 +11,7 @@ the first that claims the model wins.  The order (:data:`PROVIDERS`):
 5. ``paramwise_cfg.layer_regex``;
 6. the grouping the backbone declares as data: timm's
    ``group_matcher(coarse=False)`` (:mod:`.declared_groups`);
-7. a ViT block list (:data:`~internvl_optim.core.name_patterns.BLOCK_CONTAINERS`);
+7. a ViT block list (:data:`~internvl_optim.core.names.BLOCK_CONTAINERS`);
 8. MMSeg's ``layer_wise`` ConvNeXt rule;
 9. stages of blocks (Swin, InternImage, MiT, Twins, timm/HF Swin);
 10. the order of the backbone's top-level units (CNNs).
@@ -29,8 +29,7 @@ from typing import Callable, List, Mapping
 from torch import nn
 
 from ..backbone_probe import find_backbone, probe
-from ..name_patterns import BLOCK_CONTAINERS, CBNET_PREFIX
-from ..names import relative_name
+from ..names import BLOCK_CONTAINERS, CBNET_PREFIX, relative_name
 from . import (convnext, declared_groups, model_methods, module_order, regex,
                stages, vit)
 from .base import LayerRule, LayerRuleProvider, RuleContext
@@ -143,11 +142,12 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
         if provider.claims(ctx):
             rule, used = provider.build(ctx)
             _check_all_used(ctx, rule, used)
+            rule.structure = ctx.structure
             return rule
     if ctx.settings.layer_decay_rate == 1.0:
         # every layer gets the base lr: no layer rule is needed
         rule = LayerRule(0, 'no layer rule (layer_decay_rate=1.0)',
-                         ctx.prefix, lambda name: 1)
+                         ctx.prefix, lambda name: 1, structure=ctx.structure)
         _check_all_used(ctx, rule, frozenset())
         return rule
     raise no_rule_error(ctx)

@@ -7,7 +7,7 @@ from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 from torch import nn
 
 from ..backbone_probe import BackboneStructure
-from ..name_patterns import is_token_or_position
+from ..names import is_token_or_position
 
 
 _BARE_PATCH_EMBED = re.compile(r'^patch_embed(ding)?s?$')
@@ -23,6 +23,10 @@ class LayerRule:
     #: whether the rule placed a name on purpose (``False``: a fallback to
     #: ``N + 1`` that the audit names); every name by default
     claimed: Callable[[str], bool] = lambda name: True
+    #: the probe of the backbone the rule was resolved from (shared with
+    #: ``freeze_backbone``, so the backbone is probed once per build);
+    #: ``None`` for rules resolved without one
+    structure: Optional[BackboneStructure] = None
 
     def layer_id(self, name: str) -> int:
         layer_id = self._layer_id(name)

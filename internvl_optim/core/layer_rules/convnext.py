@@ -13,7 +13,7 @@ rules.
 """
 from typing import Sequence
 
-from ..name_patterns import is_embedding_name
+from ..names import is_embedding_name
 from .base import Built, RuleContext, check_depths, check_num_layers
 
 

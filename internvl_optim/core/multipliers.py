@@ -1,12 +1,20 @@
-"""MMEngine's ``DefaultOptimWrapperConstructor`` multipliers, composed with
-layer decay.
+"""Per-parameter multipliers composed with layer decay, in one place.
 
-Each configured ``*_decay_mult`` sets ``weight_decay = base_wd * mult`` for
-its kind of parameter, overriding this package's default (zero for norms,
-biases and 1-D parameters), in MMEngine's order of precedence: norm, bias,
-depthwise conv, 1-D ("flat").  ``bias_lr_mult`` and ``dcn_offset_lr_mult``
-multiply the layer lr.  As in MMEngine, none of them applies to a parameter
-that a ``custom_keys`` entry matched, and:
+Deformable layers in the backbone (InternImage's recipes):
+
+* ``offset_lr_scale``: backbone names containing ``sampling_offsets`` or
+  ``reference_points`` (deformable attention);
+* ``dcn_lr_mul``: other backbone names containing ``offset`` (InternImage's
+  DCNv3 ``offset``, MMCV's DCN ``conv_offset``), ``attention_weights``,
+  ``center_feature_scale_proj`` or ``alpha_beta``.
+
+MMEngine's ``DefaultOptimWrapperConstructor`` multipliers: each configured
+``*_decay_mult`` sets ``weight_decay = base_wd * mult`` for its kind of
+parameter, overriding this package's default (zero for norms, biases and
+1-D parameters), in MMEngine's order of precedence: norm, bias, depthwise
+conv, 1-D ("flat").  ``bias_lr_mult`` and ``dcn_offset_lr_mult`` multiply
+the layer lr.  As in MMEngine, none of them applies to a parameter that a
+``custom_keys`` entry matched, and:
 
 * ``bias_lr_mult``: biases outside norm layers and outside DCN modules;
 * ``dcn_offset_lr_mult``: parameters of a ``Conv2d`` named ``...conv_offset``
@@ -16,8 +24,9 @@ that a ``custom_keys`` entry matched, and:
   1-D parameters outside DCN modules; ``dwconv_decay_mult``: parameters of a
   ``Conv2d`` with ``groups == in_channels``.
 
-Norms are recognised as everywhere in this package (by type, RMSNorm
-included).  Pure PyTorch.
+Which parameters get no weight decay at all is
+:mod:`~internvl_optim.core.weight_decay`.  Norms are recognised as
+everywhere in this package (by type, RMSNorm included).  Pure PyTorch.
 """
 import functools
 from typing import Optional, Tuple
@@ -25,6 +34,32 @@ from typing import Optional, Tuple
 from torch import nn
 
 from .weight_decay import is_norm_module
+
+OFFSET_KEYWORDS = ('sampling_offsets', 'reference_points')
+DCN_KEYWORDS = ('offset', 'attention_weights', 'center_feature_scale_proj',
+                'alpha_beta')
+
+
+def deformable_lr_multiplier(rel_name: str, dcn_lr_mul: float,
+                             offset_lr_scale: float
+                             ) -> Tuple[float, Optional[str]]:
+    """``(multiplier, tag)`` for a backbone-relative name; tag is
+    ``'offset'``, ``'dcn'`` or ``None`` (multiplier 1).
+
+    >>> deformable_lr_multiplier('levels.0.blocks.1.dcn.offset.weight', 0.1, 1.0)
+    (0.1, 'dcn')
+    >>> deformable_lr_multiplier('levels.0.blocks.1.dcn.input_proj.weight', 0.1, 1.0)
+    (1.0, None)
+    """
+    if offset_lr_scale != 1.0 and any(k in rel_name
+                                       for k in OFFSET_KEYWORDS):
+        return offset_lr_scale, 'offset'
+    if any(k in rel_name for k in OFFSET_KEYWORDS):
+        return 1.0, None
+    if dcn_lr_mul != 1.0 and any(k in rel_name for k in DCN_KEYWORDS):
+        return dcn_lr_mul, 'dcn'
+    return 1.0, None
+
 
 #: configured-key -> tag used in group names
 DECAY_MULT_KEYS = {'norm_decay_mult': 'norm_decay',

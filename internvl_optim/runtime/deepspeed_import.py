@@ -1,0 +1,68 @@
+"""Keep DeepSpeed out of a tool's process that does not use it.
+
+MMEngine's ``mmengine.runner`` imports ``mmengine._strategy``, which imports
+DeepSpeed whenever it is installed; DeepSpeed then logs its accelerator
+detection, and MMSeg's and MMDetection's hooks import ``mmengine.runner``.
+So every MMEngine program imports DeepSpeed, used or not.  The tools
+(``tools/train.py``, ``tools/test.py``, ``tools/analyze_param_groups.py``)
+call :func:`deepspeed_only_if_used` first, in their own process only: when
+neither the config nor the command line mentions DeepSpeed, ``deepspeed``
+is marked as not importable (``sys.modules['deepspeed'] = None``, which
+MMEngine and transformers read as "not installed").
+
+This module imports nothing outside the standard library at import time; a
+tool imports it before MMEngine (importing ``internvl_optim`` after MMEngine
+registers everything, which imports DeepSpeed).
+"""
+import sys
+from typing import Optional, Sequence
+
+#: the word that marks a config or an argument as using DeepSpeed (its
+#: strategy, optimizer wrapper, InternVL's ``deepspeed=True`` keys)
+MARK = 'deepspeed'
+
+
+def mentions_deepspeed(cfg) -> bool:
+    """Whether any key or value of the (merged) config names DeepSpeed."""
+    def walk(value) -> bool:
+        if isinstance(value, dict):
+            return any(MARK in str(key).lower() or walk(item)
+                       for key, item in value.items())
+        if isinstance(value, (list, tuple)):
+            return any(walk(item) for item in value)
+        return isinstance(value, str) and MARK in value.lower()
+    return walk(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg)
+
+
+#: what MMEngine reads as a config file
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
+
+
+def config_path(argv: Sequence[str]) -> Optional[str]:
+    """The first argument that names a config file (every tool takes one)."""
+    for arg in argv:
+        if not arg.startswith('-') and arg.endswith(CONFIG_SUFFIXES):
+            return arg
+    return None
+
+
+def deepspeed_only_if_used(argv: Sequence[str]) -> bool:
+    """Mark DeepSpeed as not importable when neither ``argv`` nor the config
+    it names mention DeepSpeed and DeepSpeed is not imported yet.  Returns
+    whether it did.  A config that cannot be read is left to the tool to
+    report (nothing is changed)."""
+    if 'deepspeed' in sys.modules or any(MARK in arg.lower()
+                                         for arg in argv):
+        return False
+    path = config_path(argv)
+    if path is None:
+        return False
+    try:
+        from mmengine.config import Config
+        cfg = Config.fromfile(path, import_custom_modules=False)
+    except Exception:  # noqa: BLE001  (the tool reports it, with context)
+        return False
+    if mentions_deepspeed(cfg):
+        return False
+    sys.modules['deepspeed'] = None
+    return True
