@@ -100,6 +100,8 @@ def decay_multiplier(name: str, ndim: int, owner: Optional[nn.Module],
     """``(mult, tag)`` of the first configured MMEngine decay rule that
     applies, else ``(None, None)``."""
     own = name.rsplit('.', 1)[-1]
+    if not settings.mmengine_mults:  # none configured (the common case)
+        return None, None
     applies = {
         'norm_decay_mult': owner is not None and is_norm_module(owner),
         'bias_decay_mult': own == 'bias' and not parent_is_dcn,

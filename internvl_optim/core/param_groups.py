@@ -188,6 +188,8 @@ def build_param_groups(model: nn.Module,
             f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
             'the model (e.g. the decode head)')
     owners = parameter_owners(modules)
+    # deformable convs change some multipliers; most models have none
+    has_dcn = any(is_dcn_module(m) for m in modules.values())
     ordered_keys = order_custom_keys(settings.custom_keys)
     skip_lists = [SkipList([('', modules['']),
                             (rule.backbone_prefix,
@@ -200,7 +202,8 @@ def build_param_groups(model: nn.Module,
         plan = plan_parameter(nm, _numel(p), len(_shape(nm, p, shapes)),
                               owners.get(nm), rule, skip_lists[index],
                               rsettings, base_lr, base_weight_decay,
-                              parent_is_dcn(nm, modules), ordered_keys)
+                              has_dcn and parent_is_dcn(nm, modules),
+                              ordered_keys)
         if tower is not None:
             apply_tower(plan, tower, base_lr)
         plans.append(plan)

@@ -91,10 +91,14 @@ class SkipList:
                     self.keywords.add((prefix, keyword))
 
     def __contains__(self, name: str) -> bool:
-        parts = name.split('.')
-        if any('.'.join(parts[:i]) in self.names
-               for i in range(1, len(parts) + 1)):
-            return True
+        if self.names:  # the name or a module above it is declared
+            end = name.find('.')
+            while end >= 0:
+                if name[:end] in self.names:
+                    return True
+                end = name.find('.', end + 1)
+            if name in self.names:
+                return True
         if any(fnmatch.fnmatchcase(name, p) for p in self.patterns):
             return True
         for prefix, keyword in self.keywords:
@@ -127,7 +131,8 @@ def no_decay_reason(name: str, ndim: int, owner: Optional[nn.Module],
         return 'token'  # CLIP/SigLIP: embeddings.position_embedding.weight
     if owner is not None and is_norm_module(owner):
         return 'norm'
-    if any(part.startswith('lora_') for part in name.split('.')[:-1]):
+    if 'lora_' in name and any(part.startswith('lora_')
+                               for part in parts[:-1]):
         return 'lora'  # PEFT's lora_A / lora_B adapters
     if name in skip_list:
         return 'no_weight_decay'
