@@ -34,8 +34,9 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
 from internvl_optim.analysis.param_group_report import (  # noqa: E402
     analyze, format_compact, format_report, write_json, write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
-    missing_weight_files,
-    check_our_import, check_schedulers_keep_ratios)
+    CHECK_ERRORS, check_optim_wrapper, check_our_import,
+    check_scheduler_arguments, check_schedulers_keep_ratios,
+    missing_weight_files, stop)
 from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
     translate_internvl_deepspeed)
 from internvl_optim.analysis.memory_per_rank import (  # noqa: E402
@@ -98,6 +99,9 @@ def main(argv=None):
     # as in train.py: without the import, MMSeg's own tools would build a
     # different constructor than the one shown here
     check_our_import(cfg)
+    # what train.py checks before building anything, checked here first too
+    check_optim_wrapper(cfg)
+    check_scheduler_arguments(cfg)
     check_schedulers_keep_ratios(cfg)
     # InternVL's deepspeed=True / deepspeed_config, as train.py reads them
     translate_internvl_deepspeed(cfg, log=lambda msg: status(msg, start))
@@ -166,4 +170,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CHECK_ERRORS as err:  # the message says what to change
+        stop('tools/analyze_param_groups.py', sys.argv[1], err)

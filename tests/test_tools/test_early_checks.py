@@ -60,3 +60,37 @@ def test_config_errors_stop_before_anything_is_built(tmp_path, data_root,
     assert 'Iter(train)' not in log
     assert not (tmp_path / 'w').exists() or not any(
         p.suffix == '.pth' for p in (tmp_path / 'w').iterdir())
+
+
+@pytest.mark.parametrize('option, message', [
+    ('optim_wrapper.paramwise_cfg.layer_decay_rat=0.9',
+     "ValueError: Unknown key paramwise_cfg.layer_decay_rat. Did you mean "
+     "'layer_decay_rate'?"),
+    ('param_scheduler.0.start_factor=0.0',
+     'ValueError: param_scheduler[0] (LinearLR).start_factor must be in '
+     '(0, 1], got 0.0'),
+])
+def test_the_analyser_stops_before_building_the_model(tmp_path, option,
+                                                      message):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/analyze_param_groups.py'),
+         DEMO, '--cfg-options', option],
+        capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f'tools/analyze_param_groups.py {DEMO}: {message}')
+    assert 'building the model' not in result.stderr
+
+
+def test_test_tool_stops_on_a_missing_checkpoint(tmp_path, data_root):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), DEMO,
+         str(tmp_path / 'nope.pth'), '--work-dir', str(tmp_path / 'w'),
+         '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"tools/test.py {DEMO}: FileNotFoundError: checkpoint "
+        f"'{tmp_path / 'nope.pth'}' not found")
