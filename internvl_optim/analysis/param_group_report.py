@@ -200,7 +200,7 @@ def format_compact(report: Dict) -> str:
                                          k[1] or 0))
     rows = [((k[0] or '-', ) if towers else ()) + (
         '-' if k[1] is None else str(k[1]),
-        layer_part(k[1], towers.get(k[0], n)),
+        layer_part(k[1], towers.get(k[0], n), settings.get('layer_rule', '')),
         f"{layers[k]['lr']:.4e}", f"{layers[k]['wd']:g}",
         f"{layers[k]['decay']:,}", f"{layers[k]['no_decay']:,}")
         for k in keys]

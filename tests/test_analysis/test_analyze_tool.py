@@ -215,6 +215,33 @@ def test_the_constructor_table_labels_embeddings_blocks_and_heads():
     assert parts['layer_3_decay'] == 'heads, necks'
 
 
+def test_a_cnn_table_labels_units_not_blocks(capsys):
+    """The module-order rule (CNNs) numbers the backbone's top-level units
+    (ResNet: the stem, layer1..layer4), not blocks."""
+    from internvl_optim.core import LayerDecaySettings, build_param_groups
+    from internvl_optim.analysis.group_table import format_group_table
+    from torch import nn
+    model = nn.Module()
+    model.backbone = nn.Module()
+    model.backbone.conv1 = nn.Conv2d(3, 4, 3)
+    model.backbone.layer1 = nn.Conv2d(4, 4, 3)
+    model.backbone.layer2 = nn.Conv2d(4, 4, 3)
+    model.head = nn.Linear(4, 2)
+    plan = build_param_groups(model, LayerDecaySettings(layer_decay_rate=0.5),
+                              1.0, 0.1)
+    assert plan.layer_rule == 'module order rule (backbone.*: 3 units)'
+    lines = format_group_table(plan.groups, 't', plan.num_layers, {},
+                               plan.layer_rule).splitlines()
+    parts = {line.split()[0]: ' '.join(line.split()[7:])
+             for line in lines[3:-2]}
+    assert parts == {'layer_3_decay': 'heads, necks',
+                     'layer_3_no_decay': 'heads, necks',
+                     'layer_2_decay': 'unit 2', 'layer_2_no_decay': 'unit 2',
+                     'layer_1_decay': 'unit 1', 'layer_1_no_decay': 'unit 1',
+                     'layer_0_decay': 'unit 0 (stem)',
+                     'layer_0_no_decay': 'unit 0 (stem)'}
+
+
 def test_compact_view_json_memory_and_plot_title(tmp_path, capsys):
     """Issue 20: one row per layer, memory and config in the JSON, the
     config's name as the plot title."""

@@ -128,7 +128,8 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                      f'base lr={self.base_lr:g}, weight decay={base_wd:g}')
             print_log('\n' + format_group_table(plan.groups, title,
                                                  plan.num_layers,
-                                                 dict(plan.towers)),
+                                                 dict(plan.towers),
+                                                 plan.layer_rule),
                       logger=logger)
         self.plan = plan
         return plan
