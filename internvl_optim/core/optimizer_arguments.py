@@ -1,12 +1,20 @@
-"""An optimizer config's arguments checked against the optimizer class
-itself: every key is an argument of it, and every value has the type of
-that argument's default (``amsgrad='yes'`` is not a bool: PyTorch would
-take any truthy value).  Pure: inspects the class, builds nothing."""
+"""An optimizer config checked before anything is built.
+
+* :func:`check_optimizer_numbers`: every number of ``optim_wrapper`` in
+  range (``lr`` > 0, ``betas`` in [0, 1), ...), never a string;
+* :func:`check_optimizer_arguments`: against the optimizer class itself:
+  every key is an argument of it, and every value has the type of that
+  argument's default (``amsgrad='yes'`` is not a bool: PyTorch would take
+  any truthy value).
+
+Pure: inspects the class, builds nothing."""
 import difflib
 import inspect
+import math
 from typing import Any, Mapping
 
-from .numbers import is_number, is_numeric_text
+from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED, UNIT_CLOSED_OPEN,
+                      check_number, is_number, is_numeric_text)
 
 #: keys of an optimizer config that are not arguments of the class
 NOT_ARGUMENTS = ('type', )
@@ -71,3 +79,43 @@ def check_optimizer_arguments(optimizer_cfg: Mapping[str, Any], optimizer_cls,
                 raise TypeError(f'{where}.{key} must be {len(default)} '
                                 f'numbers like {name}\'s default {default}, '
                                 f'got {value!r}')
+
+
+#: optimizer keys with a range; any other number must be finite, and no
+#: number may be given as a string
+OPTIMIZER_RANGES = {
+    'lr': POSITIVE, 'weight_decay': NON_NEGATIVE, 'eps': POSITIVE,
+    'momentum': UNIT_CLOSED, 'dampening': UNIT_CLOSED, 'alpha': UNIT_CLOSED,
+    'rho': UNIT_CLOSED,
+}
+
+
+def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
+    """Every number of ``optim_wrapper.optimizer`` (``lr`` > 0,
+    ``weight_decay`` >= 0, ``betas`` in [0, 1), ...), ``clip_grad.max_norm``
+    and ``accumulative_counts``: a real, finite number in range, not a
+    string; raises ``TypeError``/``ValueError`` naming the key."""
+    optimizer = optim_wrapper_cfg.get('optimizer') or {}
+    for key, value in optimizer.items():
+        where = f'optim_wrapper.optimizer.{key}'
+        if key in OPTIMIZER_RANGES:
+            check_number(where, value, OPTIMIZER_RANGES[key])
+        elif key == 'betas':
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise TypeError(f'{where} must be two numbers in [0, 1), '
+                                f'got {value!r}')
+            for i, beta in enumerate(value):
+                check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
+        elif is_numeric_text(value):
+            raise TypeError(f'{where} must be a number, got {value!r} (a '
+                            f'string: write {value} without quotes)')
+        elif is_number(value) and not math.isfinite(value):
+            raise ValueError(f'{where} must be a finite number, got {value}')
+    clip_grad = optim_wrapper_cfg.get('clip_grad')
+    if isinstance(clip_grad, Mapping) and 'max_norm' in clip_grad:
+        check_number('optim_wrapper.clip_grad.max_norm',
+                     clip_grad['max_norm'], POSITIVE)
+    counts = optim_wrapper_cfg.get('accumulative_counts', 1)
+    if not isinstance(counts, int) or isinstance(counts, bool) or counts < 1:
+        raise ValueError('optim_wrapper.accumulative_counts must be an int '
+                         f'>= 1, got {counts!r}')

@@ -5,15 +5,13 @@ Keys of MMSeg's ``LearningRateDecayOptimizerConstructor`` and of InternVL's
 unchanged.  Anything else is an error that names the key.
 """
 import difflib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .layer_rules.regex import RegexLayerRule
 from .towers import Tower, validate_towers
-from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED,  # noqa: F401
-                      UNIT_CLOSED_OPEN, UNIT_OPEN_CLOSED, check_number,
-                      is_number, is_numeric_text)
+from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED,
+                      check_number, is_numeric_text)
 
 #: ``paramwise_cfg`` keys and what they do (also shown in error messages).
 KEYS = {
@@ -359,43 +357,3 @@ def _validate_custom_keys(custom_keys: Any) -> Dict[str, Dict[str, float]]:
                                            NON_NEGATIVE)
                         for name, value in mults.items()}
     return checked
-
-
-#: optimizer keys with a range; any other number must be finite, and no
-#: number may be given as a string
-OPTIMIZER_RANGES = {
-    'lr': POSITIVE, 'weight_decay': NON_NEGATIVE, 'eps': POSITIVE,
-    'momentum': UNIT_CLOSED, 'dampening': UNIT_CLOSED, 'alpha': UNIT_CLOSED,
-    'rho': UNIT_CLOSED,
-}
-
-
-def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
-    """Every number of ``optim_wrapper.optimizer`` (``lr`` > 0,
-    ``weight_decay`` >= 0, ``betas`` in [0, 1), ...), ``clip_grad.max_norm``
-    and ``accumulative_counts``: a real, finite number in range, not a
-    string; raises ``TypeError``/``ValueError`` naming the key."""
-    optimizer = optim_wrapper_cfg.get('optimizer') or {}
-    for key, value in optimizer.items():
-        where = f'optim_wrapper.optimizer.{key}'
-        if key in OPTIMIZER_RANGES:
-            check_number(where, value, OPTIMIZER_RANGES[key])
-        elif key == 'betas':
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise TypeError(f'{where} must be two numbers in [0, 1), '
-                                f'got {value!r}')
-            for i, beta in enumerate(value):
-                check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
-        elif is_numeric_text(value):
-            raise TypeError(f'{where} must be a number, got {value!r} (a '
-                            f'string: write {value} without quotes)')
-        elif is_number(value) and not math.isfinite(value):
-            raise ValueError(f'{where} must be a finite number, got {value}')
-    clip_grad = optim_wrapper_cfg.get('clip_grad')
-    if isinstance(clip_grad, Mapping) and 'max_norm' in clip_grad:
-        check_number('optim_wrapper.clip_grad.max_norm',
-                     clip_grad['max_norm'], POSITIVE)
-    counts = optim_wrapper_cfg.get('accumulative_counts', 1)
-    if not isinstance(counts, int) or isinstance(counts, bool) or counts < 1:
-        raise ValueError('optim_wrapper.accumulative_counts must be an int '
-                         f'>= 1, got {counts!r}')

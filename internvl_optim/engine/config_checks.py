@@ -158,8 +158,9 @@ def check_optim_wrapper(cfg) -> None:
         return
     from mmengine.registry import OPTIMIZERS
 
-    from ..core.optimizer_arguments import check_optimizer_arguments
-    from ..core.settings import LayerDecaySettings, check_optimizer_numbers
+    from ..core.optimizer_arguments import (check_optimizer_arguments,
+                                            check_optimizer_numbers)
+    from ..core.settings import LayerDecaySettings
     optimizer = wrapper.get('optimizer')
     if not isinstance(optimizer, dict):
         raise TypeError('optim_wrapper.optimizer must be a dict such as '

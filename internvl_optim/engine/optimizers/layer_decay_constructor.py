@@ -24,8 +24,8 @@ from ...core.optimizer_arguments import check_optimizer_arguments
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
 from ...runtime.resume_guard import guard_load_state_dict
-from ...core.settings import (KEYS, LayerDecaySettings,
-                              check_optimizer_numbers)
+from ...core.optimizer_arguments import check_optimizer_numbers
+from ...core.settings import KEYS, LayerDecaySettings
 from ...analysis.group_table import format_group_table
 
 
