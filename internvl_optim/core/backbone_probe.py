@@ -12,8 +12,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from torch import nn
 
 from .names import (BACKBONE_ATTRIBUTES, BLOCK_CONTAINERS,
-                            STAGE_CONTAINERS,
-                            is_embedding_name)
+                    STAGE_CONTAINERS, is_embedding_name, join_name)
 from .weight_decay import is_norm_module
 
 _LISTS = (nn.ModuleList, nn.Sequential)
@@ -241,13 +240,44 @@ def transformer_towers(module: nn.Module, min_blocks: int = 2
     return found
 
 
+def sole_holder(module: nn.Module) -> Optional[str]:
+    """The name of the one child that holds all of ``module``'s parameters
+    (``module`` holding none itself), else None.  A wrapper such as
+    MMSeg's/mmpretrain's ``TIMMBackbone`` (all in ``timm_model``); never a
+    list of units (CBNet's ``cb_modules``, a ``ModuleList`` of stages).
+
+    >>> wrapper = nn.Module(); wrapper.timm_model = nn.Linear(2, 2)
+    >>> sole_holder(wrapper), sole_holder(wrapper.timm_model)
+    ('timm_model', None)
+    """
+    if next(module.parameters(recurse=False), None) is not None:
+        return None
+    holders = [(name, child) for name, child in module.named_children()
+               if next(child.parameters(), None) is not None]
+    if len(holders) != 1:
+        return None
+    name, child = holders[0]
+    if name == 'cb_modules' or isinstance(child, (nn.ModuleList,
+                                                  nn.Sequential)):
+        return None
+    return name
+
+
 def find_backbone(modules: Mapping[str, nn.Module],
                   backbone_name: Optional[str]) -> Tuple[str, nn.Module]:
     """``(prefix, backbone)``; ``backbone_name=None`` means the first of
-    :data:`BACKBONE_ATTRIBUTES` the model has, else the whole model."""
+    :data:`BACKBONE_ATTRIBUTES` the model has (else the whole model), and
+    within it the module that holds the parameters when the found one
+    only wraps it (:func:`sole_holder`: ``backbone.timm_model`` for
+    ``TIMMBackbone``).  A given ``backbone_name`` is taken as it is."""
     if backbone_name is None:
         backbone_name = next(
             (n for n in BACKBONE_ATTRIBUTES if n in modules), '')
+        if backbone_name in modules:
+            child = sole_holder(modules[backbone_name])
+            while child is not None:
+                backbone_name = join_name(backbone_name, child)
+                child = sole_holder(modules[backbone_name])
     if backbone_name not in modules:
         children = sorted(n for n in modules if n and '.' not in n)
         raise ValueError(

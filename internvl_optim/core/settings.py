@@ -24,8 +24,12 @@ KEYS = {
                   'rules; given explicitly, they apply to ConvNeXt)',
     'depths': 'stage depths of a hierarchical backbone; inferred, checked '
               'against the model when given',
-    'backbone_name': "attribute holding the backbone; default 'backbone' "
-                     'if the model has one, else the whole model',
+    'backbone_name': 'sub-module holding the backbone, taken as given; by '
+                     'default the first of backbone, img_backbone, '
+                     'image_encoder, vision_model the model has (else the '
+                     'whole model), and inside it the one child holding all '
+                     "its parameters when it only wraps one (TIMMBackbone's "
+                     'timm_model)',
     'layer_regex': "dict(embed=REGEX, blocks=REGEX_WITH_ONE_GROUP) for "
                    'backbones the built-in rules do not know',
     'custom_keys': 'dict(substring=dict(lr_mult=..., decay_mult=...)) as in '
