@@ -31,9 +31,9 @@ def strip_wrapper_prefixes(name: str) -> str:
     >>> strip_wrapper_prefixes('module._orig_mod.backbone.blocks.0.attn.qkv.weight')
     'backbone.blocks.0.attn.qkv.weight'
     """
-    if not name.startswith(LEADING_WRAPPER_SEGMENTS) and not any(
-            segment in name for segment in WRAPPER_SEGMENTS):
-        return name  # the common case, without splitting
+    if not name.startswith(LEADING_WRAPPER_SEGMENTS) and \
+            '_wrapped_module' not in name and '_orig_mod' not in name:
+        return name  # the common case (no segment of WRAPPER_SEGMENTS)
     parts = name.split('.') if name else []
     start = 0
     while start < len(parts) and parts[start] in LEADING_WRAPPER_SEGMENTS:

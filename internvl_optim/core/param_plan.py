@@ -88,7 +88,7 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
         lr_mult = mults.get('lr_mult', 1.0)
         if 'decay_mult' in mults:
             weight_decay = base_weight_decay * mults['decay_mult']
-    else:
+    elif settings.mmengine_mults:  # MMEngine's multipliers, if configured
         owner_name = name.rsplit('.', 1)[0] if '.' in name else ''
         lr_mult, lr_tag = lr_multiplier(name, owner, owner_name,
                                         parent_is_dcn, settings)
@@ -104,10 +104,11 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     rate, n = settings.layer_decay_rate, rule.num_layers
     layer_scale = rate**(n + 1 - layer_id)
     lr_scale = layer_scale * deform_mult * lr_mult
-    detection_mult, detection_tag = internimage_multiplier(
-        name, in_backbone is not None, layer_scale, settings)
-    lr_scale *= detection_mult
-    tags.append(detection_tag)
+    if settings.dino_head or settings.backbone_small_lr:
+        detection_mult, detection_tag = internimage_multiplier(
+            name, in_backbone is not None, layer_scale, settings)
+        lr_scale *= detection_mult
+        tags.append(detection_tag)
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'

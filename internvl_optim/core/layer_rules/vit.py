@@ -65,9 +65,18 @@ def build(ctx: RuleContext) -> Built:
     inner = composite_backbones(ctx.backbone)[0]
     siblings = tuple(c for c, _ in inner.get_submodule(
         parent).named_children()) if parent else ()
+    prefix = block_path + '.'
+    block_index = {child: i for i, child in enumerate(names)}
+
+    def layer_id(rel: str) -> int:
+        if rel.startswith(prefix):  # the common case, by dict lookup
+            index = block_index.get(rel[len(prefix):].split('.', 1)[0])
+            if index is not None:
+                return index + 1
+        return vit_layer_id(rel, block_path, n, names, top, siblings)
+
     rule = ctx.make_rule(
-        n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
-        lambda rel: vit_layer_id(rel, block_path, n, names, top, siblings))
+        n, f'ViT rule ({join_name(ctx.prefix, block_path)})', layer_id)
     other_lists = [name for name in top if name != block_path
                    and is_block_list(getattr(inner, name, None))]
 
