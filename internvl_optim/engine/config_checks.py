@@ -43,7 +43,9 @@ def check_our_import(cfg) -> None:
     backbone = ((cfg.get('model') or {}).get('backbone') or {}).get('type')
     if backbone in OUR_MODELS:
         uses.append(f"model.backbone.type='{backbone}'")
-    if uses and 'internvl_optim' not in _imports(cfg):
+    ours = [name for name in _imports(cfg) if isinstance(name, str) and (
+        name == 'internvl_optim' or name.startswith('internvl_optim.'))]
+    if uses and not ours:
         raise ValueError(
             f'The config uses {" and ".join(uses)} but does not import '
             f'internvl_optim; add\n    {IMPORT_LINE}\n(without it, MMSeg '

@@ -32,6 +32,12 @@ def test_config_without_our_import():
         check_our_import(cfg)
     cfg.custom_imports = dict(imports=['internvl_optim'])
     check_our_import(cfg)
+    # the engine package registers whatever was imported before
+    cfg.custom_imports = dict(imports=['mmdet.models', 'internvl_optim.engine'])
+    check_our_import(cfg)
+    cfg.custom_imports = dict(imports=['internvl_optimizers'])
+    with pytest.raises(ValueError, match='does not import internvl_optim'):
+        check_our_import(cfg)
 
 
 def test_missing_dataset_directory(tmp_path):
