@@ -58,6 +58,9 @@ def test_config_errors_stop_before_anything_is_built(tmp_path, data_root,
     log = result.stdout + result.stderr
     assert 'LayerDecayOptimizerConstructor:' not in log  # no groups built
     assert 'Iter(train)' not in log
+    # MMSeg warns about build_loss while it builds the demo's decode head:
+    # absent, no model was built
+    assert 'build_loss' not in log
     assert not (tmp_path / 'w').exists() or not any(
         p.suffix == '.pth' for p in (tmp_path / 'w').iterdir())
 
@@ -81,6 +84,7 @@ def test_the_analyser_stops_before_building_the_model(tmp_path, option,
     assert result.stderr.strip().splitlines()[-1].startswith(
         f'tools/analyze_param_groups.py {DEMO}: {message}')
     assert 'building the model' not in result.stderr
+    assert 'build_loss' not in result.stderr  # (see above)
 
 
 def test_test_tool_stops_on_a_missing_checkpoint(tmp_path, data_root):
@@ -94,3 +98,4 @@ def test_test_tool_stops_on_a_missing_checkpoint(tmp_path, data_root):
     assert result.stderr.strip().splitlines()[-1] == (
         f"tools/test.py {DEMO}: FileNotFoundError: checkpoint "
         f"'{tmp_path / 'nope.pth'}' not found")
+    assert 'build_loss' not in result.stderr  # no model was built
