@@ -14,7 +14,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .backbone_probe import BackboneStructure, composite_backbones, probe
-from .weight_decay import is_norm_module
 
 
 def _indexed_units(module: nn.Module,

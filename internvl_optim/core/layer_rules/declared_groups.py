@@ -30,7 +30,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .base import Built, LayerRule, RuleContext, check_num_layers
+from ..backbone_probe import sole_holder
+from ..names import join_name
+from .base import Built, RuleContext, check_num_layers
 
 #: timm's ``MATCH_PREV_GROUP`` suffix: the ordinal joins the previous group
 MATCH_PREV_GROUP = 99999.0
@@ -91,19 +93,15 @@ def declarer(backbone: nn.Module) -> Optional[Tuple[str, nn.Module]]:
     """``(path, module)`` of the module declaring ``group_matcher``: the
     backbone itself, or the one child that holds all its parameters (MMSeg's
     and mmpretrain's ``TIMMBackbone`` keep the timm model as
-    ``timm_model``), followed down."""
+    ``timm_model``; :func:`~internvl_optim.core.backbone_probe.sole_holder`),
+    followed down."""
     path, module = '', backbone
-    while True:
-        if callable(getattr(module, 'group_matcher', None)):
-            return path, module
-        if module._parameters:  # holds parameters of its own
+    while not callable(getattr(module, 'group_matcher', None)):
+        child = sole_holder(module)
+        if child is None:
             return None
-        holders = [(n, c) for n, c in module.named_children()
-                   if next(c.parameters(), None) is not None]
-        if len(holders) != 1:
-            return None
-        name, module = holders[0]
-        path = f'{path}.{name}' if path else name
+        path, module = join_name(path, child), module.get_submodule(child)
+    return path, module
 
 
 def claims(ctx: RuleContext) -> bool:
