@@ -11,6 +11,8 @@ import sys
 import pytest
 import torch
 
+from internvl_optim.checkpoint.safe_loading import load_checkpoint_file
+
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
@@ -52,7 +54,7 @@ def evaluate(config, checkpoint, data_root, work_dir):
 
 
 def weights(path):
-    return torch.load(path, weights_only=True)['state_dict']
+    return load_checkpoint_file(str(path))['state_dict']
 
 
 def test_zero_partitions_state_and_keeps_ranks_identical():
@@ -82,7 +84,7 @@ def test_zero_checkpoint_resumes_like_an_uninterrupted_run(data_root,
     a, b = weights(full / 'iter_40.pth'), weights(split / 'iter_40.pth')
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
-    saved = torch.load(full / 'iter_40.pth', weights_only=True)['optimizer']
+    saved = load_checkpoint_file(str(full / 'iter_40.pth'))['optimizer']
     assert len(saved['param_groups']) == 12 and len(saved['state']) > 0
 
     # the consolidated checkpoint also resumes on another number of ranks
@@ -269,9 +271,9 @@ def deepspeed_groups(checkpoint_dir):
     """The param groups DeepSpeed saved for rank 0's ZeRO partition."""
     from internvl_optim.checkpoint.safe_loading import allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
-    state = torch.load(checkpoint_dir /
-                       'zero_pp_rank_0_mp_rank_00_optim_states.pt',
-                       weights_only=True)['optimizer_state_dict']
+    state = load_checkpoint_file(str(
+        checkpoint_dir / 'zero_pp_rank_0_mp_rank_00_optim_states.pt')
+    )['optimizer_state_dict']
     return state['base_optimizer_state']['param_groups']
 
 
@@ -290,7 +292,7 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
     marker = tmp_path / 'config_ran'
     model_states = tmp_path / 'iter_10.pth' / 'mp_rank_00_model_states.pt'
     torch.save(with_config_payload(
-        torch.load(model_states, weights_only=True), marker), model_states)
+        load_checkpoint_file(str(model_states)), marker), model_states)
     log = train(2, data_root, tmp_path, 'train_cfg.max_iters=15',
                 'default_hooks.checkpoint.interval=5', config=config,
                 resume=True)
@@ -377,15 +379,15 @@ def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
     from internvl_optim.checkpoint.safe_loading import \
         allow_deepspeed_checkpoints
     allow_deepspeed_checkpoints()
-    states = torch.load(tmp_path / 'iter_10.pth' /
-                        'mp_rank_00_model_states.pt', weights_only=True)
+    states = load_checkpoint_file(
+        str(tmp_path / 'iter_10.pth' / 'mp_rank_00_model_states.pt'))
     assert states['module']['backbone.blocks.0.attn.qkv.weight'].dtype == \
         torch.bfloat16
     for rank in (0, 1):
-        optim = torch.load(
+        optim = load_checkpoint_file(str(
             tmp_path / 'iter_10.pth' /
-            f'bf16_zero_pp_rank_{rank}_mp_rank_00_optim_states.pt',
-            weights_only=True)['optimizer_state_dict']
+            f'bf16_zero_pp_rank_{rank}_mp_rank_00_optim_states.pt')
+        )['optimizer_state_dict']
         assert {t.dtype for t in optim['single_partition_of_fp32_groups']} \
             == {torch.float32}
         groups = optim['base_optimizer_state']['param_groups']

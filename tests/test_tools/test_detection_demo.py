@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+from internvl_optim.checkpoint.safe_loading import load_checkpoint_file
+
 from internvl_optim.datasets.synthetic_coco import make_synthetic_coco
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
@@ -54,8 +56,8 @@ def test_train_resume_evaluate(coco, tmp_path):
         options=['train_cfg.max_iters=20'])
     log = run('train.py', '--work-dir', str(split), '--resume', coco=coco)
     assert 'resumed epoch: 0, iter: 20' in log
-    a = torch.load(full / 'iter_40.pth', weights_only=True)
-    b = torch.load(split / 'iter_40.pth', weights_only=True)
+    a = load_checkpoint_file(str(full / 'iter_40.pth'))
+    b = load_checkpoint_file(str(split / 'iter_40.pth'))
     assert [k for k in a['state_dict']
             if not torch.equal(a['state_dict'][k], b['state_dict'][k])] == []
     assert [g['lr'] for g in a['optimizer']['param_groups']] == \

@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from internvl_optim.checkpoint.safe_loading import load_checkpoint_file
+
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
@@ -66,8 +68,8 @@ def test_resume_continues_to_the_same_result(full_run, data_root,
     log = train(data_root, tmp_path, '--resume')
     assert 'Auto resumed from the latest checkpoint' in log
     assert 'Weights only load failed' not in log
-    a = torch.load(full_dir / 'iter_40.pth', weights_only=True)
-    b = torch.load(tmp_path / 'iter_40.pth', weights_only=True)
+    a = load_checkpoint_file(str(full_dir / 'iter_40.pth'))
+    b = load_checkpoint_file(str(tmp_path / 'iter_40.pth'))
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key
@@ -93,8 +95,8 @@ def test_resume_with_empty_last_checkpoint_falls_back(full_run, data_root,
             f'complete checkpoint in the work dir, {tmp_path}/iter_20.pth'
             in log)
     assert 'resumed epoch: 0, iter: 20' in log
-    a = torch.load(full_dir / 'iter_40.pth', weights_only=True)['state_dict']
-    b = torch.load(tmp_path / 'iter_40.pth', weights_only=True)['state_dict']
+    a = load_checkpoint_file(str(full_dir / 'iter_40.pth'))['state_dict']
+    b = load_checkpoint_file(str(tmp_path / 'iter_40.pth'))['state_dict']
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
@@ -118,8 +120,7 @@ def test_internvl_mmcv1_checkpoint_evaluates(full_run, data_root, tmp_path):
 
     from internvit_references import InternVLSegmentationReference
     full_dir, _ = full_run
-    trained = torch.load(full_dir / 'iter_40.pth',
-                         weights_only=True)['state_dict']
+    trained = load_checkpoint_file(str(full_dir / 'iter_40.pth'))['state_dict']
     reference = InternVLSegmentationReference(dim=64, depth=4, heads=4,
                                               patch=8, img=64,
                                               with_final_norm=False)
