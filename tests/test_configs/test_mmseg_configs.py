@@ -11,6 +11,10 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+# what the config's custom_imports does when the file is loaded (merging
+# custom_imports into a loaded config, as below, imports nothing)
+import internvl_optim.engine  # noqa: E402,F401
+
 
 CONFIGS = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
 
