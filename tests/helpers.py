@@ -28,3 +28,15 @@ def run_leaving_together(main, *args):
         if dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
+
+
+def load_tool(name: str = 'analyze_param_groups'):
+    """``tools/NAME.py`` as a module (its ``main`` can then be called)."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool

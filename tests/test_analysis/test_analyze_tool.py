@@ -1,23 +1,16 @@
 """tools/analyze_param_groups.py: table, JSON plan, plot, warnings."""
-import importlib.util
 import json
 import os
 
 import pytest
+
+from helpers import load_tool
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 SIX_B = 'configs/intern_vit_6b/full_tuning/' \
         'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py'
 SMALL = 'configs/vit/vit-tiny_upernet_layer-decay_demo.py'
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(*args):

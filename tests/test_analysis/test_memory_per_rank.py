@@ -1,7 +1,6 @@
 """Memory per rank (issue 13): the accounting on a small model with exact
 numbers, the strategies read from our real configs, and the 6B report of
 tools/analyze_param_groups.py against the ZeRO paper's formula."""
-import importlib.util
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from helpers import load_tool
 from internvl_optim.analysis.memory_per_rank import (ParamCounts,
                                                      bytes_per_rank,
                                                      count_params,
@@ -164,12 +164,3 @@ def test_vlm_recipe_memory_per_rank_with_and_without_the_llm(capsys):
     assert report['memory'][0]['total'] == pytest.approx(
         (2 * psi + 14 * trainable) / 8)
 
-
-def load_tool():
-    """tools/analyze_param_groups.py as a module."""
-    spec = importlib.util.spec_from_file_location(
-        'analyze_param_groups',
-        os.path.join(ROOT, 'tools/analyze_param_groups.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool

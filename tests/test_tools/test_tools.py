@@ -1,5 +1,4 @@
 """tools/train.py and tools/test.py refuse bad input before any work."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -8,23 +7,17 @@ import sys
 import pytest
 import torch
 
+from helpers import load_tool
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 DEMO = os.path.join(ROOT, 'configs/demo/'
                     'internvit_tiny_upernet_synthetic_ade20k.py')
 
 
-def load(tool):
-    spec = importlib.util.spec_from_file_location(
-        tool, os.path.join(ROOT, 'tools', f'{tool}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_amp_without_gpu_is_refused(tmp_path):
     from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
-    train = load('train')
+    train = load_tool('train')
     args = train.parse_args([DEMO, '--amp', '--cfg-options',
                              f'train_dataloader.dataset.data_root={root}',
                              f'val_dataloader.dataset.data_root={root}'])
@@ -39,7 +32,7 @@ def test_amp_without_gpu_is_refused(tmp_path):
 def test_train_adds_zero_hook_and_resume_flags(tmp_path):
     from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     root = make_synthetic_ade20k(str(tmp_path), num_train=1, num_val=1)
-    train = load('train')
+    train = load_tool('train')
     args = train.parse_args([
         DEMO, '--resume', '--cfg-options',
         f'train_dataloader.dataset.data_root={root}',

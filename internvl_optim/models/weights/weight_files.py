@@ -1,13 +1,7 @@
 """Old import path of :mod:`internvl_optim.checkpoint.weight_files`
 (checkpoint reading, trust and formats live together in
 :mod:`internvl_optim.checkpoint`)."""
-import warnings
+from internvl_optim.old_paths import alias
 
-from ...checkpoint import weight_files as _moved
-
-warnings.warn(
-    'internvl_optim.models.weights.weight_files is an old import path; import '
-    'internvl_optim.checkpoint.weight_files instead (the old path will be removed in 0.2)',
-    DeprecationWarning, stacklevel=2)
-globals().update({k: v for k, v in vars(_moved).items()
-                  if not k.startswith('__')})
+alias(globals(), 'internvl_optim.models.weights.weight_files',
+      'internvl_optim.checkpoint.weight_files')
