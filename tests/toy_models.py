@@ -139,3 +139,16 @@ class HFInternVisionModel(nn.Module):
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(
             HFEncoderLayer(dim) for _ in range(depth))
+
+
+class ToyBEiT(nn.Module):
+    """MMSeg's own unit-test model (``tests/test_engine/
+    test_layer_decay_optimizer_constructor.py`` at MMSeg commit c746a86):
+    ``cls_token`` and ``patch_embed`` are bare parameters beside the three
+    blocks at ``layers``."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.ones(1))
+        self.patch_embed = nn.Parameter(torch.ones(1))
+        self.layers = nn.ModuleList(nn.Conv2d(3, 3, 1) for _ in range(3))

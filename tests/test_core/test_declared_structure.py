@@ -28,6 +28,7 @@ from internvl_optim import LayerDecaySettings, build_param_groups
 from internvl_optim.core.layer_rules.declared_groups import group_ids
 
 from helpers import layer_by_name, lr_wd_by_name
+from toy_models import ToyBEiT
 
 
 def plan(model, warn=None, **paramwise):
@@ -156,16 +157,6 @@ def test_no_weight_decay_wildcards_match_as_in_timm():
 
 
 # --- inference that checks itself --------------------------------------------
-
-class ToyBEiT(nn.Module):
-    """MMSeg's own unit-test model (facts in the module docstring)."""
-
-    def __init__(self):
-        super().__init__()
-        self.cls_token = nn.Parameter(torch.ones(1))
-        self.patch_embed = nn.Parameter(torch.ones(1))
-        self.layers = nn.ModuleList(nn.Conv2d(3, 3, 1) for _ in range(3))
-
 
 def test_mmseg_toy_beit_patch_embed_is_layer_0():
     model = nn.Module()

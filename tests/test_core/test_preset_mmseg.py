@@ -15,6 +15,8 @@ from mmengine.registry import init_default_scope
 
 from internvl_optim import LayerDecayOptimizerConstructor
 
+from toy_models import ToyBEiT
+
 init_default_scope('mmseg')
 
 #: MMSeg's expected (weight_decay, lr_scale) per group, in group order
@@ -50,14 +52,6 @@ class ToyConvNeXt(nn.Module):
         for _ in range(4):
             self.downsample_layers.append(nn.Sequential(
                 nn.Conv2d(3, 4, kernel_size=1, bias=True)))
-
-
-class ToyBEiT(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cls_token = nn.Parameter(torch.ones(1))
-        self.patch_embed = nn.Parameter(torch.ones(1))
-        self.layers = nn.ModuleList(nn.Conv2d(3, 3, 1) for _ in range(3))
 
 
 class ToyMAE(ToyBEiT):
