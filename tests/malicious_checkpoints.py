@@ -5,7 +5,7 @@ test chose) and nothing else.  They are built with ``pickle`` itself:
 objects whose ``__reduce__`` makes the pickler emit the opcodes an attacker
 would write by hand.
 
-Route 1 (``statistics_widening_payload``), the one issue 10 reported:
+Route 1 (``statistics_widening_payload``), the one first reported:
 
 1. A ``HistoryBuffer`` whose pickled state carries
    ``statistics_methods={'__getattribute__': ..., '__class__': ...}``.

@@ -38,7 +38,7 @@ def test_small_config_table_json_and_plot(tmp_path, capsys):
     assert by_name['backbone.layers.3.ffn.layers.0.0.weight']['lr'] == \
         pytest.approx(6e-5 * 0.65)
     assert by_name['decode_head.conv_seg.weight']['in_backbone'] is False
-    # issue 12: which rule placed each parameter, and why no weight decay
+    # which rule placed each parameter, and why no weight decay
     assert by_name['backbone.cls_token']['placed_by'] == \
         'ViT rule (backbone.layers)'
     assert by_name['backbone.cls_token']['no_decay_reason'] == 'token'
@@ -82,7 +82,7 @@ def test_6b_config_in_seconds_on_meta(capsys):
         4e-5 * 0.95)
     assert lr['decode_head.conv_seg.weight'] == 4e-5
     assert sum(g.params for g in groups) == 6_385_968_940
-    # the released weights are not in the checkout: named (issue 20), the
+    # the released weights are not in the checkout: named, the
     # only warning
     cwd = os.getcwd()
     assert report['warnings'] == [
@@ -103,7 +103,7 @@ def test_config_without_our_import_is_refused():
 
 
 def test_prints_rule_and_numbers_and_skips_decay_warning_at_wd_zero(capsys):
-    # issue 12: what the groups came from, and no "weights without weight
+    # what the groups came from, and no "weights without weight
     # decay" warning when the configured weight decay is 0 (Segmenter, SETR)
     report = run(SMALL, '--cfg-options', 'optim_wrapper.optimizer.weight_decay=0')
     out = capsys.readouterr().out
@@ -125,7 +125,7 @@ def test_absolute_eta_min_is_refused_like_train(tmp_path):
 
 
 def test_shipped_mmdet_dino_config(capsys):
-    # issue 14: the analyser on MMDetection's DINO with our constructor and
+    # the analyser on MMDetection's DINO with our constructor and
     # InternImage's dino_head switched on
     mmdet = pytest.importorskip('mmdet')
     config = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs',
@@ -146,7 +146,7 @@ def test_shipped_mmdet_dino_config(capsys):
 
 
 def test_an_image_encoder_backbone_is_the_constructors(tmp_path, capsys):
-    """Issue 19: the analyser reads the backbone the constructor found
+    """the analyser reads the backbone the constructor found
     (``image_encoder`` here), not only ``backbone``."""
     import torch
     from mmengine.model import BaseModel
@@ -188,7 +188,7 @@ def test_an_image_encoder_backbone_is_the_constructors(tmp_path, capsys):
 
 
 def test_the_constructor_table_labels_embeddings_blocks_and_heads():
-    """Issue 20: the logged table says what each layer holds."""
+    """the logged table says what each layer holds."""
     from internvl_optim import param_groups
     from internvl_optim.analysis.group_table import format_group_table
 
@@ -236,7 +236,7 @@ def test_a_cnn_table_labels_units_not_blocks(capsys):
 
 
 def test_compact_view_json_memory_and_plot_title(tmp_path, capsys):
-    """Issue 20: one row per layer, memory and config in the JSON, the
+    """one row per layer, memory and config in the JSON, the
     config's name as the plot title."""
     run(SIX_B, '--compact', '--world-size', '8', '--json',
         str(tmp_path / 'plan.json'), '--plot', str(tmp_path / 'plan.png'))

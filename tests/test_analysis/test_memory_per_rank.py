@@ -1,4 +1,4 @@
-"""Memory per rank (issue 13): the accounting on a small model with exact
+"""Memory per rank: the accounting on a small model with exact
 numbers, the strategies read from our real configs, and the 6B report of
 tools/analyze_param_groups.py against the ZeRO paper's formula."""
 import json
@@ -123,7 +123,7 @@ def test_internvl_deepspeed_keys_are_read_like_train(tmp_path, capsys):
 
 
 def test_ddp_recipe_that_never_fits_points_to_the_sharded_variants(capsys):
-    """Issue 20: the DDP float32 6B recipe needs 95.2 GiB per rank at any
+    """the DDP float32 6B recipe needs 95.2 GiB per rank at any
     world size; the analyser says which variants shard it."""
     tool = load_tool()
     report = tool.main([os.path.join(ROOT, FULL + '.py'),
@@ -143,7 +143,7 @@ def test_ddp_recipe_that_never_fits_points_to_the_sharded_variants(capsys):
 
 
 def test_vlm_recipe_memory_per_rank_with_and_without_the_llm(capsys):
-    """Issue 21: a 6B vision tower + 70B-class LLM on the meta device under
+    """a 6B vision tower + 70B-class LLM on the meta device under
     ZeRO-3 bf16: (2 P + 2 T + 12 T) / N bytes per rank, P all parameters,
     T trainable ones; freeze_llm leaves the vision tower and projector."""
     tool = load_tool()

@@ -1,5 +1,5 @@
 """Every config MMSeg 1.2.2 ships, with our constructor switched on
-(issue 12): its optimizer and ``paramwise_cfg`` (custom keys included) as
+: its optimizer and ``paramwise_cfg`` (custom keys included) as
 shipped, plus ``layer_decay_rate`` 0.9 and 1.0, on the model built on the
 meta device (configs that share a model are built once).  What cannot be
 built here is skipped for a named reason; anything else that fails, fails
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 SKIP_REASONS = {
     'mmpretrain.models': 'needs mmpretrain (torchvision for torch 2.13.0 is '
                          'a CUDA build that fails on the CPU torch)',
-    'mmdet.models': 'needs mmdet (not installed yet: issue 14)',
+    'mmdet.models': 'needs mmdet',
     "unexpected keyword argument 'in_channels'": 'needs mmdet (its '
                                                   'Mask2Former/MaskFormer '
                                                   'head)',

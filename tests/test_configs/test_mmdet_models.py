@@ -1,5 +1,5 @@
 """Real MMDetection 3.3.0 models from its shipped configs (meta device)
-under our constructor (issue 14, in part): DINO with InternImage's
+under our constructor: DINO with InternImage's
 ``dino_head`` and Mask R-CNN with a Swin backbone, exact lr and weight
 decay per named parameter at layer_decay_rate 0.9."""
 import os

@@ -41,8 +41,8 @@ def lrs(wrapper):
 
 
 def test_the_configs_are_all_found():
-    # 16 + issue 13: 300M full and head tuning, 6B from the 448px weights;
-    # + issue 21: the tiny VLM and the 6B-ViT + 70B-LLM planning recipe
+    # 16 + 300M full and head tuning, 6B from the 448px weights;
+    # + the tiny VLM and the 6B-ViT + 70B-LLM planning recipe
     assert len(CONFIGS) == 21, CONFIGS
     assert 'configs/multimodal/internvl_tiny_vlm_synthetic.py' in CONFIGS
 
@@ -144,7 +144,7 @@ def test_few_shot_configs(k, iters):
     assert cfg.model.backbone.freeze_vit
 
 
-# --- issue 13: InternVL's settings, bf16, 300M, 448px weights ---------------
+# --- InternVL's settings, bf16, 300M, 448px weights ---------------
 
 def test_6b_recipes_keep_internvl_backbone_settings_and_bf16():
     full = Config.fromfile(os.path.join(ROOT, FULL)).model.backbone

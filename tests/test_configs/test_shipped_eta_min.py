@@ -1,5 +1,5 @@
 """MMSeg's shipped Cityscapes recipes with an absolute ``eta_min`` drop in
-at ``layer_decay_rate=0.9`` (issue 22, item 4): their floor (1e-4) is far
+at ``layer_decay_rate=0.9``: their floor (1e-4) is far
 below every group's starting lr (lr 0.01), so they build, and the warning
 says from when the layer ratios flatten.
 

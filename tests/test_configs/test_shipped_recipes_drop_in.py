@@ -1,5 +1,5 @@
 """MMSeg's shipped ViT/DeiT, Swin, SegFormer and Twins configs with our
-constructor switched on keep their recipes' custom keys (issue 12): exact
+constructor switched on keep their recipes' custom keys: exact
 lr and weight decay for the parameters those keys name, on the real models
 (meta device), at layer_decay_rate 0.9."""
 import os

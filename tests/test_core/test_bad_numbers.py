@@ -1,4 +1,4 @@
-"""Bad numbers never reach the optimizer (issue 10): every number of
+"""Bad numbers never reach the optimizer: every number of
 ``paramwise_cfg`` and of ``optim_wrapper`` is a finite real in range, a
 numeric string is named as such, and a configuration that trains nothing at
 lr 0 is an error."""
@@ -54,7 +54,7 @@ def test_bad_paramwise_numbers(cfg, exc, message):
 
 
 def test_non_finite_dcn_multiplier_on_a_backbone_it_matches():
-    # before issue 10 this built groups with lr nan
+    # before these checks this built groups with lr nan
     from hierarchical_models import InternImage  # needs mmcv.ops
     with pytest.raises(ValueError, match=re.escape(
             'paramwise_cfg.dcn_lr_mul must be a finite number, got inf')):
@@ -151,7 +151,7 @@ def test_custom_keys_that_stop_part_of_the_model_are_said():
 
 def test_invalid_layer_regex_is_an_error_even_where_a_model_method_wins():
     # the regex is checked in the settings, also where a model's own
-    # get_layer_depth decides the ids (before issue 10 it then got only a
+    # get_layer_depth decides the ids (before these checks it then got only a
     # "not used" warning)
     with pytest.raises(ValueError, match=re.escape(
             "paramwise_cfg.layer_regex.blocks='(' is not a valid regular "

@@ -1,4 +1,4 @@
-"""The core is pure PyTorch (issue 11): with MMEngine, MMCV and MMSeg
+"""The core is pure PyTorch: with MMEngine, MMCV and MMSeg
 blocked from importing, ``internvl_optim`` imports and builds groups; and
 the core's doctests run."""
 import doctest

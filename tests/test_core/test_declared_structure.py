@@ -1,4 +1,4 @@
-"""What the model declares wins; what is guessed checks itself (issue 19).
+"""What the model declares wins; what is guessed checks itself.
 
 Facts relied on (read from the real files):
 

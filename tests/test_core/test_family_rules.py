@@ -1,4 +1,4 @@
-"""Layer ids for every backbone family MMSeg ships (issue 12), on the real
+"""Layer ids for every backbone family MMSeg ships, on the real
 MMSeg classes where they build here, exact per parameter.  Facts relied on
 (read in MMSeg 1.2.2 and InternImage's sources):
 
@@ -177,7 +177,7 @@ def test_hf_swin_encoder_layers_with_downsample_after():
 
 
 def test_unclaimed_backbone_parameters_are_named_once():
-    # issue 12: a regex that leaves part of the backbone out
+    # a regex that leaves part of the backbone out
     backbone = nn.Module()
     backbone.stem = nn.Conv2d(3, 4, 2)
     backbone.trunk = nn.ModuleList(nn.Linear(4, 4) for _ in range(2))

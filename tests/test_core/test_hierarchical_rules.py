@@ -149,7 +149,7 @@ def test_freeze_levels():
                    for n in names)
     assert 'backbone.levels.1.blocks.0.dcn.offset.weight' in names
     assert 'backbone.patch_embed.conv1.weight' in names
-    # issue 19: the core changes nothing; the plan lists what to freeze
+    # the core changes nothing; the plan lists what to freeze
     assert all(q.requires_grad for q in model.parameters())
     assert p.to_freeze == [model.backbone.levels[0], model.backbone.levels[2]]
     apply_freezing(p)
@@ -261,7 +261,7 @@ def test_internimage_recipe_paramwise_cfg_works_unchanged():
 
 
 def test_freeze_cbnet_levels_in_every_composite_backbone():
-    # issue 11: freezing probed the backbone differently from the layer
+    # freezing once probed the backbone differently from the layer
     # rules and failed on CBNet with "no stages, levels or blocks"
     model = ToySegmentor(CBNet(depths=(1, 2, 1, 1)))
     p = plan(model, freeze_backbone=[0])
@@ -284,7 +284,7 @@ def test_freeze_cbnet_levels_in_every_composite_backbone():
 
 
 def test_layer_regex_with_mmseg_convnext_rules_is_an_error():
-    # issue 11: with decay_type given, MMSeg's ConvNeXt rules win and the
+    # with decay_type given, MMSeg's ConvNeXt rules win and the
     # regex was silently ignored (without decay_type the regex wins)
     model = ToySegmentor(ConvNeXt(arch=([1, 1, 2, 1], [4, 4, 4, 4])))
     regex = dict(embed='^downsample_layers\\.0', blocks='^stages\\.(\\d+)\\.')
@@ -332,7 +332,7 @@ def test_internimage_detection_keys_dino_head_and_backbone_small_lr():
 @pytest.mark.parametrize('spec, units', [([0, 2], ('levels', 0, 2)),
                                          ([1], ('levels', 1))])
 def test_backbone_is_probed_once_per_build(monkeypatch, spec, units):
-    """Issue 19 ("one model view, built once"): the layer rule and
+    """("one model view, built once"): the layer rule and
     freeze_backbone share one probe of the backbone."""
     from internvl_optim.core import backbone_probe, freezing, layer_rules
     probed = []

@@ -1,4 +1,4 @@
-"""The layer rules as an ordered table of providers (issue 11): the
+"""The layer rules as an ordered table of providers: the
 documented order, and configured keys the winner does not use are errors."""
 import re
 
@@ -37,7 +37,7 @@ class WithDepth(ToyInternViT):
 
 
 def test_depths_on_a_vit_is_an_error():
-    # issue 11: silently ignored before
+    # silently ignored before
     with pytest.raises(ValueError, match=re.escape(
             'paramwise_cfg.depths=[2, 2] is not used: ViT rule '
             "(backbone.blocks) decides the layer ids of backbone 'backbone' "

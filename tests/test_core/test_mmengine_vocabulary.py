@@ -1,5 +1,5 @@
 """MMEngine's ``paramwise_cfg`` vocabulary composes with layer decay
-(issue 12): at ``layer_decay_rate=1.0`` every parameter of a real MMSeg
+: at ``layer_decay_rate=1.0`` every parameter of a real MMSeg
 ResNetV1c-50 with MMCV's DCNv2, a depthwise conv, LayerNorm and a custom key
 gets MMEngine's ``DefaultOptimWrapperConstructor`` lr and weight decay,
 except where this package's no-decay rules deliberately differ (named

@@ -1,6 +1,6 @@
 """Numbers that pass one by one but fail together, containers of the wrong
 type, optimizer arguments of the wrong type, scheduler arguments that
-divide by zero (issue 18)."""
+divide by zero."""
 import re
 
 import pytest

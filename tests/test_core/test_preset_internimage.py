@@ -1,6 +1,6 @@
 """``paramwise_cfg.reproduce='internimage_segmentation'`` /
 ``'internimage_detection'`` give exactly the groups of InternImage's
-constructors (issue 22) on InternImage-shaped models with ``post_norms``,
+constructors on InternImage-shaped models with ``post_norms``,
 ``levels.3.norm``, a Mask2Former-style head and a DINO-style head.
 
 Facts (OpenGVLab/InternImage ``segmentation/mmcv_custom/

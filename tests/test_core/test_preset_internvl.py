@@ -1,5 +1,5 @@
 """``paramwise_cfg.reproduce='internvl_segmentation'`` gives exactly the
-groups of InternVL's segmentation constructor (issue 22).
+groups of InternVL's segmentation constructor.
 
 Facts (OpenGVLab/InternVL, ``segmentation/mmcv_custom/
 layer_decay_optimizer_constructor.py`` at commit 749a4c3; mmcv 1.x, so it
@@ -99,3 +99,59 @@ def test_a_backbone_without_blocks_is_refused():
             'backbone.layers.{i} (levels.{i}); Conv2d has none')):
         groups(Segmentor(nn.Conv2d(3, 8, 1)), num_layers=2,
                layer_decay_rate=0.9)
+
+
+def internvl_expected_groups(model, num_layers, rate, base_wd):
+    """InternVL's constructor restated: trainable parameters in model
+    order, grouped ``layer_{id}_{decay|no_decay}`` by first appearance."""
+    expected = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name in ('backbone.cls_token', 'backbone.pos_embed') or \
+                name.startswith('backbone.patch_embed'):
+            layer = 0
+        elif name.startswith('backbone.blocks.'):
+            layer = int(name.split('.')[2]) + 1
+        else:
+            layer = num_layers + 1
+        decays = not (p.ndim == 1 or name.endswith('.bias'))
+        key = f'layer_{layer}_{"decay" if decays else "no_decay"}'
+        group = expected.setdefault(key, dict(
+            lr=rate ** (num_layers + 1 - layer),
+            weight_decay=base_wd if decays else 0.0, param_names=[]))
+        group['param_names'].append(name)
+    return expected
+
+
+@pytest.mark.parametrize('recipe, with_fpn, base_wd', [
+    # segmentation/configs/intern_vit_6b/head_tuning/
+    # upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_frozen.py (commit
+    # 345ce5d): freeze_vit=True, with_fpn=True, num_layers=48,
+    # layer_decay_rate=1.0, AdamW weight_decay=0.05
+    ('head tuning', True, 0.05),
+    # .../linear_probing/linear_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_
+    # frozen.py: freeze_vit=True, no FPN, weight_decay=0.0
+    ('linear probing', False, 0.0),
+])
+def test_frozen_vit_recipes_group_the_heads_as_internvl(recipe, with_fpn,
+                                                        base_wd):
+    model = Segmentor(InternViT6B(depth=2, embed_dim=8, num_heads=2,
+                                  patch_size=4, img_size=16, pretrain_size=16,
+                                  out_indices=(0, 1), with_cp=False,
+                                  with_fpn=with_fpn, freeze_vit=True))
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if n.startswith('backbone.blocks.'))
+    got = LayerDecayOptimizerConstructor(
+        dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=base_wd)),
+        dict(reproduce='internvl_segmentation', num_layers=2,
+             layer_decay_rate=1.0))(model).optimizer.param_groups
+    expected = internvl_expected_groups(model, 2, 1.0, base_wd)
+    assert [g['group_name'] for g in got] == list(expected)
+    for group in got:
+        want = expected[group['group_name']]
+        assert (group['lr'], group['weight_decay'], group['param_names']) \
+            == (want['lr'], want['weight_decay'], want['param_names'])
+    names = [n for g in got for n in g['param_names']]
+    assert ('backbone.up1.0.weight' in names) == with_fpn
+    assert 'decode_head.weight' in names

@@ -1,4 +1,4 @@
-"""Issue 19/20: the pure PyTorch API imports neither MMEngine nor DeepSpeed;
+"""the pure PyTorch API imports neither MMEngine nor DeepSpeed;
 an MMEngine program still gets everything registered."""
 import os
 import subprocess

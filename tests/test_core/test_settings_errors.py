@@ -76,7 +76,7 @@ def test_bad_paramwise_cfg(cfg, exc, message):
 
 
 def build(model, **cfg):
-    """(structural keys need a rate: issue 19)"""
+    """Structural keys need a rate: one is set unless given."""
     cfg.setdefault('layer_decay_rate', 0.9)
     return build_param_groups(model, settings(**cfg), 1.0, 0.1)
 
@@ -110,7 +110,7 @@ def test_unknown_backbone_structure():
             "Set paramwise_cfg.layer_regex=dict(embed=..., "
             r"blocks=r'...(\d+)...')")):
         build(ToySegmentor(Odd()), layer_decay_rate=0.9)
-    # issue 12: at rate 1.0 (the default) no layer rule is needed
+    # at rate 1.0 (the default) no layer rule is needed
     plan = build(ToySegmentor(Odd()), layer_decay_rate=1.0)
     assert plan.layer_rule == 'no layer rule (layer_decay_rate=1.0)'
     assert {p.lr for p in plan.params} == {1.0}
@@ -152,7 +152,7 @@ def test_bad_regex_spec(spec, message):
 
 
 def test_custom_key_matching_nothing_is_a_warning():
-    # issue 12: MMEngine ignores such keys and shipped recipes carry them
+    # MMEngine ignores such keys and shipped recipes carry them
     warnings = []
     plan = build_param_groups(
         ToySegmentor(ToyInternViT()), settings(

@@ -1,4 +1,4 @@
-"""timm as an oracle (issue 19): one architecture of every timm family,
+"""timm as an oracle: one architecture of every timm family,
 built on the meta device, compared parameter by parameter with timm's own
 ``param_groups_layer_decay`` (which reads the model's ``group_matcher`` and
 ``no_weight_decay()``).  Where the model declares a grouping, lr scales are

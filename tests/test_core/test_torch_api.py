@@ -1,4 +1,4 @@
-"""The pure PyTorch API (issue 19): one call gives groups for any
+"""The pure PyTorch API: one call gives groups for any
 ``torch.optim`` optimizer, validated exactly like the config path, warnings
 shown by default; ``LayerDecaySettings`` built directly validates too."""
 import re

@@ -1,4 +1,4 @@
-"""VLM towers (issue 21, item 1): known layouts recognised without
+"""VLM towers: known layouts recognised without
 configuration, ``paramwise_cfg.towers`` for the rest; every parameter in a
 group or frozen, a tied embedding once; LoRA adapters take their layer's lr.
 

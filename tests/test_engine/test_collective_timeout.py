@@ -1,5 +1,5 @@
 """A hung rank ends a distributed run within the configured collective
-timeout, with a message naming it (issue 10)."""
+timeout, with a message naming it."""
 import math
 import os
 import re

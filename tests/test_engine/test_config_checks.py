@@ -47,7 +47,7 @@ def test_missing_dataset_directory(tmp_path):
             f"train_dataloader.dataset (ADE20KDataset): directory "
             f"'{tmp_path}/nowhere' does not exist. Prepare ADE20K")):
         check_data_roots(cfg)
-    # issue 12: other datasets are named as they are, not as ADE20K
+    # other datasets are named as they are, not as ADE20K
     cfg.train_dataloader.dataset.type = 'CityscapesDataset'
     with pytest.raises(FileNotFoundError) as info:
         check_data_roots(cfg)

@@ -283,7 +283,7 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                           'internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
     train(2, data_root, tmp_path, 'train_cfg.max_iters=10',
           'default_hooks.checkpoint.interval=5', config=config)
-    # issue 10: a meta.config planted in the DeepSpeed checkpoint is not
+    # a meta.config planted in the DeepSpeed checkpoint is not
     # executed by FlexibleRunner.resume (SafeResumeDeepSpeedStrategy)
     from malicious_checkpoints import with_config_payload
 
@@ -359,7 +359,7 @@ def test_dist_train_sh(data_root, tmp_path):
 
 
 def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
-    """Issue 13: InternVL's setting on 2 CPU processes: DeepSpeed ZeRO-1 in
+    """InternVL's setting on 2 CPU processes: DeepSpeed ZeRO-1 in
     bf16 mode, InternViT6B(param_dtype='bfloat16'), inputs cast by
     inputs_to_half; float32 masters in the ZeRO partitions, our groups kept,
     no low-precision warning (DeepSpeed keeps masters)."""
@@ -398,7 +398,7 @@ def test_deepspeed_bf16_with_bfloat16_backbone(data_root, tmp_path):
 
 
 def test_zero3_partitioned_parameters_get_the_same_groups():
-    """Issue 21: under DeepSpeed ZeRO-3 zero.Init a parameter's own shape is
+    """under DeepSpeed ZeRO-3 zero.Init a parameter's own shape is
     empty (its shard), the model's shape is ds_shape; the groups equal the
     unpartitioned model's on both ranks (ndim rules read ds_shape)."""
     out = torchrun(2, os.path.join(ROOT, 'tests/scripts/zero3_groups.py'))

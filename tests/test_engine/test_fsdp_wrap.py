@@ -56,42 +56,13 @@ def test_fsdp_checkpoints_may_look_up_process_group_state_only():
         restricted_getattr(torch, 'load')
 
 
-def test_old_import_paths_still_work():
-    """Issue 11 moved the modules; what configs and users named before
-    still resolves to the same objects."""
-    import importlib
-
-    from internvl_optim.analysis.meta_device import meta_device
-    from internvl_optim.checkpoint.safe_loading import load_checkpoint_file
-    from internvl_optim.checkpoint.weight_files import read_weights
-    from internvl_optim.checkpoint.work_dir import resume_fallback
-    from internvl_optim.engine.optimizers import \
-        LayerDecayOptimizerConstructor
-    old = {
-        'internvl_optim.fsdp_wrap.wrap_module_classes': wrap_module_classes,
-        'internvl_optim.models.intern_vit_6b.Block': Block,
-        'internvl_optim.meta_build.meta_device': meta_device,
-        'internvl_optim.runtime.safe_checkpoint_loading.'
-        'load_checkpoint_file': load_checkpoint_file,
-        'internvl_optim.engine.checkpoint_files.resume_fallback':
-        resume_fallback,
-        'internvl_optim.models.weights.weight_files.read_weights':
-        read_weights,
-        'internvl_optim.LayerDecayOptimizerConstructor':
-        LayerDecayOptimizerConstructor,
-    }
-    import sys
-    for path, obj in old.items():
-        module, name = path.rsplit('.', 1)
-        if module == 'internvl_optim':
-            assert getattr(importlib.import_module(module), name) is obj
-            continue
-        sys.modules.pop(module, None)  # (imported before: warn again)
-        with pytest.warns(DeprecationWarning, match=re.escape(
-                f'{module} is an old import path; import ')):
-            assert getattr(importlib.import_module(module), name) is obj, \
-                path
-    # a wrap policy as an old config names it
+def test_wrap_policy_names_the_block_class_by_its_module_path():
+    """A wrap policy as a config names it: the dotted path of the block
+    class resolves to InternViT's ``Block``."""
     assert wrap_module_classes(
         Block(dim=8, num_heads=2), False, 4,
-        ['internvl_optim.models.intern_vit_6b.Block'])
+        ['internvl_optim.models.backbones.intern_vit_6b.Block'])
+    assert not wrap_module_classes(
+        nn.Linear(2, 2), False, 4,
+        ['internvl_optim.models.backbones.intern_vit_6b.Block'])
+

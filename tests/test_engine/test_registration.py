@@ -166,7 +166,7 @@ print('RESULT', *built, theirs.__module__)
     'assert not any(m.startswith("mmseg") for m in sys.modules)',
 ])
 def test_mmdet_scope_builds_ours_and_keeps_mmdets_own(first):
-    # issue 14: default_scope='mmdet' configs name our constructor; MMDet's
+    # default_scope='mmdet' configs name our constructor; MMDet's
     # LearningRateDecayOptimizerConstructor (ConvNeXt) stays its own
     out = run_python(first + '\n' + MMDET_CHECK)
     assert result(out) == [

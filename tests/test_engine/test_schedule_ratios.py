@@ -55,7 +55,7 @@ def test_absolute_eta_min_flattens_ratios_and_is_judged_by_what_it_does():
     history, scales = run(absolute)
     last = history[-1]
     assert last[-1] / last[0] > 0.9  # embeddings ~ head: ratios gone
-    # issue 22: a floor below every group's lr is a warning at the start of
+    # a floor below every group's lr is a warning at the start of
     # training that says from when the ratios flatten ...
     start = {'layer_4_decay': 1e-3, 'layer_0_decay': 1e-3 * 0.5 ** 4}
     error, warning = judge_floor('param_scheduler[1] (PolyLR)', 'PolyLR',

@@ -1,5 +1,5 @@
 """``prepare_train_config``: what tools/train.py does to a config, called as
-a package function (issue 11)."""
+a package function."""
 import os
 
 import pytest

@@ -1,5 +1,5 @@
 """transformers-native InternVL weights (the ``OpenGVLab/InternVL3-*-hf``
-layout) load through ``InternViT6B(pretrained=...)`` (issue 21, item 3):
+layout) load through ``InternViT6B(pretrained=...)``:
 features equal to transformers' own ``InternVLVisionModel``; a whole VLM
 directory opens only the vision tower's shards.
 

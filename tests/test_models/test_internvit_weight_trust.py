@@ -1,4 +1,4 @@
-"""``pretrained=`` trusts nothing it reads (issue 18): weights finite and
+"""``pretrained=`` trusts nothing it reads: weights finite and
 floating, config.json size- and depth-capped with every architecture field
 type- and range-checked and consistent with the tensors, malformed
 embedding shapes an error naming the tensor and the expected shape.  Files

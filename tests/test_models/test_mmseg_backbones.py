@@ -39,7 +39,7 @@ def test_mmseg_vision_transformer():
         'backbone.cls_token': (1 / 8, 0.0),
         'backbone.pos_embed': (1 / 8, 0.0),
         'backbone.patch_embed.projection.weight': (1 / 8, WD),
-        # issue 12: the pre-norm runs before the first block: layer 0
+        # the pre-norm runs before the first block: layer 0
         # (MMSeg's constructor gives it the head lr); the final norm after
         # the blocks: head lr
         'backbone.ln_pre.weight': (1 / 8, 0.0),

@@ -1,4 +1,4 @@
-"""Crafted checkpoints through the real tools (issue 10): tools/test.py,
+"""Crafted checkpoints through the real tools: tools/test.py,
 tools/train.py --resume and a backbone's pretrained= refuse the code-running
 payload and run nothing; a resumed checkpoint's meta.config is never
 executed and the run goes on.  (DeepSpeed's resume: test_distributed.py.)"""

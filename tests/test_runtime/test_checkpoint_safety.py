@@ -1,4 +1,4 @@
-"""Loading a checkpoint never runs its code (issue 10), in process: the
+"""Loading a checkpoint never runs its code, in process: the
 crafted payloads of malicious_checkpoints.py, every allow-listed global
 narrowed, clear answers for files that are no checkpoint, and the choice of
 the checkpoint ``--resume`` falls back to.  Through the real tools:
@@ -32,7 +32,7 @@ REFUSED = "was refused by safe loading: internvl_optim: refusing "
 
 def test_widening_payload_runs_code_under_the_old_allow_list(tmp_path):
     """Control: the payload is live.  In a fresh interpreter without
-    internvl_optim, with the allow-list as it was before issue 10 (HistoryBuffer
+    internvl_optim, with the allow-list as it was before these checks (HistoryBuffer
     as is, getattr allowed for any name in HistoryBuffer._statistics_methods),
     loading it runs its code and finishes normally."""
     marker = tmp_path / 'ran'

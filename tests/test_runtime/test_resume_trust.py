@@ -1,5 +1,5 @@
 """Everything --resume takes from a checkpoint is checked before MMEngine
-acts on it (issue 18): a real MMEngine 0.10.7 Runner, a toy model and a
+acts on it: a real MMEngine 0.10.7 Runner, a toy model and a
 toy metric, checkpoints it wrote itself and then crafted.
 
 Facts from MMEngine 0.10.7 (``mmengine/hooks/checkpoint_hook.py``): with

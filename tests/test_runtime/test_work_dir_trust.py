@@ -1,4 +1,4 @@
-"""A work dir as --resume reads it, and one trainer per work dir (issue 18):
+"""A work dir as --resume reads it, and one trainer per work dir:
 ``last_checkpoint`` that is a directory, binary, not UTF-8 or names another
 run's file is not followed; only complete checkpoint files (or DeepSpeed /
 FSDP checkpoint directories) count; a second trainer stops at once naming

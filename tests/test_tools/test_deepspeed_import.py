@@ -1,4 +1,4 @@
-"""Issue 20: DeepSpeed is imported by the tools only when the config or the
+"""DeepSpeed is imported by the tools only when the config or the
 command line uses it (internvl_optim.runtime.deepspeed_import)."""
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""Detection through the tools (issue 14, in part): MMDetection's RetinaNet
+"""Detection through the tools: MMDetection's RetinaNet
 R-18 config with our constructor trains 40 CPU iterations on the synthetic
 COCO-layout dataset the project generates, saves, resumes bit-identical to
 an uninterrupted run, and tools/test.py evaluates it with CocoMetric."""

@@ -1,4 +1,4 @@
-"""Every check before anything is built (issue 20): tools/train.py stops
+"""Every check before anything is built: tools/train.py stops
 with one short message, no traceback, a non-zero exit code, and builds no
 model and no dataloader (the log would say 'Iter(train)' or the table of
 groups; the synthetic data is never read: its directory does not exist

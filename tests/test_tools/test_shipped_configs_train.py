@@ -1,7 +1,7 @@
 """Two of MMSeg's own shipped configs, a CNN (MobileNetV2 + DeepLabV3) and
 a hierarchical transformer (SegFormer MiT-B0), train through tools/train.py
 with our constructor switched on and their recipes' custom keys kept
-(issue 12).  Only what CPU needs is overridden: 64x64 crops on the project's
+.  Only what CPU needs is overridden: 64x64 crops on the project's
 synthetic ADE20K, no pretrained download, 20 iterations, a PolyLR without
 the shipped absolute eta_min (which train.py refuses under layer decay)."""
 import os

@@ -47,11 +47,11 @@ def test_loss_decreases_and_log_has_miou_and_lr_table(full_run):
     assert 'InternViT6B.get_layer_depth, num_layers=4, layer_decay_rate=0.9' \
         in log
     assert re.search(r'layer_0_decay\s+0\s+0\.5905\s+2\.9525e-03\s+0\.05', log)
-    # issue 20: no DeepSpeed import (its accelerator line) and no MMSeg
+    # no DeepSpeed import (its accelerator line) and no MMSeg
     # reduce_zero_label deprecation in the demo's log
     assert 'ds_accelerator' not in log
     assert 'reduce_zero_label' not in log
-    # issue 12: every line shows the layer spread, min_lr = lr * 0.9 ** 5
+    # every line shows the layer spread, min_lr = lr * 0.9 ** 5
     lines = [line for line in log.splitlines() if 'Iter(train)' in line]
     pairs = [(re.search(r'\slr: ([\d.e+-]+)', line).group(1),
               re.search(r'\smin_lr: ([\d.e+-]+)', line).group(1))
@@ -84,7 +84,7 @@ def test_resume_with_empty_last_checkpoint_falls_back(full_run, data_root,
                                                       tmp_path):
     """A kill while MMEngine rewrites last_checkpoint leaves it empty, and
     one during a save leaves a truncated file: --resume takes the newest
-    complete checkpoint, says so, and ends bit-identical (issue 10)."""
+    complete checkpoint, says so, and ends bit-identical."""
     full_dir, _ = full_run
     train(data_root, tmp_path, 'train_cfg.max_iters=20')
     (tmp_path / 'last_checkpoint').write_text('')

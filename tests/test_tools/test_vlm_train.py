@@ -1,4 +1,4 @@
-"""A VLM trained by MMEngine through tools/train.py (issue 21, item 4a): a
+"""A VLM trained by MMEngine through tools/train.py: a
 tiny transformers InternVL on synthetic image-text batches (nothing
 downloaded), layouts recognised by the constructor; the loss goes down,
 and a run stopped at iteration 4 and resumed ends bit-identical to an

@@ -2,7 +2,13 @@
 from typing import Callable, List, Sequence, Tuple
 
 from ..param_plan import ParamPlan
-from ..names import clean_named_modules
+from ..names import clean_named_modules, strip_wrapper_prefixes
+
+
+def clean_parameter_names(model) -> List[str]:
+    """Every parameter name without wrapper prefixes, frozen ones
+    included."""
+    return [strip_wrapper_prefixes(n) for n, _ in model.named_parameters()]
 
 
 def backbone_class_of(model) -> str:

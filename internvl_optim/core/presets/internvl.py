@@ -17,11 +17,14 @@ layer_decay_optimizer_constructor.py`` at commit 749a4c3):
   ``'pos_embed'`` / ``'cls_token'`` (never true for ``backbone.*``: the
   3-D tokens are decayed).  Frozen parameters are skipped.
 * Groups ``layer_{id}_{decay|no_decay}`` in order of first appearance.
+* The head-tuning and linear-probing recipes (``freeze_vit=True`` in the
+  backbone, ``layer_decay_rate=1.0``) freeze every ViT parameter; the
+  constructor then groups the trainable ones only (heads, FPN adapters).
 """
 import re
 from typing import List, Sequence, Tuple
 
-from .common import backbone_class_of, beit_style_groups
+from .common import backbone_class_of, beit_style_groups, clean_parameter_names
 
 SOURCE = ("InternVL's segmentation CustomLayerDecayOptimizerConstructor "
           "(reproduce='internvl_segmentation')")
@@ -55,7 +58,10 @@ def internvl_groups(model, named: Sequence[Tuple[str, object]],
         raise ValueError("paramwise_cfg.reproduce='internvl_segmentation' "
                          "needs paramwise_cfg.num_layers, as InternVL's "
                          'constructor does')
-    if not any(BLOCK.match(_rewritten(n)) for n, _ in named):
+    # frozen blocks count (InternVL's head-tuning and linear-probing
+    # recipes freeze the whole ViT: only the heads are grouped)
+    if not any(BLOCK.match(_rewritten(n))
+               for n in clean_parameter_names(model)):
         raise ValueError(
             "paramwise_cfg.reproduce='internvl_segmentation': InternVL's "
             'constructor numbers blocks under backbone.blocks.{i} or '
