@@ -7,25 +7,28 @@ the registered constructor, hooks, strategies, config preparation),
 ``runtime/`` (explicit changes to live objects), ``models/backbones/``,
 ``analysis/``, ``datasets/``.
 
-Importing the package in an MMEngine program (MMEngine already imported, as
-it always is when a config's ``custom_imports`` names ``internvl_optim``)
-registers :class:`LayerDecayOptimizerConstructor` (also as
+Importing the package in an MMEngine program registers :class:`LayerDecayOptimizerConstructor` (also as
 ``CustomLayerDecayOptimizerConstructor``, InternVL's name), the hooks and
 strategies, turns on safe checkpoint loading
 (:func:`~internvl_optim.checkpoint.safe_loading.enable_safe_checkpoint_loading`)
-and, with MMSeg present, registers the ``InternViT6B`` backbone.  Importing
-``internvl_optim.engine`` (or either constructor name from here) does the
-same at any time.  Otherwise nothing outside PyTorch is imported: the pure
-API (:func:`param_groups`, ``internvl_optim.core``) imports neither MMEngine
+and, with MMSeg present, registers the ``InternViT6B`` backbone: at once
+when MMEngine is already imported (a config's ``custom_imports``, the
+tools), else as soon as the program imports MMEngine's, MMSeg's or
+MMDetection's optimizer modules (:mod:`.runtime.import_watch`), so the
+constructor names mean ours whatever the import order.  Importing
+``internvl_optim.engine`` (or either constructor name from here) registers
+at any time.  Until then nothing outside PyTorch is imported: the pure API
+(:func:`param_groups`, ``internvl_optim.core``) imports neither MMEngine
 nor DeepSpeed.
 """
-import sys
-
 from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups
+from .runtime.import_watch import mmengine_imported, watch
 from .torch_api import LayerDecayWarning, param_groups
 
-if 'mmengine' in sys.modules:  # an MMEngine program: register now
+if mmengine_imported():  # an MMEngine program: register now
     from . import engine  # noqa: F401  (registers on import)
+else:  # register when the program imports MMEngine's optimizers
+    watch()
 
 
 def __getattr__(name):
@@ -44,9 +47,9 @@ def __getattr__(name):
 
 
 __version__ = '0.1.0'
+#: what ``from internvl_optim import *`` takes: the pure API (the
+#: constructors are attributes, imported with MMEngine on first use)
 __all__ = [
-    'param_groups', 'LayerDecayWarning',
-    'LayerDecayOptimizerConstructor', 'CustomLayerDecayOptimizerConstructor',
-    'LayerDecaySettings', 'build_param_groups', 'GroupPlan', 'ParamPlan',
+    'param_groups', 'LayerDecayWarning', 'LayerDecaySettings', 'build_param_groups', 'GroupPlan', 'ParamPlan',
     '__version__'
 ]

@@ -22,7 +22,7 @@ from typing import Callable, List, Optional
 
 from torch import nn
 
-from .core.numbers import NON_NEGATIVE, POSITIVE, check_number
+from .core.numbers import LEARNING_RATE, NON_NEGATIVE, check_number
 from .core.param_groups import build_param_groups
 from .core.settings import LayerDecaySettings
 from .runtime.freezing import apply_freezing
@@ -55,7 +55,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
     Returns:
         list of dict: groups ready for any ``torch.optim`` optimizer.
     """
-    check_number('lr', lr, POSITIVE)
+    check_number('lr', lr, LEARNING_RATE)
     check_number('weight_decay', weight_decay, NON_NEGATIVE)
     settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
     plan = build_param_groups(model, settings, lr, weight_decay,

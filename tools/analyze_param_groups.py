@@ -11,6 +11,7 @@ With --world-size, also the bytes per rank of parameters, gradients and
 optimizer state under the config's strategy (DDP, ZeRO, FSDP, DeepSpeed).
 """
 import argparse
+import math
 import os.path as osp
 import resource
 import sys
@@ -64,6 +65,22 @@ def status(message, start):
           file=sys.stderr, flush=True)
 
 
+def positive(kind):
+    """An argparse type: a finite number > 0 of ``kind`` (int or float)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is not a{"n int" if kind is int else " number"}')
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f'must be a finite number > 0, got {text}')
+        return value
+    parse.__name__ = f'positive {kind.__name__}'
+    return parse
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0].replace('\n', ' '),
@@ -80,10 +97,10 @@ def parse_args(argv=None):
                         'per layer here')
     parser.add_argument('--real-weights', action='store_true',
                         help='allocate the weights (default: meta device)')
-    parser.add_argument('--world-size', type=int, nargs='+',
+    parser.add_argument('--world-size', type=positive(int), nargs='+',
                         help='report memory per rank for these numbers of '
                         'ranks')
-    parser.add_argument('--gpu-gib', type=float, default=80.0,
+    parser.add_argument('--gpu-gib', type=positive(float), default=80.0,
                         help='flag totals above this (default: 80)')
     return parser.parse_args(argv)
 

@@ -33,6 +33,11 @@ UNIT_CLOSED: Range = ('in [0, 1]', lambda v: 0 <= v <= 1)
 UNIT_CLOSED_OPEN: Range = ('in [0, 1)', lambda v: 0 <= v < 1)
 UNIT_OPEN: Range = ('in (0, 1)', lambda v: 0 < v < 1)
 FROM_MINUS_ONE: Range = ('a number >= -1', lambda v: v >= -1)
+#: the largest learning rate accepted, base or per group: no optimizer in
+#: use trains above it, and an lr near float's limit (1e308) overflows in
+#: the first step (Adam's step size is lr / (1 - beta1))
+MAX_LR = 1e4
+LEARNING_RATE: Range = (f'in (0, {MAX_LR:g}]', lambda v: 0 < v <= MAX_LR)
 
 
 def check_number(where: str, value, valid: Range) -> float:

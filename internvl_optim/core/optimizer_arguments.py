@@ -13,7 +13,7 @@ import inspect
 import math
 from typing import Any, Mapping
 
-from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_CLOSED, UNIT_CLOSED_OPEN,
+from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE, UNIT_CLOSED, UNIT_CLOSED_OPEN,
                       check_number, is_number, is_numeric_text)
 
 #: keys of an optimizer config that are not arguments of the class
@@ -84,7 +84,7 @@ def check_optimizer_arguments(optimizer_cfg: Mapping[str, Any], optimizer_cls,
 #: optimizer keys with a range; any other number must be finite, and no
 #: number may be given as a string
 OPTIMIZER_RANGES = {
-    'lr': POSITIVE, 'weight_decay': NON_NEGATIVE, 'eps': POSITIVE,
+    'lr': LEARNING_RATE, 'weight_decay': NON_NEGATIVE, 'eps': POSITIVE,
     'momentum': UNIT_CLOSED, 'dampening': UNIT_CLOSED, 'alpha': UNIT_CLOSED,
     'rho': UNIT_CLOSED,
 }

@@ -305,7 +305,22 @@ def internvl_flag_units(settings, regions, modules, units) -> list:
             raise ValueError(
                 'paramwise_cfg.unfreeze_vit_layers: the vision tower '
                 f'{towers["vision"].module!r} has no block list')
-        layers = vision.get_submodule(found[0])[settings.unfreeze_vit_layers:]
+        blocks = vision.get_submodule(found[0])
+        n = settings.unfreeze_vit_layers
+        if not settings.freeze_backbone:
+            raise ValueError(
+                f'paramwise_cfg.unfreeze_vit_layers={n} keeps vision blocks '
+                'trainable inside a frozen vision tower, but nothing freezes '
+                'it: add paramwise_cfg.freeze_backbone=True, or remove '
+                'unfreeze_vit_layers')
+        if not -len(blocks) < n < len(blocks):
+            raise ValueError(
+                f'paramwise_cfg.unfreeze_vit_layers={n}: the vision tower '
+                f'{towers["vision"].module!r} has {len(blocks)} blocks, so '
+                f'[{n}:] keeps {"none" if n >= len(blocks) else "all"} of '
+                f'them; valid: 1..{len(blocks) - 1} (blocks from N on) or '
+                f'-{len(blocks) - 1}..-1 (the last -N)')
+        layers = blocks[n:]
         keep |= {id(p) for p in layers.parameters()}
     if settings.unfreeze_lm_head:
         names = [n.format(language=towers['language'].module)

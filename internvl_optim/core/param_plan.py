@@ -8,6 +8,7 @@ from .layer_rules import LayerRule
 from .multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS, decay_multiplier,
                           deformable_lr_multiplier, lr_multiplier)
 from .names import relative_name
+from .numbers import MAX_LR
 from .weight_decay import SkipList, no_decay_reason
 
 #: what ``dcn_lr_mul`` / ``offset_lr_scale`` look for, by multiplier tag
@@ -165,20 +166,35 @@ def check_multipliers_match(settings, prefix: str,
 
 def check_some_lr_is_positive(plans: List[ParamPlan],
                               warn: Callable[[str], None]) -> None:
-    """Custom keys with ``lr_mult=0`` may stop part of the model (said in a
-    warning), not all of it."""
+    """An lr of 0 comes from a ``custom_keys`` ``lr_mult=0`` (a choice,
+    said in a warning) or from layer decay underflowing (``rate ** (N +
+    1)`` below the smallest float); either may stop part of the model, not
+    all of it."""
     stopped = [p for p in plans if p.lr == 0]
+    if not stopped:
+        return
     keys = sorted({p.custom_key for p in stopped if p.custom_key})
-    if stopped and len(stopped) < len(plans):
-        warn(f'{len(stopped)} trainable parameter tensors get lr 0 through '
-             f'paramwise_cfg.custom_keys {keys}; they stay in the optimizer '
-             'but do not change')
-    if stopped and len(stopped) == len(plans):
-        raise ValueError(
-            f'Every trainable parameter ({len(plans)} tensors) gets lr 0 '
-            f'through paramwise_cfg.custom_keys {keys} (lr_mult=0): nothing '
-            'would train. Give lr_mult > 0, or freeze what should not train '
-            '(paramwise_cfg.freeze_backbone, requires_grad=False)')
+    by_key = [p for p in stopped if p.custom_key]
+    underflow = [p for p in stopped if not p.custom_key]
+    causes = []
+    if by_key:
+        causes.append(f'{len(by_key)} through paramwise_cfg.custom_keys '
+                      f'{keys} (lr_mult=0)')
+    if underflow:
+        layers = sorted({p.layer_id for p in underflow})
+        causes.append(f'{len(underflow)} because layer decay underflows to '
+                      f'0 in layers {layers} (layer_decay_rate ** (N + 1 - '
+                      'layer) is below the smallest float)')
+    if len(stopped) < len(plans):
+        warn(f'{len(stopped)} trainable parameter tensors get lr 0: '
+             f'{"; ".join(causes)}; they stay in the optimizer but do not '
+             'change')
+        return
+    raise ValueError(
+        f'Every trainable parameter ({len(plans)} tensors) gets lr 0: '
+        f'{"; ".join(causes)}; nothing would train. Give lr_mult > 0 or '
+        'raise paramwise_cfg.layer_decay_rate, and freeze what should not '
+        'train (paramwise_cfg.freeze_backbone, requires_grad=False)')
 
 
 def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
@@ -192,6 +208,9 @@ def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
              'paramwise_cfg.layer_regex or give the backbone get_layer_id')
 
 
+#: the largest float32: weights, and ``lr * weight_decay`` (AdamW scales
+#: them by ``1 - lr * weight_decay``) must stay below it
+FLOAT32_MAX = 3.4028234663852886e38
 #: below ``base_lr * LR_FLOOR`` a group's updates vanish against float32
 #: weights (float32 resolves about 1e-7 relative; Adam's steps are ~lr)
 LR_FLOOR = 1e-12
@@ -204,16 +223,18 @@ def check_final_numbers(plans: List[ParamPlan], base_lr: float,
     overflows), and a warning for lrs so small they cannot change a weight
     (``layer_decay_rate=1e-8``)."""
     bad = [p for p in plans
-           if not (math.isfinite(p.lr) and math.isfinite(p.weight_decay))]
+           if not (math.isfinite(p.lr) and math.isfinite(p.weight_decay)
+                   and p.lr <= MAX_LR
+                   and p.lr * p.weight_decay <= FLOAT32_MAX)]
     if bad:
         first = bad[0]
         raise ValueError(
-            f'{len(bad)} parameter(s) get a non-finite lr or weight decay '
-            f'once the multipliers are applied, e.g. {first.name}: lr '
-            f'{first.lr} (base lr {base_lr:g} x scale {first.lr_scale:g}), '
-            f'weight decay {first.weight_decay}. Lower '
-            'optim_wrapper.optimizer.lr or the lr_mult / decay_mult of '
-            'paramwise_cfg.custom_keys')
+            f'{len(bad)} parameter(s) get an lr above {MAX_LR:g} or a '
+            'non-finite lr or weight decay once the multipliers are '
+            f'applied, e.g. {first.name}: lr {first.lr} (base lr '
+            f'{base_lr:g} x scale {first.lr_scale:g}), weight decay '
+            f'{first.weight_decay}. Lower optim_wrapper.optimizer.lr or the '
+            'lr_mult / decay_mult of paramwise_cfg.custom_keys')
     floor = base_lr * LR_FLOOR
     tiny = [p for p in plans if 0 < p.lr < floor]
     if tiny:

@@ -102,6 +102,12 @@ def validate_towers(spec) -> Tuple[Tower, ...]:
             freeze))
     modules = [t.module for t in towers]
     for tower in towers:
+        twins = [t.name for t in towers if t.module == tower.module]
+        if len(twins) > 1:
+            raise ValueError(
+                f'paramwise_cfg.towers: {twins} all name module '
+                f'{tower.module!r}; each module belongs to one tower (merge '
+                'their settings into one entry)')
         inside = [m for m in modules if m != tower.module
                   and m.startswith(tower.module + '.')]
         if inside:

@@ -9,7 +9,9 @@ def register_all() -> None:
     on safe checkpoint loading; idempotent, called when this package is imported."""
     from ..checkpoint.safe_loading import \
         enable_safe_checkpoint_loading
+    from ..runtime.import_watch import unwatch
     from .optimizers import register_constructor
+    unwatch()  # registered from here on, in any import order
     register_constructor()
     enable_safe_checkpoint_loading()
     from . import hooks, strategies  # noqa: F401  (register on import)

@@ -142,9 +142,48 @@ def check_scheduler_arguments(cfg) -> None:
             raise TypeError(f'param_scheduler[{i}] must be a dict such as '
                             "dict(type='PolyLR', power=1.0), got "
                             f'{scheduler!r}')
-        check_scheduler_arguments_of(scheduler,
-                                     f'param_scheduler[{i}] '
-                                     f'({scheduler.get("type")})')
+        where = f'param_scheduler[{i}] ({scheduler.get("type")})'
+        check_scheduler_arguments_of(scheduler, where)
+        check_milestones(scheduler.get('milestones'), f'{where}.milestones')
+
+
+def check_milestones(milestones, where: str) -> None:
+    """MultiStepLR's ``milestones``: a list of iteration (or epoch) indices
+    >= 0; a string would be read character by character and never reached.
+    """
+    if milestones is None:
+        return
+    if not isinstance(milestones, (list, tuple)) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 0
+            for m in milestones):
+        raise TypeError(f'{where} must be a list of ints >= 0 (the '
+                        'iterations or epochs where the lr drops), got '
+                        f'{milestones!r}')
+
+
+#: ``train_cfg`` lengths and intervals: positive ints
+TRAIN_CFG_COUNTS = ('max_iters', 'max_epochs', 'val_interval', 'val_begin')
+
+
+def check_train_cfg(cfg) -> None:
+    """``train_cfg`` lengths and intervals as MMEngine's loops need them:
+    ``max_iters=-1`` would train nothing and save a checkpoint at -1."""
+    train_cfg = cfg.get('train_cfg')
+    if train_cfg is None:
+        return
+    if not isinstance(train_cfg, dict):
+        raise TypeError('train_cfg must be a dict such as '
+                        "dict(type='IterBasedTrainLoop', max_iters=80000), "
+                        f'got {train_cfg!r}')
+    for key in TRAIN_CFG_COUNTS:
+        value = train_cfg.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or (
+                value <= 0 if key != 'val_begin' else value < 0):
+            wanted = 'an int >= 0' if key == 'val_begin' else 'an int > 0'
+            raise ValueError(f'train_cfg.{key} must be {wanted}, got '
+                             f'{value!r}')
 
 
 def check_optim_wrapper(cfg) -> None:

@@ -254,3 +254,20 @@ def test_compact_view_json_memory_and_plot_title(tmp_path, capsys):
     assert plan['memory_per_rank'][0]['total'] / 2**30 == pytest.approx(
         95.2, abs=0.05)
     assert (tmp_path / 'plan.png').read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.parametrize('option, value, message', [
+    ('--gpu-gib', '-1', 'must be a finite number > 0, got -1'),
+    ('--gpu-gib', 'nan', 'must be a finite number > 0, got nan'),
+    ('--gpu-gib', 'inf', 'must be a finite number > 0, got inf'),
+    ('--world-size', '0', 'must be a finite number > 0, got 0'),
+    ('--world-size', 'two', "'two' is not an int"),
+])
+def test_the_analysers_numbers_are_checked(option, value, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_tool().parse_args(['config.py', option, value])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        f'error: argument {option}: {message}')
+    assert load_tool().parse_args(['config.py', '--gpu-gib', '40',
+                                   '--world-size', '2', '8']).gpu_gib == 40.0

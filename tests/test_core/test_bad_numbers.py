@@ -128,8 +128,9 @@ def test_custom_keys_that_stop_every_parameter_are_an_error():
     model = ToySegmentor(ToyInternViT(depth=2))
     with pytest.raises(ValueError, match=re.escape(
             f'Every trainable parameter ({len(list(model.parameters()))} '
-            "tensors) gets lr 0 through paramwise_cfg.custom_keys ['.'] "
-            '(lr_mult=0): nothing would train.')):
+            f'tensors) gets lr 0: {len(list(model.parameters()))} through '
+            "paramwise_cfg.custom_keys ['.'] (lr_mult=0); nothing would "
+            'train.')):
         build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
             dict(custom_keys={'.': dict(lr_mult=0)})), 1e-3, 0.05)
 
@@ -143,10 +144,30 @@ def test_custom_keys_that_stop_part_of_the_model_are_said():
         warn=warnings.append)
     stopped = [p for p in plan.params if p.lr == 0]
     assert stopped and all(p.name.startswith('backbone.') for p in stopped)
-    assert (f'{len(stopped)} trainable parameter tensors get lr 0 through '
-            "paramwise_cfg.custom_keys ['backbone.']") in warnings[0]
+    assert (f'{len(stopped)} trainable parameter tensors get lr 0: '
+            f'{len(stopped)} through paramwise_cfg.custom_keys '
+            "['backbone.'] (lr_mult=0); they stay") in warnings[0]
     assert all(p.lr == 1e-3 for p in plan.params
                if not p.name.startswith('backbone.'))
+
+
+def test_layer_decay_underflowing_to_zero_is_blamed_on_the_rate():
+    # 1e-200 ** 3 underflows to 0.0 below layer N + 1 = 3; no custom keys
+    model = ToySegmentor(ToyInternViT(depth=2))
+    warnings = []
+    plan = build_param_groups(
+        model, LayerDecaySettings.from_paramwise_cfg(
+            dict(layer_decay_rate=1e-200)), 1.0, 0.05, warn=warnings.append)
+    stopped = [p for p in plan.params if p.lr == 0]
+    layers = sorted({p.layer_id for p in stopped})
+    assert layers == [0, 1]  # 1e-200 ** 2 == 0.0 too; layer 2 gets 1e-200
+    said = [w for w in warnings if 'get lr 0' in w]
+    assert said == [
+        f'{len(stopped)} trainable parameter tensors get lr 0: '
+        f'{len(stopped)} because layer decay underflows to 0 in layers '
+        '[0, 1] (layer_decay_rate ** (N + 1 - layer) is below the smallest '
+        'float); they stay in the optimizer but do not change']
+    assert 'custom_keys' not in said[0]
 
 
 def test_invalid_layer_regex_is_an_error_even_where_a_model_method_wins():

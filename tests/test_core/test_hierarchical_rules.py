@@ -231,7 +231,7 @@ def test_convnext_stage_wise():
 
 def test_a_bad_config_freezes_nothing():
     model = ToySegmentor(InternImage())
-    with pytest.raises(ValueError, match='gets lr 0 through'):
+    with pytest.raises(ValueError, match='through paramwise_cfg.custom_keys'):
         plan(model, freeze_backbone='all',
              custom_keys={'decode_head': dict(lr_mult=0.0)})
     with pytest.raises(ValueError, match='offset_lr_scale'):

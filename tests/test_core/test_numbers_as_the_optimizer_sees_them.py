@@ -27,17 +27,30 @@ def constructor(optimizer=None, paramwise=None, **wrapper):
 
 def test_lr_times_lr_mult_overflowing_is_an_error():
     model = ToySegmentor(ToyInternViT(depth=2))
-    build = constructor(dict(type='AdamW', lr=1e308),
-                        dict(custom_keys={'decode_head': dict(lr_mult=10)}))
+    build = constructor(dict(type='AdamW', lr=1e3),
+                        dict(custom_keys={'decode_head': dict(lr_mult=1e3)}))
     with pytest.raises(ValueError) as err:
         build(model)
     assert str(err.value) == (
-        '8 parameter(s) get a non-finite lr or weight decay once the '
-        'multipliers are applied, e.g. decode_head.layers.0.weight: lr inf '
-        '(base '
-        'lr 1e+308 x scale 10), weight decay 0.01. Lower '
-        'optim_wrapper.optimizer.lr or the lr_mult / decay_mult of '
-        'paramwise_cfg.custom_keys')
+        '8 parameter(s) get an lr above 10000 or a non-finite lr or weight '
+        'decay once the multipliers are applied, e.g. '
+        'decode_head.layers.0.weight: lr 1000000.0 (base lr 1000 x scale '
+        '1000), weight decay 0.01. Lower optim_wrapper.optimizer.lr or the '
+        'lr_mult / decay_mult of paramwise_cfg.custom_keys')
+
+
+@pytest.mark.parametrize('lr', [1e308, 1e5, 10000.5])
+def test_an_lr_no_optimizer_survives_is_refused_before_building(lr):
+    # 1e308 passes "finite and > 0" but Adam's first step size, lr / (1 -
+    # beta1), overflows to inf
+    with pytest.raises(ValueError, match=re.escape(
+            f'optim_wrapper.optimizer.lr must be in (0, 10000], got {lr}')):
+        constructor(dict(type='AdamW', lr=lr))
+    from internvl_optim import param_groups
+    with pytest.raises(ValueError, match=re.escape(
+            f'lr must be in (0, 10000], got {lr}')):
+        param_groups(nn.Linear(2, 2), lr=lr)
+    assert constructor(dict(type='AdamW', lr=1e4)).base_lr == 1e4
 
 
 def test_a_vanishing_lr_is_named():

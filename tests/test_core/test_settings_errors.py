@@ -187,3 +187,16 @@ def test_own_layer_method_returning_bad_id():
             "'backbone.pos_embed'; valid ids are integers 0..4 "
             '(num_layers=3)')):
         build(ToySegmentor(Bad(depth=3)))
+
+
+@pytest.mark.parametrize('pattern', [r'^(a+)+$', r'(x*)*y', r'^((ab)+c)+$',
+                                     r'(?=(\w+\.)+)z', r'^(?:a|(b+))*$'])
+def test_layer_regex_with_exponential_backtracking_is_refused(pattern):
+    with pytest.raises(ValueError, match=re.escape(
+            f'paramwise_cfg.layer_regex.blocks={pattern!r} repeats a part '
+            'that itself repeats without bound')):
+        settings(layer_decay_rate=0.9, layer_regex=dict(
+            embed='^stem', blocks=pattern))
+    # the shapes that are fine: one level of repetition
+    settings(layer_decay_rate=0.9, layer_regex=dict(
+        embed=r'^(stem|cls_token)', blocks=r'^trunk\.(\d+)\.'))

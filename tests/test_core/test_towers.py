@@ -313,3 +313,32 @@ def test_internvl_flags_need_a_vlm():
             "unfreeze_lm_head are InternVL chat's flags for a VLM, but the "
             "model has no tower named ['vision', 'projector', 'language']")):
         plan(nn.Sequential(nn.Linear(2, 2)), freeze_mlp=True)
+
+
+@pytest.mark.parametrize('n, keeps', [(2, 'none'), (100, 'none'),
+                                      (-2, 'all'), (-100, 'all')])
+def test_unfreeze_vit_layers_out_of_the_towers_range_is_refused(n, keeps):
+    # ChatLike's vision tower has 2 blocks: [n:] keeps none or all of them
+    with pytest.raises(ValueError, match=re.escape(
+            f"paramwise_cfg.unfreeze_vit_layers={n}: the vision tower "
+            f"'vision_model' has 2 blocks, so [{n}:] keeps {keeps} of them; "
+            'valid: 1..1 (blocks from N on) or -1..-1 (the last -N)')):
+        plan(ChatLike(), layer_decay_rate=0.5, freeze_backbone=True,
+             unfreeze_vit_layers=n)
+
+
+def test_unfreeze_vit_layers_without_freeze_backbone_is_refused():
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.unfreeze_vit_layers=1 keeps vision blocks '
+            'trainable inside a frozen vision tower, but nothing freezes it: '
+            'add paramwise_cfg.freeze_backbone=True')):
+        plan(ChatLike(), layer_decay_rate=0.5, unfreeze_vit_layers=1)
+
+
+def test_two_towers_naming_one_module_are_refused():
+    with pytest.raises(ValueError, match=re.escape(
+            "paramwise_cfg.towers: ['vision', 'eyes'] all name module "
+            "'vision_model'; each module belongs to one tower")):
+        LayerDecaySettings.from_paramwise_cfg(dict(towers=dict(
+            vision=dict(module='vision_model', layer_decay_rate=0.9),
+            eyes=dict(module='vision_model', lr_mult=0.1))))

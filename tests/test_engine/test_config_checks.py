@@ -109,3 +109,34 @@ def test_bfloat16_backbone_with_fsdp_is_refused_before_training():
     check_backbone_dtype_fits_strategy(Config.fromfile(os.path.join(
         root, 'configs/intern_vit_6b/full_tuning/'
         'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_deepspeed.py')))
+
+
+@pytest.mark.parametrize('milestones', ['a', [10, 'b'], [-1], 3, [True]])
+def test_multistep_milestones_must_be_iterations(milestones):
+    from internvl_optim.engine.config_checks import check_scheduler_arguments
+    cfg = Config(dict(param_scheduler=[
+        dict(type='LinearLR', start_factor=0.1, end=10),
+        dict(type='MultiStepLR', milestones=milestones, gamma=0.1)]))
+    with pytest.raises(TypeError, match=re.escape(
+            'param_scheduler[1] (MultiStepLR).milestones must be a list of '
+            'ints >= 0 (the iterations or epochs where the lr drops), got '
+            f'{milestones!r}')):
+        check_scheduler_arguments(cfg)
+    cfg.param_scheduler[1].milestones = [100, 200]
+    check_scheduler_arguments(cfg)  # a real list passes
+
+
+@pytest.mark.parametrize('key, value, wanted', [
+    ('max_iters', -1, 'an int > 0'), ('max_iters', 0, 'an int > 0'),
+    ('max_epochs', 2.5, 'an int > 0'), ('val_interval', '100', 'an int > 0'),
+    ('val_begin', -3, 'an int >= 0')])
+def test_train_cfg_lengths_must_be_positive_ints(key, value, wanted):
+    from internvl_optim.engine.config_checks import check_train_cfg
+    cfg = Config(dict(train_cfg=dict(type='IterBasedTrainLoop',
+                                     max_iters=100, val_interval=10)))
+    cfg.train_cfg[key] = value
+    with pytest.raises(ValueError, match=re.escape(
+            f'train_cfg.{key} must be {wanted}, got {value!r}')):
+        check_train_cfg(cfg)
+    cfg.train_cfg[key] = 1
+    check_train_cfg(cfg)

@@ -40,6 +40,8 @@ def train(tmp_path, data_root, *options):
     ('param_scheduler.0.start_factor=0.0',
      'ValueError: param_scheduler[0] (LinearLR).start_factor must be in '
      '(0, 1], got 0.0'),
+    ('train_cfg.max_iters=-1',
+     'ValueError: train_cfg.max_iters must be an int > 0, got -1'),
     ('model.backbone.pretrained=missing/vit.pth',
      "FileNotFoundError: model.backbone.pretrained='missing/vit.pth' does "
      'not exist (relative to the working directory {cwd})'),

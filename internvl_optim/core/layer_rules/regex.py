@@ -16,9 +16,70 @@ index.  Everything else gets layer ``num_layers + 1``.
 import re
 from typing import Iterable, Mapping, Optional
 
+try:  # the parser of the re module (Python 3.11+; sre_parse before)
+    from re import _constants as _re_constants, _parser as _re_parser
+except ImportError:  # pragma: no cover
+    import sre_constants as _re_constants
+    import sre_parse as _re_parser
+
 from .base import check_num_layers
 
 LAYER_REGEX_KEYS = ('embed', 'blocks')
+
+
+_REPEATS = (_re_constants.MAX_REPEAT, _re_constants.MIN_REPEAT) + tuple(
+    getattr(_re_constants, 'POSSESSIVE_REPEAT', ()) and
+    (_re_constants.POSSESSIVE_REPEAT,))
+
+
+def nested_repeat(pattern: str) -> bool:
+    r"""Whether an unbounded repetition holds another one (``(a+)+``,
+    ``(x*)*``, ``(\w+\.)+``): the shape of pattern whose backtracking
+    can be exponential.
+
+    >>> nested_repeat(r'^(a+)+$'), nested_repeat(r'^blocks\.(\d+)\.')
+    (True, False)
+    """
+    def unbounded_inside(items) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                if av[1] == _re_constants.MAXREPEAT:
+                    return True
+                if unbounded_inside(av[2]):
+                    return True
+            elif op is _re_constants.SUBPATTERN:
+                if unbounded_inside(av[-1]):
+                    return True
+            elif op is _re_constants.BRANCH:
+                if any(unbounded_inside(b) for b in av[1]):
+                    return True
+            elif op in (_re_constants.ASSERT, _re_constants.ASSERT_NOT):
+                if unbounded_inside(av[1]):
+                    return True
+        return False
+
+    def find(items) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                if av[1] == _re_constants.MAXREPEAT and \
+                        unbounded_inside(av[2]) or find(av[2]):
+                    return True
+            elif op is _re_constants.SUBPATTERN:
+                if find(av[-1]):
+                    return True
+            elif op is _re_constants.BRANCH:
+                if any(find(b) for b in av[1]):
+                    return True
+            elif op in (_re_constants.ASSERT, _re_constants.ASSERT_NOT):
+                if find(av[1]):
+                    return True
+        return False
+
+    try:
+        parsed = _re_parser.parse(pattern)
+    except Exception:  # compiled (and refused) by the caller
+        return False
+    return find(list(parsed))
 
 
 class RegexLayerRule:
@@ -48,6 +109,13 @@ class RegexLayerRule:
                 raise ValueError(f'paramwise_cfg.layer_regex.{key}='
                                  f'{spec[key]!r} is not a valid regular '
                                  f'expression: {err}') from None
+            if nested_repeat(spec[key]):
+                raise ValueError(
+                    f'paramwise_cfg.layer_regex.{key}={spec[key]!r} repeats '
+                    'a part that itself repeats without bound: on a long '
+                    'name that does not match, such a pattern can take exponential '
+                    'time. Repeat a plain character class instead, e.g. '
+                    r"r'^blocks\.(\d+)\.'")
         if self.patterns['blocks'].groups != 1:
             raise ValueError(
                 f'paramwise_cfg.layer_regex.blocks={spec["blocks"]!r} must '
