@@ -153,7 +153,7 @@ def main(argv=None):
     settings = dict(constructor=optim_cfg.get('constructor', 'default'),
                     base_lr=base_lr, weight_decay=base_wd)
     if plan is not None:  # ours: what the groups came from
-        settings.update(layer_rule=plan.layer_rule,
+        settings.update(layer_rule=plan.layer_rule, units=plan.units,
                         num_layers=plan.num_layers, towers=plan.towers,
                         layer_decay_rate=constructor.settings.layer_decay_rate,
                         weight_decay=constructor.base_weight_decay)

@@ -1,6 +1,6 @@
 """Sphinx configuration: MyST Markdown pages, API pages from docstrings, and
 the ``paramwise_cfg`` key table generated from the code that defines the
-keys (``internvl_optim.core.settings.KEYS``), so it cannot drift."""
+keys (``internvl_optim.core.settings.SCHEMA``), so it cannot drift."""
 import os
 import sys
 
@@ -25,13 +25,16 @@ nitpicky = False
 
 def write_key_table(app):
     """``_generated/paramwise_cfg_keys.md`` from the settings module."""
-    from internvl_optim.core.settings import KEYS, MMENGINE_KEYS
+    from internvl_optim.core.settings import SCHEMA
     out = os.path.join(app.srcdir, '_generated')
     os.makedirs(out, exist_ok=True)
-    lines = ['| key | what it does, and its default |', '|---|---|']
-    for key, text in KEYS.items():
-        origin = ' (MMEngine)' if key in MMENGINE_KEYS else ''
-        lines.append(f'| `{key}`{origin} | {text} |')
+    lines = ['| key | what it does, and its default | with `reproduce` |',
+             '|---|---|---|']
+    for key in SCHEMA:
+        origin = ' (MMEngine)' if key.mmengine else ''
+        presets = ', '.join(f'`{p}`' for p in key.presets
+                            if key.name != 'reproduce')
+        lines.append(f'| `{key.name}`{origin} | {key.doc} | {presets} |')
     with open(os.path.join(out, 'paramwise_cfg_keys.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 

@@ -19,25 +19,21 @@ def render_table(header: Sequence[str], rows: List[Sequence[str]],
     return [line(header), rule, *map(line, rows), rule, line(footer)]
 
 
-#: the layer rule (its ``source``) that numbers units, not blocks
-UNIT_RULE = 'module order'
-
-
-def layer_part(layer_id, num_layers, rule: str = '') -> str:
+def layer_part(layer_id, num_layers, units: bool = False) -> str:
     """What a layer id holds: ``embeddings`` (0), ``block i`` (i + 1),
-    ``heads, necks`` (N + 1); under the module-order rule (CNNs, ``rule``
-    its source) ``unit 0 (stem)`` and ``unit i`` instead.
+    ``heads, necks`` (N + 1); with ``units`` (the module-order rule of
+    CNNs) ``unit 0 (stem)`` and ``unit i`` instead.
 
     >>> [layer_part(i, 2) for i in range(4)]
     ['embeddings', 'block 0', 'block 1', 'heads, necks']
-    >>> [layer_part(i, 2, 'module order rule (backbone.*: 3 units)') for i in range(4)]
+    >>> [layer_part(i, 2, units=True) for i in range(4)]
     ['unit 0 (stem)', 'unit 1', 'unit 2', 'heads, necks']
     """
     if num_layers is None or not isinstance(layer_id, int):
         return ''
     if layer_id == num_layers + 1:
         return 'heads, necks'
-    if rule.startswith(UNIT_RULE):
+    if units:
         return 'unit 0 (stem)' if layer_id == 0 else f'unit {layer_id}'
     if layer_id == 0:
         return 'embeddings'
@@ -46,7 +42,7 @@ def layer_part(layer_id, num_layers, rule: str = '') -> str:
 
 def format_group_table(groups: List[dict], title: str = '',
                        num_layers=None, tower_layers=None,
-                       rule: str = '') -> str:
+                       units: bool = False) -> str:
     """One row per param group (name, layer id, lr scale, lr, weight decay,
     tensors, parameters, and with ``num_layers`` what the layer holds; with
     towers, ``tower_layers`` gives each tower's) and a totals line."""
@@ -56,7 +52,7 @@ def format_group_table(groups: List[dict], title: str = '',
              f"{g['lr']:.4e}", f"{g['weight_decay']:g}",
              str(len(g['params'])), f"{sum(p.numel() for p in g['params']):,}")
             + ((layer_part(g['layer_id'], (tower_layers or {}).get(
-                g.get('tower'), num_layers), rule), )
+                g.get('tower'), num_layers), units), )
                if num_layers is not None else ())
             for g in groups]
     total_tensors = sum(len(g['params']) for g in groups)

@@ -14,6 +14,7 @@ from torch import nn
 from ..core.names import (clean_named_modules, is_token_or_position,
                           relative_name, strip_wrapper_prefixes)
 from .group_table import render_table
+from ..core.param_plan import Placement
 from ..core.weight_decay import is_norm_module, parameter_owners
 
 _LAYER_IN_NAME = re.compile(r'layer_(\d+)_')
@@ -34,6 +35,8 @@ class ParamRow:
     #: no weight decay (empty with other constructors)
     placed_by: str = ''
     no_decay_reason: Optional[str] = None
+    #: a backbone parameter no rule claimed (at the heads' layer)
+    unclaimed: bool = False
 
 
 @dataclass
@@ -91,7 +94,9 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
                 (prefix != '' and relative_name(name, prefix) is not None)
                 or getattr(planned.get(name), 'tower', None) is not None,
                 getattr(planned.get(name), 'placed_by', ''),
-                getattr(planned.get(name), 'no_decay_reason', None)))
+                getattr(planned.get(name), 'no_decay_reason', None),
+                getattr(planned.get(name), 'placement', None)
+                is Placement.UNCLAIMED))
     in_groups = {row.name for row in params}
     frozen = [n for n, p in model.named_parameters()
               if not p.requires_grad]
@@ -101,7 +106,7 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
     warnings = find_warnings(params, frozen, missing, owners, backbone_name,
                              base_weight_decay)
     unclaimed = [r.name for r in params
-                 if r.placed_by.startswith('unclaimed')]
+                 if r.unclaimed]
     if unclaimed:
         warnings.append(f'{len(unclaimed)} backbone parameters are claimed '
                         'by no layer rule and get the heads\' layer: '
@@ -200,7 +205,7 @@ def format_compact(report: Dict) -> str:
                                          k[1] or 0))
     rows = [((k[0] or '-', ) if towers else ()) + (
         '-' if k[1] is None else str(k[1]),
-        layer_part(k[1], towers.get(k[0], n), settings.get('layer_rule', '')),
+        layer_part(k[1], towers.get(k[0], n), settings.get('units', False)),
         f"{layers[k]['lr']:.4e}", f"{layers[k]['wd']:g}",
         f"{layers[k]['decay']:,}", f"{layers[k]['no_decay']:,}")
         for k in keys]

@@ -13,7 +13,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .backbone_probe import BackboneStructure, composite_backbones, probe
+from .backbone_probe import (BackboneStructure, composite_backbones,
+                             find_block_container, probe)
 
 
 def _indexed_units(module: nn.Module,
@@ -71,3 +72,108 @@ def check_wrapper_allows_freezing(model: nn.Module) -> None:
             'model.backbone.freeze_vit=True / frozen_stages) or set '
             "model_wrapper_cfg=dict(type='MMDistributedDataParallel', "
             'find_unused_parameters=True)')
+
+
+def params_of(unit):
+    """A unit to freeze: a module (all its parameters) or one parameter."""
+    return unit.parameters() if isinstance(unit, nn.Module) else [unit]
+
+
+def units_to_freeze(view, settings) -> list:
+    """Everything the settings freeze, as units (modules or single
+    parameters): ``freeze_backbone``'s stages, towers with ``freeze=True``
+    and InternVL chat's flags.  Selected, not frozen: the caller applies
+    them (:func:`internvl_optim.runtime.freezing.apply_freezing`)."""
+    units = []
+    for tower, rule, rsettings in view.regions:
+        units += backbone_units(view.model, view.modules, rule, rsettings)
+        if tower is not None and tower.freeze:
+            check_wrapper_allows_freezing(view.model)
+            units.append(view.modules[tower.module])
+    return internvl_flag_units(settings, view.regions, view.modules, units)
+
+
+def backbone_units(model, modules, rule, settings) -> List[nn.Module]:
+    if not settings.freeze_backbone:
+        return []
+    check_wrapper_allows_freezing(model)
+    backbone = modules[rule.backbone_prefix]
+    return select_units(
+        backbone, settings.freeze_backbone,
+        f'backbone {rule.backbone_prefix!r} ({type(backbone).__name__})',
+        rule.structure)
+
+
+#: where an ``lm_head`` lives: transformers' VLMs, InternVL chat's LLMs
+#: (``language_model.lm_head``; InternLM2: ``language_model.output``)
+LM_HEADS = ('lm_head', '{language}.lm_head', '{language}.output')
+
+
+def internvl_flag_units(settings, regions, modules, units) -> list:
+    """InternVL chat's flags on a VLM layout: ``freeze_mlp`` and
+    ``freeze_llm`` freeze the projector and the language model;
+    ``unfreeze_vit_layers=N`` keeps the vision blocks ``[N:]`` trainable
+    (InternVL: ``encoder.layers[N:]``, from N on); ``unfreeze_lm_head``
+    keeps ``lm_head`` trainable.  Units holding a kept parameter are
+    frozen parameter by parameter."""
+    if not (settings.freeze_mlp or settings.freeze_llm
+            or settings.unfreeze_vit_layers or settings.unfreeze_lm_head):
+        return units
+    towers = {t.name: t for t, _, _ in regions if t is not None}
+    missing = [n for n in ('vision', 'projector', 'language')
+               if n not in towers]
+    if missing:
+        raise ValueError(
+            'paramwise_cfg.freeze_mlp / freeze_llm / unfreeze_vit_layers / '
+            "unfreeze_lm_head are InternVL chat's flags for a VLM, but the "
+            f'model has no tower named {missing}: it is no known VLM layout '
+            "and paramwise_cfg.towers names no 'vision', 'projector' and "
+            "'language'")
+    units = list(units)
+    if settings.freeze_mlp:
+        units.append(modules[towers['projector'].module])
+    if settings.freeze_llm:
+        units.append(modules[towers['language'].module])
+    keep = set()
+    if settings.unfreeze_vit_layers:
+        vision = modules[towers['vision'].module]
+        found = find_block_container(vision)
+        if found is None:
+            raise ValueError(
+                'paramwise_cfg.unfreeze_vit_layers: the vision tower '
+                f'{towers["vision"].module!r} has no block list')
+        blocks = vision.get_submodule(found[0])
+        n = settings.unfreeze_vit_layers
+        if not settings.freeze_backbone:
+            raise ValueError(
+                f'paramwise_cfg.unfreeze_vit_layers={n} keeps vision blocks '
+                'trainable inside a frozen vision tower, but nothing freezes '
+                'it: add paramwise_cfg.freeze_backbone=True, or remove '
+                'unfreeze_vit_layers')
+        if not -len(blocks) < n < len(blocks):
+            raise ValueError(
+                f'paramwise_cfg.unfreeze_vit_layers={n}: the vision tower '
+                f'{towers["vision"].module!r} has {len(blocks)} blocks, so '
+                f'[{n}:] keeps {"none" if n >= len(blocks) else "all"} of '
+                f'them; valid: 1..{len(blocks) - 1} (blocks from N on) or '
+                f'-{len(blocks) - 1}..-1 (the last -N)')
+        layers = blocks[n:]
+        keep |= {id(p) for p in layers.parameters()}
+    if settings.unfreeze_lm_head:
+        names = [n.format(language=towers['language'].module)
+                 for n in LM_HEADS]
+        heads = [modules[n] for n in names if n in modules]
+        if not heads:
+            raise ValueError('paramwise_cfg.unfreeze_lm_head: the model has '
+                             f'none of {names}')
+        keep |= {id(p) for p in heads[0].parameters()}
+    if not keep:
+        return units
+    split = []
+    for unit in units:
+        params = list(params_of(unit))
+        if any(id(p) in keep for p in params):
+            split += [p for p in params if id(p) not in keep]
+        else:
+            split.append(unit)
+    return split

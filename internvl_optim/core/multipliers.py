@@ -29,15 +29,21 @@ Which parameters get no weight decay at all is
 everywhere in this package (by type, RMSNorm included).  Pure PyTorch.
 """
 import functools
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .names import relative_name
 from .weight_decay import is_norm_module
 
 OFFSET_KEYWORDS = ('sampling_offsets', 'reference_points')
 DCN_KEYWORDS = ('offset', 'attention_weights', 'center_feature_scale_proj',
                 'alpha_beta')
+
+#: what ``dcn_lr_mul`` / ``offset_lr_scale`` look for, by multiplier tag
+MULTIPLIER_KEYWORDS = {'dcn': DCN_KEYWORDS, 'offset': OFFSET_KEYWORDS}
+
+
 
 
 def deformable_lr_multiplier(rel_name: str, dcn_lr_mul: float,
@@ -130,3 +136,52 @@ def lr_multiplier(name: str, owner: Optional[nn.Module], owner_name: str,
             and not (owner is not None and is_norm_module(owner))):
         return mults['bias_lr_mult'], LR_MULT_KEYS['bias_lr_mult']
     return 1.0, None
+
+
+def parent_is_dcn(name: str, modules: Mapping[str, nn.Module]) -> bool:
+    """Whether the module holding ``name`` sits directly in a deformable
+    conv (MMEngine's condition for ``dcn_offset_lr_mult`` and for not
+    applying bias/flat multipliers)."""
+    parts = name.split('.')
+    return len(parts) >= 3 and is_dcn_module(
+        modules.get('.'.join(parts[:-2])))
+
+
+def backbone_multiplier(rel: Optional[str],
+                        settings) -> Tuple[float, Optional[str]]:
+    """``(multiplier, tag)`` from ``dcn_lr_mul`` / ``offset_lr_scale`` for a
+    backbone-relative parameter name (``None``: outside the backbone, which
+    they do not affect)."""
+    if rel is None:
+        return 1.0, None
+    return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
+                                    settings.offset_lr_scale)
+
+
+def internimage_multiplier(name: str, in_backbone: bool, layer_scale: float,
+                           settings) -> Tuple[float, Optional[str]]:
+    """InternImage's detection keys: ``dino_head`` (x0.1 for the head's
+    ``sampling_offsets`` / ``reference_points``, tag ``dino_head``) and
+    ``backbone_small_lr`` (x0.1 wherever the layer scale is below 1, as
+    InternImage's ``scale < 1`` test)."""
+    mult, tag = 1.0, None
+    if settings.dino_head and not in_backbone and any(
+            k in name for k in OFFSET_KEYWORDS):
+        mult, tag = 0.1, 'dino_head'
+    if settings.backbone_small_lr and layer_scale < 1:
+        mult *= 0.1
+    return mult, tag
+
+
+def check_multipliers_match(settings, prefix: str,
+                            names: Sequence[str]) -> None:
+    """A configured deformable-layer multiplier must apply to something."""
+    if settings.dcn_lr_mul == 1.0 and settings.offset_lr_scale == 1.0:
+        return  # nothing configured, nothing to check
+    tags = {backbone_multiplier(relative_name(nm, prefix), settings)[1]
+            for nm in names}
+    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
+        if getattr(settings, key) != 1.0 and tag not in tags:
+            raise ValueError(
+                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
+                f'backbone parameter (looked for {MULTIPLIER_KEYWORDS[tag]})')

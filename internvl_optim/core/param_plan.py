@@ -1,18 +1,27 @@
 """Per-parameter planning: what one parameter gets (layer, lr scale, weight
 decay and why), before any grouping.  Pure PyTorch."""
+import enum
 import math
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .layer_rules import LayerRule
-from .multipliers import (DCN_KEYWORDS, OFFSET_KEYWORDS, decay_multiplier,
-                          deformable_lr_multiplier, lr_multiplier)
+from .multipliers import (backbone_multiplier, decay_multiplier,
+                          internimage_multiplier, lr_multiplier)
 from .names import relative_name
+from .towers import Tower, tower_factors
 from .numbers import MAX_LR
 from .weight_decay import SkipList, no_decay_reason
 
-#: what ``dcn_lr_mul`` / ``offset_lr_scale`` look for, by multiplier tag
-MULTIPLIER_KEYWORDS = {'dcn': DCN_KEYWORDS, 'offset': OFFSET_KEYWORDS}
+class Placement(enum.Enum):
+    """How a parameter got its layer id."""
+    #: the layer rule placed it on purpose
+    RULE = 'rule'
+    #: a backbone parameter the rule did not claim: the heads' layer N + 1,
+    #: named by the audit
+    UNCLAIMED = 'unclaimed'
+    #: outside the backbone (heads, necks): N + 1
+    OUTSIDE = 'outside'
 
 
 @dataclass
@@ -35,6 +44,8 @@ class ParamPlan:
     #: the ``paramwise_cfg.towers`` entry it belongs to (None: no towers,
     #: or outside them)
     tower: Optional[str] = None
+    #: how its layer id was decided (``placed_by`` says it in words)
+    placement: Placement = Placement.RULE
 
 
 def order_custom_keys(custom_keys: Mapping) -> List[str]:
@@ -55,26 +66,21 @@ def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
     return None
 
 
-def backbone_multiplier(rel: Optional[str],
-                        settings) -> Tuple[float, Optional[str]]:
-    """``(multiplier, tag)`` from ``dcn_lr_mul`` / ``offset_lr_scale`` for a
-    backbone-relative parameter name (``None``: outside the backbone, which
-    they do not affect)."""
-    if rel is None:
-        return 1.0, None
-    return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
-                                    settings.offset_lr_scale)
-
-
 def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
                    skip_list: SkipList, settings, base_lr: float,
                    base_weight_decay: float,
                    parent_is_dcn: bool = False,
-                   ordered_keys: Optional[Sequence[str]] = None) -> ParamPlan:
+                   ordered_keys: Optional[Sequence[str]] = None,
+                   tower: Optional[Tower] = None) -> ParamPlan:
     """The plan of one trainable parameter (``ndim`` as the model defined
     it, ``owner`` the module holding it, ``parent_is_dcn`` whether that
     module sits directly in a deformable conv; ``ordered_keys`` the custom
-    keys in :func:`order_custom_keys` order, computed once per build)."""
+    keys in :func:`order_custom_keys` order, computed once per build;
+    ``tower`` the ``paramwise_cfg.towers`` entry holding it).
+
+    Its lr is computed here and only here: ``base_lr`` times the product of
+    the layer scale, the deformable-layer, custom-key (or MMEngine) and
+    InternImage detection multipliers, and the tower's ``lr_mult``."""
     layer_id = rule.layer_id(name)
     # the backbone-relative name, computed once for what follows
     in_backbone = relative_name(name, rule.backbone_prefix)
@@ -113,33 +119,28 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
+    tower_lr, tower_decay = tower_factors(tower)
+    lr_scale *= tower_lr
+    if tower_decay != 1.0 and weight_decay:
+        weight_decay *= tower_decay
+        if weight_decay == 0:
+            reason = f'towers[{tower.name!r}].decay_mult=0'
+    how, placed_by = placement(name, rule, in_backbone is not None)
     return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
-                     weight_decay, reason, key, numel, tag,
-                     placement(name, rule, in_backbone is not None))
+                     weight_decay, reason, key, numel, tag, placed_by,
+                     tower.name if tower else None, how)
 
 
-def internimage_multiplier(name: str, in_backbone: bool, layer_scale: float,
-                           settings) -> Tuple[float, Optional[str]]:
-    """InternImage's detection keys: ``dino_head`` (x0.1 for the head's
-    ``sampling_offsets`` / ``reference_points``, tag ``dino_head``) and
-    ``backbone_small_lr`` (x0.1 wherever the layer scale is below 1, as
-    InternImage's ``scale < 1`` test)."""
-    mult, tag = 1.0, None
-    if settings.dino_head and not in_backbone and any(
-            k in name for k in OFFSET_KEYWORDS):
-        mult, tag = 0.1, 'dino_head'
-    if settings.backbone_small_lr and layer_scale < 1:
-        mult *= 0.1
-    return mult, tag
-
-
-def placement(name: str, rule: LayerRule, in_backbone: bool) -> str:
-    """What placed ``name``: the rule, its fallback, or the heads' layer."""
+def placement(name: str, rule: LayerRule,
+              in_backbone: bool) -> Tuple[Placement, str]:
+    """What placed ``name`` (the rule, its fallback, or the heads' layer),
+    and the same in words."""
     if not in_backbone:
-        return f'outside the backbone: N + 1 = {rule.num_layers + 1}'
+        return (Placement.OUTSIDE,
+                f'outside the backbone: N + 1 = {rule.num_layers + 1}')
     if not rule.claimed(name):
-        return f'unclaimed by {rule.source}: N + 1'
-    return rule.source
+        return Placement.UNCLAIMED, f'unclaimed by {rule.source}: N + 1'
+    return Placement.RULE, rule.source
 
 
 def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
@@ -148,20 +149,6 @@ def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
     ``use_abs_pos_embed=False``)."""
     return [k for k in order_custom_keys(settings.custom_keys)
             if not any(k in nm for nm in names)]
-
-
-def check_multipliers_match(settings, prefix: str,
-                            names: Sequence[str]) -> None:
-    """A configured deformable-layer multiplier must apply to something."""
-    if settings.dcn_lr_mul == 1.0 and settings.offset_lr_scale == 1.0:
-        return  # nothing configured, nothing to check
-    tags = {backbone_multiplier(relative_name(nm, prefix), settings)[1]
-            for nm in names}
-    for key, tag in (('dcn_lr_mul', 'dcn'), ('offset_lr_scale', 'offset')):
-        if getattr(settings, key) != 1.0 and tag not in tags:
-            raise ValueError(
-                f'paramwise_cfg.{key}={getattr(settings, key)} matches no '
-                f'backbone parameter (looked for {MULTIPLIER_KEYWORDS[tag]})')
 
 
 def check_some_lr_is_positive(plans: List[ParamPlan],
@@ -199,7 +186,7 @@ def check_some_lr_is_positive(plans: List[ParamPlan],
 
 def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
     """One warning naming the backbone parameters no rule claimed."""
-    unclaimed = [p.name for p in plans if p.placed_by.startswith('unclaimed')]
+    unclaimed = [p.name for p in plans if p.placement is Placement.UNCLAIMED]
     if unclaimed:
         more = f' and {len(unclaimed) - 5} more' if len(unclaimed) > 5 else ''
         warn(f'{len(unclaimed)} backbone parameters are claimed by no layer '

@@ -1,98 +1,156 @@
 """``paramwise_cfg`` of :class:`LayerDecayOptimizerConstructor`, validated.
 
+One declarative schema (:data:`SCHEMA`) defines every key: its text, the
+settings field it fills, the check of its value and the reproduction
+presets whose original reads it.  The key list, the "did you mean", the
+preset key lists, the structural keys and the reference page are generated
+from it, and each value is checked once, in
+:meth:`LayerDecaySettings.__post_init__` (so settings built directly are
+checked exactly as ``paramwise_cfg`` values are).
+
 Keys of MMSeg's ``LearningRateDecayOptimizerConstructor`` and of InternVL's
 ``CustomLayerDecayOptimizerConstructor`` are accepted, so their configs run
 unchanged.  Anything else is an error that names the key.
 """
 import difflib
-from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .layer_rules.regex import RegexLayerRule
 from .towers import Tower, validate_towers
 from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED,
                       check_number, is_numeric_text)
 
-#: ``paramwise_cfg`` keys and what they do (also shown in error messages).
-KEYS = {
-    'num_layers': 'number of transformer blocks; inferred from the model '
-                  'when omitted, checked against it when given',
-    'layer_decay_rate': 'lr ratio between consecutive layers, in (0, 1]; '
-                        'default 1.0 (no decay)',
-    'decay_rate': "alias of layer_decay_rate (MMSeg's name)",
-    'decay_type': "'layer_wise' (default) or 'stage_wise' (MMSeg's ConvNeXt "
-                  'rules; given explicitly, they apply to ConvNeXt)',
-    'depths': 'stage depths of a hierarchical backbone; inferred, checked '
-              'against the model when given',
-    'backbone_name': 'sub-module holding the backbone, taken as given; by '
-                     'default the first of backbone, img_backbone, '
-                     'image_encoder, vision_model the model has (else the '
-                     'whole model), and inside it the one child holding all '
-                     "its parameters when it only wraps one (TIMMBackbone's "
-                     'timm_model)',
-    'layer_regex': "dict(embed=REGEX, blocks=REGEX_WITH_ONE_GROUP) for "
-                   'backbones the built-in rules do not know',
-    'custom_keys': 'dict(substring=dict(lr_mult=..., decay_mult=...)) as in '
-                   'MMEngine; multiplies lr / weight decay of matching names',
-    'dcn_lr_mul': 'lr multiplier for deformable-conv parameters of the '
-                  'backbone (offset, attention_weights, '
-                  'center_feature_scale_proj, alpha_beta, conv_offset); '
-                  'default 1.0',
-    'offset_lr_scale': 'lr multiplier for the backbone\'s sampling_offsets '
-                       'and reference_points; default 1.0',
-    'freeze_backbone': "stage/level (or ViT block) indices to freeze, or "
-                       "'all' (True: InternVL chat's flag, the vision "
-                       'tower); default none',
-    'freeze_mlp': "InternVL chat's flag: freeze the projector of a VLM "
-                  'layout; default False',
-    'freeze_llm': "InternVL chat's flag: freeze the language model of a VLM "
-                  'layout; default False',
-    'unfreeze_vit_layers': "InternVL chat's flag: with freeze_backbone, keep "
-                           'the vision blocks from index N on (Python slice '
-                           '[N:], negative counts from the end) trainable; '
-                           'default 0 (none)',
-    'unfreeze_lm_head': "InternVL chat's flag: keep lm_head trainable under "
-                        'freeze_llm; default False',
-    'reproduce': "the original constructor to reproduce exactly, quirks "
-                 "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
-                 "Constructor), 'internvl_segmentation' (InternVL's "
-                 "segmentation constructor), 'internimage_segmentation', "
-                 "'internimage_detection', 'internimage_classification' "
-                 "(InternImage's); default none (our rules)",
-    'towers': "dict(name=dict(module='path', layer_decay_rate=, num_layers=, "
-              'lr_mult=, decay_mult=, freeze=)): towers of a multi-tower model '
-              '(a VLM), each with its own layer decay and multipliers; known '
-              'VLM layouts are recognised without it; default none',
-}
-#: InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
-KEYS.update({
-    'dino_head': "InternImage: x0.1 lr for the head's sampling_offsets and "
-                 'reference_points (outside the backbone); default False',
-    'backbone_small_lr': 'InternImage: x0.1 lr for every decayed backbone '
-                         'layer (all but N + 1 when layer_decay_rate < 1); '
-                         'default False',
-})
-#: MMEngine ``DefaultOptimWrapperConstructor`` keys, with its meaning,
-#: composed with layer decay (see :mod:`.multipliers`)
-MMENGINE_KEYS = {
-    'norm_decay_mult': 'weight decay multiplier of norm layers (MMEngine)',
-    'bias_decay_mult': 'weight decay multiplier of biases (MMEngine)',
-    'dwconv_decay_mult': 'weight decay multiplier of depthwise convs '
-                         '(MMEngine)',
-    'flat_decay_mult': 'weight decay multiplier of 1-D parameters (MMEngine)',
-    'bias_lr_mult': 'lr multiplier of biases (MMEngine)',
-    'dcn_offset_lr_mult': 'lr multiplier of DCN conv_offset layers (MMEngine)',
-    'bypass_duplicate': 'accepted (MMEngine); shared parameters are always '
-                        'grouped once',
-}
-KEYS.update(MMENGINE_KEYS)
+#: the reproduction presets (``paramwise_cfg.reproduce``)
+PRESETS = ('mmseg', 'internvl_segmentation', 'internimage_segmentation',
+           'internimage_detection', 'internimage_classification')
+_INTERNIMAGE_SEG_DET = ('internimage_segmentation', 'internimage_detection')
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 CUSTOM_KEY_FIELDS = ('lr_mult', 'decay_mult')
 
 
 @dataclass(frozen=True)
+class Key:
+    """One ``paramwise_cfg`` key."""
+    name: str
+    doc: str
+    #: the :class:`LayerDecaySettings` field it fills (``mmengine_mults``:
+    #: an entry of that dict)
+    field: str = ''
+    #: the presets whose original constructor reads it
+    presets: Tuple[str, ...] = ()
+    #: MMEngine's ``DefaultOptimWrapperConstructor`` key, with its meaning
+    mmengine: bool = False
+    #: shapes layer decay only: without a rate it changes nothing
+    structural: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.field or self.name
+
+
+#: every ``paramwise_cfg`` key, in the order the reference shows them
+SCHEMA = (
+    Key('num_layers', 'number of transformer blocks; inferred from the model '
+        'when omitted, checked against it when given',
+        presets=('mmseg', 'internvl_segmentation') + _INTERNIMAGE_SEG_DET,
+        structural=True),
+    Key('layer_decay_rate', 'lr ratio between consecutive layers, in (0, 1]; '
+        'default 1.0 (no decay)', presets=PRESETS),
+    Key('decay_rate', "alias of layer_decay_rate (MMSeg's name)",
+        field='layer_decay_rate', presets=('mmseg',)),
+    Key('decay_type', "'layer_wise' (default) or 'stage_wise' (MMSeg's "
+        'ConvNeXt rules; given explicitly, they apply to ConvNeXt)',
+        presets=('mmseg',)),
+    Key('depths', 'stage depths of a hierarchical backbone; inferred, '
+        'checked against the model when given',
+        presets=_INTERNIMAGE_SEG_DET, structural=True),
+    Key('backbone_name', 'sub-module holding the backbone, taken as given; '
+        'by default the first of backbone, img_backbone, image_encoder, '
+        'vision_model the model has (else the whole model), and inside it '
+        'the one child holding all its parameters when it only wraps one '
+        "(TIMMBackbone's timm_model)"),
+    Key('layer_regex', "dict(embed=REGEX, blocks=REGEX_WITH_ONE_GROUP) for "
+        'backbones the built-in rules do not know', structural=True),
+    Key('custom_keys', 'dict(substring=dict(lr_mult=..., decay_mult=...)) '
+        'as in MMEngine; multiplies lr / weight decay of matching names'),
+    Key('dcn_lr_mul', 'lr multiplier for deformable-conv parameters of the '
+        'backbone (offset, attention_weights, center_feature_scale_proj, '
+        'alpha_beta, conv_offset); default 1.0',
+        presets=('internimage_classification',)),
+    Key('offset_lr_scale', "lr multiplier for the backbone's "
+        'sampling_offsets and reference_points; default 1.0',
+        presets=_INTERNIMAGE_SEG_DET),
+    Key('freeze_backbone', "stage/level (or ViT block) indices to freeze, or "
+        "'all' (True: InternVL chat's flag, the vision tower); default none",
+        presets=('internimage_classification',)),
+    Key('freeze_mlp', "InternVL chat's flag: freeze the projector of a VLM "
+        'layout; default False'),
+    Key('freeze_llm', "InternVL chat's flag: freeze the language model of a "
+        'VLM layout; default False'),
+    Key('unfreeze_vit_layers', "InternVL chat's flag: with freeze_backbone, "
+        'keep the vision blocks from index N on (Python slice [N:], negative '
+        'counts from the end) trainable; default 0 (none)'),
+    Key('unfreeze_lm_head', "InternVL chat's flag: keep lm_head trainable "
+        'under freeze_llm; default False'),
+    Key('reproduce', "the original constructor to reproduce exactly, quirks "
+        "included: 'mmseg' (MMSeg's LearningRateDecayOptimizer"
+        "Constructor), 'internvl_segmentation' (InternVL's "
+        "segmentation constructor), 'internimage_segmentation', "
+        "'internimage_detection', 'internimage_classification' "
+        "(InternImage's); default none (our rules)", presets=PRESETS),
+    Key('towers', "dict(name=dict(module='path', layer_decay_rate=, "
+        'num_layers=, lr_mult=, decay_mult=, freeze=)): towers of a '
+        'multi-tower model (a VLM), each with its own layer decay and '
+        'multipliers; known VLM layouts are recognised without it; default '
+        'none'),
+    # InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
+    Key('dino_head', "InternImage: x0.1 lr for the head's sampling_offsets "
+        'and reference_points (outside the backbone); default False',
+        presets=_INTERNIMAGE_SEG_DET),
+    Key('backbone_small_lr', 'InternImage: x0.1 lr for every decayed '
+        'backbone layer (all but N + 1 when layer_decay_rate < 1); default '
+        'False', presets=_INTERNIMAGE_SEG_DET),
+    # MMEngine's, composed with layer decay (see :mod:`.multipliers`)
+    Key('norm_decay_mult', 'weight decay multiplier of norm layers '
+        '(MMEngine)', field='mmengine_mults', mmengine=True),
+    Key('bias_decay_mult', 'weight decay multiplier of biases (MMEngine)',
+        field='mmengine_mults', mmengine=True),
+    Key('dwconv_decay_mult', 'weight decay multiplier of depthwise convs '
+        '(MMEngine)', field='mmengine_mults', mmengine=True),
+    Key('flat_decay_mult', 'weight decay multiplier of 1-D parameters '
+        '(MMEngine)', field='mmengine_mults', mmengine=True),
+    Key('bias_lr_mult', 'lr multiplier of biases (MMEngine)',
+        field='mmengine_mults', mmengine=True),
+    Key('dcn_offset_lr_mult', 'lr multiplier of DCN conv_offset layers '
+        '(MMEngine)', field='mmengine_mults', mmengine=True),
+    Key('bypass_duplicate', 'accepted (MMEngine); shared parameters are '
+        'always grouped once', mmengine=True),
+)
+SCHEMA_BY_NAME = {key.name: key for key in SCHEMA}
+#: ``paramwise_cfg`` keys and what they do (also shown in error messages)
+KEYS = {key.name: key.doc for key in SCHEMA}
+#: MMEngine ``DefaultOptimWrapperConstructor`` keys, with its meaning
+MMENGINE_KEYS = {key.name: key.doc for key in SCHEMA if key.mmengine}
+#: the keys that fill ``mmengine_mults``
+MMENGINE_MULT_KEYS = tuple(key.name for key in SCHEMA
+                           if key.field == 'mmengine_mults')
+#: per reproduction preset, the keys its original reads
+PRESET_KEYS = {preset: tuple(key.name for key in SCHEMA
+                             if preset in key.presets and
+                             key.name != 'reproduce') + ('reproduce',)
+               for preset in PRESETS}
+#: keys that only shape layer decay: without a rate they change nothing;
+#: the layer rule must use each one that is configured (``num_layers`` is
+#: used by every rule)
+STRUCTURAL_KEYS = tuple(key.name for key in SCHEMA if key.structural)
+
+
+@dataclass(frozen=True)
 class LayerDecaySettings:
-    """Validated settings; build with :meth:`from_paramwise_cfg`."""
+    """Validated settings: from ``paramwise_cfg`` with
+    :meth:`from_paramwise_cfg`, or built directly; every value is checked
+    once, here, whichever way."""
     num_layers: Optional[int] = None
     layer_decay_rate: float = 1.0
     decay_type: Optional[str] = None  # None: not configured (layer_wise)
@@ -113,42 +171,26 @@ class LayerDecaySettings:
     unfreeze_vit_layers: int = 0
     unfreeze_lm_head: bool = False
     reproduce: Optional[str] = None
+    #: field -> the ``paramwise_cfg`` key that gave it, where an alias did
+    #: (``decay_rate``), so that messages name what the user wrote
+    given_as: Mapping[str, str] = field(default_factory=dict, compare=False,
+                                        repr=False)
 
     def __post_init__(self):
-        """Built directly (``LayerDecaySettings(layer_decay_rate=0.9)``),
-        the values are checked as ``paramwise_cfg`` values are."""
-        _validate_num_layers(self.num_layers)
-        check_number('paramwise_cfg.layer_decay_rate', self.layer_decay_rate,
-                     POSITIVE if self.reproduce else UNIT_OPEN_CLOSED)
-        if self.decay_type is not None and self.decay_type not in DECAY_TYPES:
-            raise ValueError(
-                f'paramwise_cfg.decay_type={self.decay_type!r} is not '
-                f'supported; valid: {DECAY_TYPES}')
-        _validate_depths(None if self.depths is None else list(self.depths))
-        if self.backbone_name is not None and \
-                not isinstance(self.backbone_name, str):
-            raise TypeError('paramwise_cfg.backbone_name must be a str, got '
-                            f'{self.backbone_name!r}')
-        if self.layer_regex is not None:
-            RegexLayerRule(self.layer_regex)
-        _validate_custom_keys(self.custom_keys)
-        for key in ('dcn_lr_mul', 'offset_lr_scale'):
-            check_number(f'paramwise_cfg.{key}', getattr(self, key), POSITIVE)
-        _validate_freeze(self.freeze_backbone)
-        for key, value in self.mmengine_mults.items():
-            if key not in MMENGINE_KEYS:
-                raise ValueError(f'mmengine_mults has unknown key {key!r}')
-            check_number(f'paramwise_cfg.{key}', value, NON_NEGATIVE)
-        for key in ('bypass_duplicate', 'dino_head', 'backbone_small_lr'):
-            _validate_bool(key, getattr(self, key))
-        if not isinstance(self.towers, tuple) or not all(
-                isinstance(t, Tower) for t in self.towers):
-            raise TypeError('towers must be a tuple of Tower (build them '
-                            'from paramwise_cfg.towers with '
-                            'LayerDecaySettings.from_paramwise_cfg)')
+        for f in fields(self):
+            check = FIELD_CHECKS.get(f.name)
+            if check is None:
+                continue
+            where = f'paramwise_cfg.{self.given_as.get(f.name, f.name)}'
+            value = check(self, where, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
+        """Map ``paramwise_cfg`` keys to fields (aliases, MMEngine's
+        multipliers), check what only the keys together tell (unknown keys,
+        a preset's keys, an alias given twice, structure without a rate),
+        then build (which checks every value)."""
         if cfg is not None and not isinstance(cfg, Mapping):
             raise TypeError(
                 'optim_wrapper.paramwise_cfg must be a dict of keys such as '
@@ -156,89 +198,22 @@ class LayerDecaySettings:
                 f': {cfg!r}')
         cfg = dict(cfg or {})
         _check_known_keys(cfg)
-        reproduce = _validate_reproduce(cfg)
-        decay_type = cfg.get('decay_type')
-        if decay_type is not None and decay_type not in DECAY_TYPES:
-            raise ValueError(
-                f'paramwise_cfg.decay_type={decay_type!r} is not supported; '
-                f'valid: {DECAY_TYPES}')
-        backbone_name = cfg.get('backbone_name')
-        if backbone_name is not None and not isinstance(backbone_name, str):
-            raise TypeError('paramwise_cfg.backbone_name must be a str, got '
-                            f'{backbone_name!r}')
-        multipliers = {
-            key: check_number(f'paramwise_cfg.{key}', cfg.get(key, 1.0),
-                              POSITIVE)
-            for key in ('dcn_lr_mul', 'offset_lr_scale')}
-        layer_regex = cfg.get('layer_regex')
-        if layer_regex is not None:  # checked even where a model method wins
-            RegexLayerRule(layer_regex)
-
-        settings = cls(
-            num_layers=_validate_num_layers(cfg.get('num_layers')),
-            layer_decay_rate=_validate_rate(cfg, reproduce),
-            decay_type=decay_type,
-            depths=_validate_depths(cfg.get('depths')),
-            backbone_name=backbone_name,
-            layer_regex=layer_regex,
-            custom_keys=_validate_custom_keys(cfg.get('custom_keys', {})),
-            freeze_backbone=_validate_freeze(cfg.get('freeze_backbone')),
-            mmengine_mults={
-                key: check_number(f'paramwise_cfg.{key}', cfg[key],
-                                  NON_NEGATIVE)
-                for key in MMENGINE_KEYS
-                if key != 'bypass_duplicate' and cfg.get(key) is not None},
-            bypass_duplicate=_validate_bool('bypass_duplicate',
-                                            cfg.get('bypass_duplicate',
-                                                    False)),
-            dino_head=_validate_bool('dino_head',
-                                     cfg.get('dino_head', False)),
-            backbone_small_lr=_validate_bool(
-                'backbone_small_lr', cfg.get('backbone_small_lr', False)),
-            towers=validate_towers(cfg.get('towers')),
-            freeze_mlp=_validate_bool('freeze_mlp',
-                                      cfg.get('freeze_mlp', False)),
-            freeze_llm=_validate_bool('freeze_llm',
-                                      cfg.get('freeze_llm', False)),
-            unfreeze_vit_layers=_validate_int(
-                'unfreeze_vit_layers', cfg.get('unfreeze_vit_layers', 0)),
-            unfreeze_lm_head=_validate_bool(
-                'unfreeze_lm_head', cfg.get('unfreeze_lm_head', False)),
-            reproduce=reproduce,
-            **multipliers)
+        _check_preset_keys(cfg)
+        _check_aliases_agree(cfg)
+        values, given_as = {}, {}
+        for name, value in cfg.items():
+            key = SCHEMA_BY_NAME[name]
+            if key.target == 'mmengine_mults':
+                if value is not None:
+                    values.setdefault('mmengine_mults', {})[name] = value
+            elif key.field:  # an alias
+                values[key.target] = value
+                given_as[key.target] = name
+            else:
+                values[name] = value
+        settings = cls(**values, given_as=given_as)
         _check_structure_has_a_rate(cfg)
         return settings
-
-
-#: per reproduction preset, the keys its original reads
-PRESET_KEYS = {'mmseg': ('num_layers', 'layer_decay_rate', 'decay_rate',
-                         'decay_type', 'reproduce'),
-               'internvl_segmentation': ('num_layers', 'layer_decay_rate',
-                                         'reproduce')}
-PRESET_KEYS.update({preset: (
-    'num_layers', 'layer_decay_rate', 'depths', 'backbone_small_lr',
-    'dino_head', 'offset_lr_scale', 'reproduce') for preset in (
-        'internimage_segmentation', 'internimage_detection')})
-PRESET_KEYS['internimage_classification'] = (
-    'layer_decay_rate', 'dcn_lr_mul', 'freeze_backbone', 'reproduce')
-
-
-def _validate_reproduce(cfg: Mapping) -> Optional[str]:
-    """``paramwise_cfg.reproduce``: a known preset, next to only the keys
-    its original reads."""
-    preset = cfg.get('reproduce')
-    if preset is None:
-        return None
-    if preset not in PRESET_KEYS:
-        raise ValueError(f'paramwise_cfg.reproduce={preset!r} is not a '
-                         f'preset; valid: {tuple(PRESET_KEYS)}')
-    other = [k for k in cfg if k not in PRESET_KEYS[preset]]
-    if other:
-        raise ValueError(
-            f'paramwise_cfg.reproduce={preset!r} reproduces a constructor '
-            f'that reads only {PRESET_KEYS[preset][:-1]}; {other} would be '
-            'ignored by it. Remove them, or leave reproduce out')
-    return preset
 
 
 def _check_known_keys(cfg: Mapping) -> None:
@@ -252,8 +227,27 @@ def _check_known_keys(cfg: Mapping) -> None:
             f'{", ".join(KEYS)}')
 
 
-#: keys that only shape layer decay: without a rate they change nothing
-STRUCTURAL_KEYS = ('num_layers', 'depths', 'layer_regex')
+def _check_preset_keys(cfg: Mapping) -> None:
+    """``paramwise_cfg.reproduce``: next to only the keys its original
+    reads (the value itself is checked with the others)."""
+    preset = cfg.get('reproduce')
+    if preset not in PRESET_KEYS:
+        return
+    other = [k for k in cfg if k not in PRESET_KEYS[preset]]
+    if other:
+        raise ValueError(
+            f'paramwise_cfg.reproduce={preset!r} reproduces a constructor '
+            f'that reads only {PRESET_KEYS[preset][:-1]}; {other} would be '
+            'ignored by it. Remove them, or leave reproduce out')
+
+
+def _check_aliases_agree(cfg: Mapping) -> None:
+    if 'layer_decay_rate' in cfg and 'decay_rate' in cfg and \
+            cfg['layer_decay_rate'] != cfg['decay_rate']:
+        raise ValueError(
+            'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
+            'are aliases but differ: '
+            f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
 
 
 def _check_structure_has_a_rate(cfg: Mapping) -> None:
@@ -272,6 +266,92 @@ def _check_structure_has_a_rate(cfg: Mapping) -> None:
             f'or layer_decay_rate=1.0 to say that no decay is meant')
 
 
+# --- the check of each field's value: (settings, where, value) -> value --
+
+def _check_rate(settings, where, value):
+    # an original constructor checks no range (MMSeg's own test uses 2)
+    return check_number(where, value, POSITIVE if settings.reproduce
+                        else UNIT_OPEN_CLOSED)
+
+
+def _check_decay_type(settings, where, value):
+    if value is not None and value not in DECAY_TYPES:
+        raise ValueError(f'{where}={value!r} is not supported; valid: '
+                         f'{DECAY_TYPES}')
+    return value
+
+
+def _check_backbone_name(settings, where, value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f'{where} must be a str, got {value!r}')
+    return value
+
+
+def _check_layer_regex(settings, where, value):
+    if value is not None:  # checked even where a model method wins
+        RegexLayerRule(value)
+    return value
+
+
+def _check_mmengine_mults(settings, where, value):
+    if not isinstance(value, Mapping):
+        raise TypeError(f'mmengine_mults must be a dict, got {value!r}')
+    for key, mult in value.items():
+        if key not in MMENGINE_MULT_KEYS:
+            raise ValueError(f'mmengine_mults has unknown key {key!r}')
+    return {key: check_number(f'paramwise_cfg.{key}', mult, NON_NEGATIVE)
+            for key, mult in value.items()}
+
+
+def _check_towers(settings, where, value):
+    """A ``paramwise_cfg.towers`` dict becomes :class:`Tower` s; towers
+    already built (the tower of a region) are kept."""
+    if isinstance(value, tuple) and all(isinstance(t, Tower) for t in value):
+        return value
+    if isinstance(value, (tuple, list)):
+        raise TypeError('towers must be a tuple of Tower (build them '
+                        'from paramwise_cfg.towers with '
+                        'LayerDecaySettings.from_paramwise_cfg)')
+    return validate_towers(value)
+
+
+def _check_reproduce(settings, where, value):
+    if value is not None and value not in PRESETS:
+        raise ValueError(f'{where}={value!r} is not a preset; valid: '
+                         f'{PRESETS}')
+    return value
+
+
+def _bool(settings, where, value):
+    return _validate_bool(where.split('.', 1)[1], value)
+
+
+FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
+    'num_layers': lambda s, w, v: _validate_num_layers(v),
+    'layer_decay_rate': _check_rate,
+    'decay_type': _check_decay_type,
+    'depths': lambda s, w, v: _validate_depths(
+        None if v is None else list(v) if isinstance(v, tuple) else v),
+    'backbone_name': _check_backbone_name,
+    'layer_regex': _check_layer_regex,
+    'custom_keys': lambda s, w, v: _validate_custom_keys(v),
+    'dcn_lr_mul': lambda s, w, v: check_number(w, v, POSITIVE),
+    'offset_lr_scale': lambda s, w, v: check_number(w, v, POSITIVE),
+    'freeze_backbone': lambda s, w, v: _validate_freeze(v),
+    'mmengine_mults': _check_mmengine_mults,
+    'bypass_duplicate': _bool,
+    'dino_head': _bool,
+    'backbone_small_lr': _bool,
+    'towers': _check_towers,
+    'freeze_mlp': _bool,
+    'freeze_llm': _bool,
+    'unfreeze_vit_layers': lambda s, w, v: _validate_int(
+        'unfreeze_vit_layers', v),
+    'unfreeze_lm_head': _bool,
+    'reproduce': _check_reproduce,
+}
+
+
 def _validate_num_layers(num_layers):
     if num_layers is None:
         return None
@@ -284,21 +364,6 @@ def _validate_num_layers(num_layers):
         raise ValueError('paramwise_cfg.num_layers must be a positive '
                          f'int, got {num_layers}')
     return num_layers
-
-
-def _validate_rate(cfg: Mapping, reproduce=None) -> float:
-    """``layer_decay_rate`` or its alias ``decay_rate``."""
-    rate_keys = [k for k in ('layer_decay_rate', 'decay_rate') if k in cfg]
-    if len(rate_keys) == 2 and cfg['layer_decay_rate'] != cfg['decay_rate']:
-        raise ValueError(
-            'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
-            'are aliases but differ: '
-            f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
-    if not rate_keys:
-        return 1.0
-    # an original constructor checks no range (MMSeg's own test uses 2)
-    return check_number(f'paramwise_cfg.{rate_keys[0]}', cfg[rate_keys[0]],
-                        POSITIVE if reproduce else UNIT_OPEN_CLOSED)
 
 
 def _validate_bool(key: str, value) -> bool:

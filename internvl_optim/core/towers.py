@@ -21,9 +21,11 @@ Without ``towers`` and without ``backbone_name``, the known layouts of
 ``num_layers``, ``depths`` and ``layer_regex`` apply inside the vision
 tower; projector and language model get the base lr.
 """
-from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
+from .layer_rules import LayerRule, resolve_layer_rule
+from .names import relative_name
 from .numbers import NON_NEGATIVE, UNIT_OPEN_CLOSED, check_number
 
 #: (layout, vision tower, projector, language model): module paths
@@ -138,3 +140,72 @@ def recognise_layout(module_names: Sequence[str], rate: float
                     Tower('projector', paths[1]),
                     Tower('language', paths[2])))
     return None
+
+
+def tower_settings(settings, tower: Tower):
+    """The settings a tower's own layer rule is resolved with."""
+    backbone_keys = tower.takes_backbone_keys
+    return replace(
+        settings, backbone_name=tower.module,
+        layer_decay_rate=tower.layer_decay_rate,
+        num_layers=settings.num_layers if backbone_keys else tower.num_layers,
+        depths=settings.depths if backbone_keys else None,
+        layer_regex=settings.layer_regex if backbone_keys else None,
+        decay_type=settings.decay_type if backbone_keys else None,
+        freeze_backbone=settings.freeze_backbone if backbone_keys else None,
+        towers=())
+
+
+def regions(modules: Mapping, names: List[str], settings,
+            warn: Callable[[str], None]
+            ) -> Tuple[List[Tuple[Optional[Tower], LayerRule, object]],
+                       Optional[str]]:
+    """``([(tower or None, rule, settings)], layout)``: one region (the
+    backbone rule over the whole model) without towers; else one per tower
+    and one for the rest of the model (base lr).  ``layout`` names the
+    recognised layout (None: none, or towers given)."""
+    towers = settings.towers
+    layout = None
+    if not towers and settings.backbone_name is None:
+        found = recognise_layout(list(modules), settings.layer_decay_rate)
+        if found is not None:
+            layout, towers = found
+    if not towers:
+        return [(None, resolve_layer_rule(modules, names, settings, warn),
+                 settings)], None
+    if settings.freeze_backbone and not any(t.takes_backbone_keys
+                                            for t in towers):
+        raise ValueError(
+            'paramwise_cfg.freeze_backbone with paramwise_cfg.towers: say '
+            "which tower to freeze with towers[NAME].freeze=True")
+    regions = []
+    for tower in towers:
+        if tower.module not in modules:
+            raise ValueError(
+                f'paramwise_cfg.towers[{tower.name!r}].module='
+                f'{tower.module!r}: the model has no such sub-module; its '
+                'top-level sub-modules are '
+                f'{sorted(n for n in modules if n and "." not in n)}')
+        tsettings = tower_settings(settings, tower)
+        regions.append((tower, resolve_layer_rule(modules, names, tsettings,
+                                                  warn), tsettings))
+    rest = LayerRule(0, 'outside the towers: base lr', '',
+                     lambda name: 1)
+    regions.append((None, rest, replace(
+        settings, layer_decay_rate=1.0, towers=(), freeze_backbone=None)))
+    return regions, layout
+
+
+def region_of(name: str, regions) -> int:
+    """The index of the region holding parameter ``name``."""
+    for index, (tower, _, _) in enumerate(regions):
+        if tower is None or relative_name(name, tower.module) is not None:
+            return index
+    return len(regions) - 1
+
+
+def tower_factors(tower: Optional[Tower]) -> Tuple[float, float]:
+    """``(lr factor, weight-decay factor)`` of a tower (1, 1 outside)."""
+    if tower is None:
+        return 1.0, 1.0
+    return tower.lr_mult, tower.decay_mult

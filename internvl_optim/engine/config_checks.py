@@ -197,27 +197,8 @@ def check_optim_wrapper(cfg) -> None:
         raise TypeError(f'optim_wrapper must be a dict, got {wrapper!r}')
     if wrapper.get('constructor') not in NAMES:
         return
-    from mmengine.registry import OPTIMIZERS
-
-    from ..core.optimizer_arguments import (check_optimizer_arguments,
-                                            check_optimizer_numbers)
-    from ..core.settings import LayerDecaySettings
-    optimizer = wrapper.get('optimizer')
-    if not isinstance(optimizer, dict):
-        raise TypeError('optim_wrapper.optimizer must be a dict such as '
-                        "dict(type='AdamW', lr=1e-4, weight_decay=0.05), got "
-                        f'{optimizer!r}')
-    LayerDecaySettings.from_paramwise_cfg(wrapper.get('paramwise_cfg'))
-    check_optimizer_numbers(wrapper)
-    optimizer_cls = optimizer.get('type')
-    if isinstance(optimizer_cls, str):
-        with OPTIMIZERS.switch_scope_and_registry(None) as registry:
-            optimizer_cls = registry.get(optimizer_cls)
-    if optimizer_cls is None:
-        raise ValueError(f'optim_wrapper.optimizer.type='
-                         f'{optimizer.get("type")!r} is not a registered '
-                         'optimizer')
-    check_optimizer_arguments(optimizer, optimizer_cls)
+    from .optimizers.layer_decay_constructor import read_optim_wrapper_cfg
+    read_optim_wrapper_cfg(wrapper, wrapper.get('paramwise_cfg'))
 
 
 #: checkpoint locations MMEngine resolves itself (not local files)

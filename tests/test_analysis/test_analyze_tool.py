@@ -223,8 +223,9 @@ def test_a_cnn_table_labels_units_not_blocks(capsys):
     plan = build_param_groups(model, LayerDecaySettings(layer_decay_rate=0.5),
                               1.0, 0.1)
     assert plan.layer_rule == 'module order rule (backbone.*: 3 units)'
+    assert plan.units
     lines = format_group_table(plan.groups, 't', plan.num_layers, {},
-                               plan.layer_rule).splitlines()
+                               plan.units).splitlines()
     parts = {line.split()[0]: ' '.join(line.split()[7:])
              for line in lines[3:-2]}
     assert parts == {'layer_3_decay': 'heads, necks',

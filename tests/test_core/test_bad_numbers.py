@@ -70,7 +70,7 @@ def optimizer(**kw):
 
 @pytest.mark.parametrize('wrapper, exc, message', [
     (optimizer(lr='5e-3'), TypeError,
-     "optim_wrapper.optimizer.lr must be a number > 0, got '5e-3' (a string: "
+     "optim_wrapper.optimizer.lr must be a number in (0, 10000], got '5e-3' (a string: "
      'write 5e-3 without quotes)'),
     (optimizer(weight_decay='0.05'), TypeError,
      "optim_wrapper.optimizer.weight_decay must be a number >= 0, got '0.05' "
@@ -80,9 +80,9 @@ def optimizer(**kw):
     (optimizer(lr=NAN), ValueError,
      'optim_wrapper.optimizer.lr must be a finite number, got nan'),
     (optimizer(lr=0), ValueError,
-     'optim_wrapper.optimizer.lr must be a number > 0, got 0'),
+     'optim_wrapper.optimizer.lr must be in (0, 10000], got 0'),
     (optimizer(lr=-1e-4), ValueError,
-     'optim_wrapper.optimizer.lr must be a number > 0, got -0.0001'),
+     'optim_wrapper.optimizer.lr must be in (0, 10000], got -0.0001'),
     (optimizer(weight_decay=-0.05), ValueError,
      'optim_wrapper.optimizer.weight_decay must be a number >= 0, got -0.05'),
     (optimizer(weight_decay=NAN), ValueError,

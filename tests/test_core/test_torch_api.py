@@ -33,7 +33,7 @@ def test_one_call_gives_groups_for_torch_optim():
 
 
 @pytest.mark.parametrize('kwargs, exc, message', [
-    (dict(lr='1e-4'), TypeError, "lr must be a number > 0, got '1e-4' (a "
+    (dict(lr='1e-4'), TypeError, "lr must be a number in (0, 10000], got '1e-4' (a "
                                  'string: write 1e-4 without quotes)'),
     (dict(lr=1e-4, weight_decay=-1), ValueError,
      'weight_decay must be a number >= 0, got -1'),

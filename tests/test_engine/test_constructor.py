@@ -106,5 +106,4 @@ def test_zero_redundancy_optimizer_type_reads_inner_default_weight_decay():
     constructor = LayerDecayOptimizerConstructor(
         dict(optimizer=dict(type='ZeroRedundancyOptimizer',
                             optimizer_type='AdamW', lr=1.0)))
-    assert constructor._base_weight_decay(
-        constructor._optimizer_class()) == 0.01
+    assert constructor.base_weight_decay == 0.01

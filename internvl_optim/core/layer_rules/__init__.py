@@ -24,6 +24,7 @@ error naming it.  Layer ids run from 0 (embeddings) to ``num_layers + 1``
 (heads, necks, everything outside the blocks); they depend only on names
 and structure, never on which parameters are trainable.
 """
+import dataclasses
 from typing import Callable, List, Mapping
 
 from torch import nn
@@ -57,8 +58,12 @@ PROVIDERS = (
                       module_order.build),
 )
 
-#: structural keys a winning provider must use when they are configured
-STRUCTURAL_KEYS = ('depths', 'layer_regex')
+def must_be_used() -> tuple:
+    """The structural keys (:data:`~internvl_optim.core.settings.
+    STRUCTURAL_KEYS`) a winning provider must use when they are configured;
+    ``num_layers`` is used by every provider."""
+    from ..settings import STRUCTURAL_KEYS  # (settings imports this package)
+    return tuple(k for k in STRUCTURAL_KEYS if k != 'num_layers')
 
 
 class NoBackboneParameters(ValueError):
@@ -103,7 +108,7 @@ def _check_stage_wise(ctx: RuleContext) -> None:
 
 
 def _check_all_used(ctx: RuleContext, rule: LayerRule, used) -> None:
-    for key in STRUCTURAL_KEYS:
+    for key in must_be_used():
         value = getattr(ctx.settings, key)
         if value is not None and key not in used:
             shown = list(value) if key == 'depths' else value
@@ -132,7 +137,7 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
         ctx = rule_context(modules, param_names, settings, warn)
     except NoBackboneParameters:
         if settings.layer_decay_rate != 1.0 or any(
-                getattr(settings, key) is not None for key in STRUCTURAL_KEYS):
+                getattr(settings, key) is not None for key in must_be_used()):
             raise
         prefix, _ = find_backbone(modules, settings.backbone_name)
         return LayerRule(0, 'no layer rule (layer_decay_rate=1.0)', prefix,
@@ -142,7 +147,8 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
         if provider.claims(ctx):
             rule, used = provider.build(ctx)
             _check_all_used(ctx, rule, used)
-            rule.structure = ctx.structure
+            if rule.structure is not ctx.structure:  # built without make_rule
+                rule = dataclasses.replace(rule, structure=ctx.structure)
             return rule
     if ctx.settings.layer_decay_rate == 1.0:
         # every layer gets the base lr: no layer rule is needed

@@ -13,9 +13,10 @@ from ..names import is_token_or_position
 _BARE_PATCH_EMBED = re.compile(r'^patch_embed(ding)?s?$')
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerRule:
-    """A resolved rule: ``layer_id(full_name)`` for every parameter."""
+    """A resolved rule: ``layer_id(full_name)`` for every parameter; built
+    whole, never changed (:func:`dataclasses.replace` makes a variant)."""
     num_layers: int
     source: str
     backbone_prefix: str
@@ -27,6 +28,9 @@ class LayerRule:
     #: ``freeze_backbone``, so the backbone is probed once per build);
     #: ``None`` for rules resolved without one
     structure: Optional[BackboneStructure] = None
+    #: the layers are units of a CNN in module order (stem, stages), not
+    #: embeddings and blocks (how tables name them)
+    units: bool = False
 
     def layer_id(self, name: str) -> int:
         layer_id = self._layer_id(name)
@@ -68,13 +72,18 @@ class RuleContext:
     warn: Callable[[str], None] = field(default=lambda msg: None)
 
     def make_rule(self, n: int, source: str,
-                  rel_rule: Callable[[str], int]) -> LayerRule:
+                  rel_rule: Callable[[str], int],
+                  claimed: Optional[Callable[[str], bool]] = None,
+                  units: bool = False) -> LayerRule:
         """A rule applying ``rel_rule`` to :attr:`rule_names`; parameters
-        outside (heads, CBNet links) get ``n + 1``."""
+        outside (heads, CBNet links) get ``n + 1``; ``claimed(full_name)``
+        says which names it placed on purpose (default: all)."""
         def layer_id(name):
             rel = self.rule_names.get(name)
             return n + 1 if rel is None else rel_rule(rel)
-        return LayerRule(n, source, self.prefix, layer_id)
+        return LayerRule(n, source, self.prefix, layer_id,
+                         claimed or (lambda name: True), self.structure,
+                         units)
 
 
 #: what a provider's ``build`` returns: the rule and the ``paramwise_cfg``

@@ -135,6 +135,4 @@ def build(ctx: RuleContext) -> Built:
         return rel is None or (rel.startswith(strip)
                                and rel[len(strip):] in ids)
 
-    rule = ctx.make_rule(n, source, layer_of)
-    rule.claimed = claimed
-    return rule, frozenset()
+    return ctx.make_rule(n, source, layer_of, claimed), frozenset()

@@ -95,4 +95,4 @@ def build(ctx: RuleContext) -> Built:
     return ctx.make_rule(
         n, f'module order rule ({join_name(ctx.prefix, "*")}: '
         f'{len(order)} units)',
-        lambda rel: unit_of(rel, order)), frozenset()
+        lambda rel: unit_of(rel, order), units=True), frozenset()

@@ -177,12 +177,11 @@ def build(ctx):
         ctx.warn(f'paramwise_cfg.layer_regex.blocks captures block indices '
                  f'from {first}: layers 1..{first} hold no block (indices '
                  'count from 0, block i is layer i + 1)')
-    built = ctx.make_rule(n, 'paramwise_cfg.layer_regex',
-                          lambda rel: rule.layer_id(rel, n))
-
     def claimed(name):
         rel = ctx.rule_names.get(name)
         return rel is None or rule.block_index(rel) is not None or \
             rule.is_embedding(rel)
-    built.claimed = claimed
-    return built, frozenset({'layer_regex'})
+
+    return ctx.make_rule(n, 'paramwise_cfg.layer_regex',
+                         lambda rel: rule.layer_id(rel, n),
+                         claimed), frozenset({'layer_regex'})

@@ -75,8 +75,6 @@ def build(ctx: RuleContext) -> Built:
                 return index + 1
         return vit_layer_id(rel, block_path, n, names, top, siblings)
 
-    rule = ctx.make_rule(
-        n, f'ViT rule ({join_name(ctx.prefix, block_path)})', layer_id)
     other_lists = [name for name in top if name != block_path
                    and is_block_list(getattr(inner, name, None))]
 
@@ -93,5 +91,5 @@ def build(ctx: RuleContext) -> Built:
                                 siblings) != n + 1
         return not any(rel.startswith(path + '.') for path in other_lists)
 
-    rule.claimed = claimed
-    return rule, frozenset()
+    return ctx.make_rule(n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
+                         layer_id, claimed), frozenset()

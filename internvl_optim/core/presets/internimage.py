@@ -30,13 +30,13 @@ commit 41b18fd):
 """
 from typing import List, Sequence, Tuple
 
+from ..multipliers import OFFSET_KEYWORDS
 from ..param_plan import ParamPlan
 
 SEGMENTATION_HEAD_EMBEDS = tuple(
     f'decode_head.{n}' for n in ('mask_embed', 'cls_embed', 'level_embed',
                                  'query_embed', 'query_feat'))
 NO_DECAY_WORDS = ('relative_position', 'norm', 'sampling_offsets')
-OFFSET_WORDS = ('sampling_offsets', 'reference_points')
 
 
 def internimage_layer_id(name: str, num_layers: int, depths,
@@ -83,7 +83,7 @@ def _groups(named, settings, base_lr, base_weight_decay, segmentation,
         decay = 'no_decay' if no_decay else 'decay'
         layer_id = internimage_layer_id(name, num_layers, depths,
                                         segmentation)
-        offset = any(w in name for w in OFFSET_WORDS)
+        offset = any(w in name for w in OFFSET_KEYWORDS)
         if layer_id == num_layers + 1 and settings.dino_head and offset:
             key = f'layer_{layer_id}_{decay}_0.1x'
         elif offset and (not segmentation or 'backbone' in name):

@@ -19,12 +19,11 @@ Facts (OpenGVLab/InternImage, ``classification/optimizer.py`` at commit
 """
 from typing import List, Sequence, Tuple
 
+from ..multipliers import DCN_KEYWORDS
 from ..param_plan import ParamPlan
 
 SOURCE = ("InternImage's classification build_optimizer "
           "(reproduce='internimage_classification')")
-DCN_WORDS = ('offset', 'attention_weights', 'center_feature_scale_proj',
-             'alpha_beta')
 
 
 def internimage_classification_groups(
@@ -59,7 +58,7 @@ def internimage_classification_groups(
             if ratio is not None:
                 lr = ratio * base_lr
             if settings.dcn_lr_mul != 1.0 and any(w in name
-                                                  for w in DCN_WORDS):
+                                                  for w in DCN_KEYWORDS):
                 lr = settings.dcn_lr_mul * lr
         if levels and any(f'levels.{i}' in name for i in levels):
             to_freeze.append(param)

@@ -20,13 +20,61 @@ from torch import nn
 
 from ...core.low_precision import (low_precision_message,
                                    low_precision_trainable)
-from ...core.optimizer_arguments import check_optimizer_arguments
+from ...core.optimizer_arguments import (check_optimizer_arguments,
+                                         check_optimizer_numbers)
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
 from ...runtime.resume_guard import guard_load_state_dict
-from ...core.optimizer_arguments import check_optimizer_numbers
 from ...core.settings import KEYS, LayerDecaySettings
 from ...analysis.group_table import format_group_table
+
+
+def read_optim_wrapper_cfg(optim_wrapper_cfg, paramwise_cfg=None):
+    """``(settings, optimizer class)`` of an ``optim_wrapper`` that uses our
+    constructor, every check done: the wrapper and optimizer entries, the
+    optimizer's numbers and arguments, ``paramwise_cfg``.  The constructor
+    calls it, and so do the tools before anything is built."""
+    if not isinstance(optim_wrapper_cfg, dict):
+        raise TypeError('optim_wrapper_cfg should be a dict, but got '
+                        f'{type(optim_wrapper_cfg)}')
+    if 'optimizer' not in optim_wrapper_cfg:
+        raise ValueError('optim_wrapper needs an "optimizer" entry, e.g. '
+                         "optimizer=dict(type='AdamW', lr=1e-4)")
+    optimizer_cfg = optim_wrapper_cfg['optimizer']
+    if not isinstance(optimizer_cfg, dict):
+        raise TypeError(
+            'optim_wrapper.optimizer must be a dict such as '
+            "dict(type='AdamW', lr=1e-4, weight_decay=0.05), got "
+            f'{optimizer_cfg!r}')
+    if 'lr' not in optimizer_cfg:
+        raise ValueError(
+            'optim_wrapper.optimizer.lr is required by '
+            'LayerDecayOptimizerConstructor: every group lr is base lr '
+            'times its layer scale')
+    check_optimizer_numbers(optim_wrapper_cfg)
+    settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
+    optimizer_cls = optimizer_cfg.get('type')
+    if isinstance(optimizer_cls, str):
+        with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+            optimizer_cls = registry.get(optimizer_cls)
+    if optimizer_cls is None:
+        raise ValueError(f'optim_wrapper.optimizer.type='
+                         f'{optimizer_cfg.get("type")!r} is not a registered '
+                         'optimizer')
+    check_optimizer_arguments(optimizer_cfg, optimizer_cls)
+    return settings, optimizer_cls
+
+
+def default_weight_decay(optimizer_cfg: dict, optimizer_cls) -> float:
+    """The optimizer's own default weight decay (0 when it has none);
+    MMEngine's ``ZeroRedundancyOptimizer`` forwards to ``optimizer_type``."""
+    target = optimizer_cls
+    if 'optimizer_type' in optimizer_cfg:
+        target = OPTIMIZERS.get(optimizer_cfg['optimizer_type'])
+    param = inspect.signature(target).parameters.get('weight_decay')
+    if param is None or param.default is inspect.Parameter.empty:
+        return 0.0
+    return param.default
 
 
 class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
@@ -52,58 +100,18 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
 
     def __init__(self, optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None):
-        if not isinstance(optim_wrapper_cfg, dict):
-            raise TypeError('optim_wrapper_cfg should be a dict, but got '
-                            f'{type(optim_wrapper_cfg)}')
-        if 'optimizer' not in optim_wrapper_cfg:
-            raise ValueError('optim_wrapper needs an "optimizer" entry, e.g. '
-                             "optimizer=dict(type='AdamW', lr=1e-4)")
-        optimizer_cfg = optim_wrapper_cfg['optimizer']
-        if not isinstance(optimizer_cfg, dict):
-            raise TypeError(
-                'optim_wrapper.optimizer must be a dict such as '
-                "dict(type='AdamW', lr=1e-4, weight_decay=0.05), got "
-                f'{optimizer_cfg!r}')
-        if 'lr' not in optimizer_cfg:
-            raise ValueError(
-                'optim_wrapper.optimizer.lr is required by '
-                'LayerDecayOptimizerConstructor: every group lr is base lr '
-                'times its layer scale')
-        check_optimizer_numbers(optim_wrapper_cfg)
-        self.settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
+        self.settings, self.optimizer_cls = read_optim_wrapper_cfg(
+            optim_wrapper_cfg, paramwise_cfg)
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
         self.optimizer_cfg = dict(self.optim_wrapper_cfg.pop('optimizer'))
         self.paramwise_cfg = dict(paramwise_cfg or {})
-        self.base_lr = optimizer_cfg['lr']
-        self.base_wd = optimizer_cfg.get('weight_decay', None)
-        check_optimizer_arguments(self.optimizer_cfg, self._optimizer_class())
+        self.base_lr = self.optimizer_cfg['lr']
+        #: the weight decay the groups are built with: the config's, else
+        #: the optimizer's own default (AdamW: 0.01)
+        self.base_weight_decay = self.optimizer_cfg.get(
+            'weight_decay', default_weight_decay(self.optimizer_cfg,
+                                                 self.optimizer_cls))
         self.plan: Optional[GroupPlan] = None
-        #: the weight decay the groups were built with (set when building)
-        self.base_weight_decay: Optional[float] = None
-
-    def _optimizer_class(self):
-        optimizer_cls = self.optimizer_cfg['type']
-        if isinstance(optimizer_cls, str):
-            with OPTIMIZERS.switch_scope_and_registry(None) as registry:
-                optimizer_cls = registry.get(self.optimizer_cfg['type'])
-            if optimizer_cls is None:
-                raise ValueError(f'optim_wrapper.optimizer.type='
-                                 f'{self.optimizer_cfg["type"]!r} is not a '
-                                 'registered optimizer')
-        return optimizer_cls
-
-    def _base_weight_decay(self, optimizer_cls) -> float:
-        if self.base_wd is not None:
-            return self.base_wd
-        # Not in the config: the optimizer's own default (AdamW: 0.01).
-        # MMEngine's ZeroRedundancyOptimizer forwards to `optimizer_type`.
-        target = optimizer_cls
-        if 'optimizer_type' in self.optimizer_cfg:
-            target = OPTIMIZERS.get(self.optimizer_cfg['optimizer_type'])
-        param = inspect.signature(target).parameters.get('weight_decay')
-        if param is None or param.default is inspect.Parameter.empty:
-            return 0.0
-        return param.default
 
     def add_params(self, params, module, prefix='', **kwargs):
         """Fill ``params`` with our groups (for callers of MMEngine's API)."""
@@ -116,8 +124,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if get_rank() == 0:
                 print_log(msg, logger=logger, level=30)
 
-        base_wd = self._base_weight_decay(self._optimizer_class())
-        self.base_weight_decay = base_wd
+        base_wd = self.base_weight_decay
         plan = build_param_groups(model, self.settings, self.base_lr, base_wd,
                                   warn=warn)
         apply_freezing(plan)
@@ -129,7 +136,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             print_log('\n' + format_group_table(plan.groups, title,
                                                  plan.num_layers,
                                                  dict(plan.towers),
-                                                 plan.layer_rule),
+                                                 plan.units),
                       logger=logger)
         self.plan = plan
         return plan
@@ -152,7 +159,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper_cfg.setdefault('type', 'OptimWrapper')
         optimizer_cfg = dict(self.optimizer_cfg)
         first_arg = next(
-            iter(inspect.signature(self._optimizer_class()).parameters))
+            iter(inspect.signature(self.optimizer_cls).parameters))
         groups = self._build(model).groups
         optimizer_cfg[first_arg] = groups
         self._warn_low_precision(groups, str(optim_wrapper_cfg['type']))
