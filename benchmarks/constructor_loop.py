@@ -1,20 +1,22 @@
 #!/usr/bin/env python
 """One constructor, N builds, in a process of its own, for timing two
-processes side by side from outside (e.g. with ``farm-bench --vs``):
+whole processes side by side from outside:
 
-    python benchmarks/constructor_loop.py ours  --builds 200
-    python benchmarks/constructor_loop.py mmseg --builds 200
+    time python benchmarks/constructor_loop.py ours  --builds 200
+    time python benchmarks/constructor_loop.py mmseg --builds 200
 
 Both build MMSeg's BEiT-large config on the meta device the same way and
 then run the chosen constructor ``--builds`` times; the difference between
 the two processes is the constructors' work (MMSeg's per-parameter
-``print()`` goes to an in-memory buffer).
+``print()`` goes to an in-memory buffer).  It also prints the time per
+build, set-up excluded.
 """
 import argparse
 import contextlib
 import io
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
@@ -51,9 +53,13 @@ def main():
             optim, dict(num_layers=paramwise.num_layers,
                         decay_rate=paramwise.layer_decay_rate,
                         decay_type='layer_wise'))
+    start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         for _ in range(args.builds):
             constructor(model)
+    per_build = (time.perf_counter() - start) / args.builds
+    print(f'{args.which}: {args.builds} builds, {per_build * 1e3:.2f} ms '
+          'per build (set-up excluded)')
 
 
 if __name__ == '__main__':

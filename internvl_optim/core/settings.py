@@ -308,10 +308,6 @@ def _check_towers(settings, where, value):
     already built (the tower of a region) are kept."""
     if isinstance(value, tuple) and all(isinstance(t, Tower) for t in value):
         return value
-    if isinstance(value, (tuple, list)):
-        raise TypeError('towers must be a tuple of Tower (build them '
-                        'from paramwise_cfg.towers with '
-                        'LayerDecaySettings.from_paramwise_cfg)')
     return validate_towers(value)
 
 

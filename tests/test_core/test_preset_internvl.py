@@ -136,17 +136,17 @@ def internvl_expected_groups(model, num_layers, rate, base_wd):
 ])
 def test_frozen_vit_recipes_group_the_heads_as_internvl(recipe, with_fpn,
                                                         base_wd):
-    model = Segmentor(InternViT6B(depth=2, embed_dim=8, num_heads=2,
+    model = Segmentor(InternViT6B(depth=4, embed_dim=8, num_heads=2,
                                   patch_size=4, img_size=16, pretrain_size=16,
-                                  out_indices=(0, 1), with_cp=False,
+                                  out_indices=(0, 1, 2, 3), with_cp=False,
                                   with_fpn=with_fpn, freeze_vit=True))
     assert not any(p.requires_grad for n, p in model.named_parameters()
                    if n.startswith('backbone.blocks.'))
     got = LayerDecayOptimizerConstructor(
         dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=base_wd)),
-        dict(reproduce='internvl_segmentation', num_layers=2,
+        dict(reproduce='internvl_segmentation', num_layers=4,
              layer_decay_rate=1.0))(model).optimizer.param_groups
-    expected = internvl_expected_groups(model, 2, 1.0, base_wd)
+    expected = internvl_expected_groups(model, 4, 1.0, base_wd)
     assert [g['group_name'] for g in got] == list(expected)
     for group in got:
         want = expected[group['group_name']]

@@ -52,3 +52,34 @@ def test_constructor_name_registers_on_first_use():
             'from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as R\n'
             "print(before, R.get('CustomLayerDecayOptimizerConstructor') is C)")
     assert run(code) == 'False True'
+
+
+def test_a_blocked_mmengine_is_absent():
+    # sys.modules['mmengine'] = None is the standard way to block an import
+    code = ('import sys\n'
+            "sys.modules['mmengine'] = None\n"
+            'import internvl_optim.core\n'
+            'from internvl_optim import param_groups\n'
+            'from torch import nn\n'
+            'model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))\n'
+            'groups = param_groups(model, lr=1.0, weight_decay=0.1,\n'
+            '                      layer_decay_rate=1.0)\n'
+            'print(sorted((g["lr"], g["weight_decay"]) for g in groups))')
+    # module order: the Linear (unit 0: its bias, no decay; its weight)
+    # and the LayerNorm (unit 1, no decay), all at the base lr
+    assert run(code) == '[(1.0, 0.0), (1.0, 0.0), (1.0, 0.1)]'
+
+
+def test_star_import_with_and_without_mmengine():
+    star = ('from internvl_optim import *\n'
+            'print(sorted(k for k in dir()\n'
+            '             if not k.startswith("_") and k not in ("sys", "mmengine")))')
+    names = "['GroupPlan', 'LayerDecaySettings', 'LayerDecayWarning', " \
+        "'ParamPlan', 'build_param_groups', 'param_groups']"
+    assert run("import sys\nsys.modules['mmengine'] = None\n" + star) == \
+        names
+    assert run('import mmengine\n' + star) == names
+    # the constructors stay attributes, registered on first use
+    assert run('import internvl_optim\n'
+               'print(internvl_optim.LayerDecayOptimizerConstructor'
+               '.__name__)') == 'LayerDecayOptimizerConstructor'

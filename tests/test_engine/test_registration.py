@@ -172,3 +172,59 @@ def test_mmdet_scope_builds_ours_and_keeps_mmdets_own(first):
     assert result(out) == [
         'layer_1_no_decay', 'layer_1_no_decay',  # block 0's bias
         'mmdet.engine.optimizers.layer_decay_optimizer_constructor']
+
+
+#: a training script as isort orders it: ``internvl_optim`` before the
+#: ``mmengine`` / ``mmseg`` imports, nothing else registering
+ISORT_SCRIPT = '''
+import sys
+import internvl_optim
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+sys.path.insert(0, 'tests')
+from mmseg_models import tiny_segmentor
+before = 'mmengine' in sys.modules
+model = tiny_segmentor('BEiT')
+init_default_scope('mmseg')
+wrapper = build_optim_wrapper(model, dict(
+    type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0,
+                                        weight_decay=0.1),
+    constructor='{name}',
+    paramwise_cfg=dict(num_layers=2, layer_decay_rate=0.5)))
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as R
+groups = wrapper.optimizer.param_groups
+cls_group = next(g for g in groups if 'backbone.cls_token' in g['param_names'])
+print(R.get('{name}').__module__, groups[0]['group_name'],
+      'layer_id' in groups[0], cls_group['lr'], cls_group['weight_decay'])
+'''
+
+
+@pytest.mark.parametrize('name', ['LayerDecayOptimizerConstructor',
+                                  'CustomLayerDecayOptimizerConstructor'])
+def test_script_in_isort_order_builds_ours_on_mmsegs_beit(name):
+    # MMSeg's deprecated class of the same name would build MMSeg's groups
+    # (no layer_id, 134 printed lines) under default_scope='mmseg'
+    out = run_python(ISORT_SCRIPT.replace('{name}', name))
+    assert out.strip().splitlines()[-1].split() == [
+        'internvl_optim.engine.optimizers.layer_decay_constructor',
+        'layer_3_decay', 'True', '0.125', '0.0']
+    assert 'Note: the `LayerDecayOptimizerConstructor` is deprecated' \
+        not in out
+
+
+def test_script_in_isort_order_gets_every_registration():
+    # hooks and strategies too, once MMEngine's optimizers are imported
+    out = run_python('''
+    import internvl_optim
+    import sys
+    assert 'mmengine' not in sys.modules
+    from mmengine.runner import Runner
+    from mmengine.registry import HOOKS, STRATEGIES
+    print(HOOKS.get('CheckpointTrustHook').__name__,
+          STRATEGIES.get('SafeResumeDeepSpeedStrategy').__name__,
+          any(type(f).__name__ == 'RegistrationWatch' for f in sys.meta_path),
+          type(sys.modules['mmengine.optim'].__loader__).__name__)
+    ''')
+    assert out.split()[-4:] == ['CheckpointTrustHook',
+                                'SafeResumeDeepSpeedStrategy', 'False',
+                                'SourceFileLoader']
