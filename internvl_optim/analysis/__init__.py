@@ -1,2 +1,5 @@
-"""Inspection: the group table (logged and printed), the report of
-``tools/analyze_param_groups.py``, and meta-device model builds."""
+"""Inspection: the group table (logged and printed,
+:mod:`.group_table`), the report of ``tools/analyze_param_groups.py``
+(:mod:`.param_group_report`), meta-device model builds
+(:mod:`.meta_device`), memory per rank (:mod:`.memory_per_rank`) and the
+timm oracle (:mod:`.timm_oracle`)."""

@@ -1,10 +1,13 @@
-"""The pure core: ``(named parameters, modules, settings) -> groups``.
+"""The pure core: ``(model, settings) -> groups``, one straight pipeline.
 
-Imports only PyTorch (tested with MMEngine blocked).  Reading order:
-:mod:`.settings` (``paramwise_cfg``), :mod:`.names`, :mod:`.names`,
-:mod:`.backbone_probe`, :mod:`.layer_rules` (the provider table),
-:mod:`.weight_decay`, :mod:`.multipliers`, :mod:`.param_plan`,
-:mod:`.group_reduce`, :mod:`.freezing`, :mod:`.param_groups`.
+Imports only PyTorch (tested with MMEngine blocked).  Reading order, as a
+parameter travels: :mod:`.settings` (``paramwise_cfg``, one schema),
+:mod:`.model_view` (the model read once; its layer rules from
+:mod:`.layer_rules`, towers from :mod:`.towers`), :mod:`.param_plan` (one
+record per parameter: its lr and weight decay, computed once, with
+:mod:`.weight_decay` and :mod:`.multipliers`), :mod:`.group_reduce`
+(records -> groups); :mod:`.param_groups` runs them in order and
+:mod:`.freezing` selects what to freeze.
 """
 from .param_groups import GroupPlan, build_param_groups
 from .param_plan import ParamPlan

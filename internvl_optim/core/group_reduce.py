@@ -36,6 +36,31 @@ def group_sort_key(key: Tuple) -> Tuple:
     return (bool(tower), -layer_id, bool(tag), tag, not decays)
 
 
+def reduce_as_original(plans: Sequence[ParamPlan],
+                       params: Sequence[Any]) -> List[dict]:
+    """Plans that carry an original constructor's group (``plan.group``,
+    the reproduction presets) into those groups, named as the original
+    names them, in order of first appearance (the originals' order).
+
+    >>> from internvl_optim.core.param_plan import ParamPlan
+    >>> plans = [ParamPlan('w', 1, .5, .05, .1, None, None, 4, group='a'),
+    ...          ParamPlan('h', 2, 1., .1, .1, None, None, 4, group='b'),
+    ...          ParamPlan('v', 1, .5, .05, .1, None, None, 4, group='a')]
+    >>> [(g['group_name'], g['params']) for g in
+    ...  reduce_as_original(plans, ['W', 'H', 'V'])]
+    [('a', ['W', 'V']), ('b', ['H'])]
+    """
+    groups: Dict[str, dict] = {}
+    for plan, param in zip(plans, params):
+        group = groups.setdefault(plan.group, dict(
+            weight_decay=plan.weight_decay, params=[], param_names=[],
+            lr_scale=plan.lr_scale, group_name=plan.group, lr=plan.lr,
+            layer_id=plan.layer_id))
+        group['params'].append(param)
+        group['param_names'].append(plan.name)
+    return list(groups.values())
+
+
 def reduce_param_groups(plans: Sequence[ParamPlan],
                         params: Sequence[Any]) -> List[dict]:
     """Merge the plans (``params[i]`` belongs to ``plans[i]``) into groups

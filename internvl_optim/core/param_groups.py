@@ -20,7 +20,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 from torch import nn
 
 from .freezing import params_of, units_to_freeze
-from .group_reduce import reduce_param_groups
+from .group_reduce import reduce_as_original, reduce_param_groups
 from .model_view import ModelView, numel, view_model
 from .multipliers import check_multipliers_match, parent_is_dcn
 from .names import strip_wrapper_prefixes
@@ -155,13 +155,17 @@ def _reproduce(model, settings, base_lr, base_weight_decay) -> 'GroupPlan':
     """The groups of the original constructor ``settings.reproduce``
     names (:mod:`internvl_optim.core.presets`)."""
     from .presets import PRESETS
-    what, builder = PRESETS[settings.reproduce]
+    preset = PRESETS[settings.reproduce]
     named = [(strip_wrapper_prefixes(n), p)
              for n, p in model.named_parameters()]
     trainable = [(n, p) for n, p in named if p.requires_grad]
     frozen = [n for n, p in named if not p.requires_grad]
-    plans, groups, to_freeze = builder(model, trainable, settings, base_lr,
-                                       base_weight_decay)
-    return GroupPlan(groups, plans, settings.num_layers, what, frozen,
+    plans, to_freeze = preset.plans(model, trainable, settings, base_lr,
+                                    base_weight_decay)
+    groups = reduce_as_original(plans, [p for _, p in trainable])
+    if preset.extra_keys is not None:
+        for group in groups:
+            group.update(preset.extra_keys(group))
+    return GroupPlan(groups, plans, settings.num_layers, preset.what, frozen,
                      sum(p.numel() for _, p in named if not p.requires_grad),
                      'backbone', to_freeze)

@@ -46,6 +46,9 @@ class ParamPlan:
     tower: Optional[str] = None
     #: how its layer id was decided (``placed_by`` says it in words)
     placement: Placement = Placement.RULE
+    #: the group a reproduced original constructor puts it in (its name
+    #: there); None: grouped by our key (:mod:`.group_reduce`)
+    group: Optional[str] = None
 
 
 def order_custom_keys(custom_keys: Mapping) -> List[str]:

@@ -1,7 +1,10 @@
 """MMEngine glue: the registered optimizer constructor (:mod:`.optimizers`),
-the ZeRO checkpoint hook (:mod:`.hooks`), strategies (:mod:`.strategies`),
-checkpoint files, the config checks and preparation of ``tools/train.py``
-(:mod:`.train_config`), and the collective timeout."""
+the checkpoint-trust, ZeRO-consolidation and lr-spread hooks
+(:mod:`.hooks`), strategies (:mod:`.strategies`), the config checks
+(:mod:`.config_checks`) and preparation of ``tools/train.py``
+(:mod:`.train_config`), InternVL's DeepSpeed keys and the collective
+timeout.  Importing it registers everything (:func:`register_all`), in any
+import order."""
 
 
 def register_all() -> None:

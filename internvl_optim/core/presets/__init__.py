@@ -4,33 +4,50 @@ the paper before our defaults improve on it.
 
 ``paramwise_cfg.reproduce`` names the original (:data:`PRESETS`); the
 default (none) is ours.  Each preset is a pure function from the model's
-named parameters to ``(plans, groups)``, written from reading the original
-file (cited in its module), raising ``ValueError`` for a backbone the
-original does not support.
+named parameters to ``(plans, to_freeze)``: each plan names the group the
+original puts the parameter in, and the shared reduction
+(:func:`~internvl_optim.core.group_reduce.reduce_as_original`) builds the
+groups.  Each is written from reading the original file (cited in its
+module), and raises ``ValueError`` for a backbone the original does not
+support.
 """
-from .internimage import (internimage_detection_groups,
-                          internimage_segmentation_groups)
-from .internimage_classification import internimage_classification_groups
-from .internvl import internvl_groups
-from .mmseg import mmseg_groups
+from dataclasses import dataclass
+from typing import Callable, Optional
 
-#: ``paramwise_cfg.reproduce`` value -> (what it reproduces, builder)
+from .internimage import (internimage_detection_plans,
+                          internimage_segmentation_plans)
+from .internimage_classification import internimage_classification_plans
+from .internvl import internvl_plans
+from .mmseg import mmseg_plans
+
+@dataclass(frozen=True)
+class Preset:
+    """One reproduction: what it reproduces, its plans, and the keys the
+    original puts in each group beside ours (``extra_keys(group)``)."""
+    what: str
+    plans: Callable
+    extra_keys: Optional[Callable[[dict], dict]] = None
+
+
+#: ``paramwise_cfg.reproduce`` value -> its :class:`Preset`
 PRESETS = {
-    'mmseg': ("MMSegmentation 1.x's LearningRateDecayOptimizerConstructor "
-              '(and its deprecated LayerDecayOptimizerConstructor)',
-              mmseg_groups),
-    'internvl_segmentation': ("InternVL's segmentation "
-                              'CustomLayerDecayOptimizerConstructor',
-                              internvl_groups),
-    'internimage_segmentation': ("InternImage's segmentation "
-                                 'CustomLayerDecayOptimizerConstructor',
-                                 internimage_segmentation_groups),
-    'internimage_detection': ("InternImage's detection "
-                              'CustomLayerDecayOptimizerConstructor',
-                              internimage_detection_groups),
-    'internimage_classification': ("InternImage's classification "
-                                   'build_optimizer',
-                                   internimage_classification_groups),
+    'mmseg': Preset("MMSegmentation 1.x's LearningRateDecayOptimizer"
+                    'Constructor (and its deprecated LayerDecayOptimizer'
+                    'Constructor)', mmseg_plans),
+    'internvl_segmentation': Preset(
+        "InternVL's segmentation CustomLayerDecayOptimizerConstructor",
+        internvl_plans),
+    'internimage_segmentation': Preset(
+        "InternImage's segmentation CustomLayerDecayOptimizerConstructor",
+        internimage_segmentation_plans),
+    'internimage_detection': Preset(
+        "InternImage's detection CustomLayerDecayOptimizerConstructor",
+        internimage_detection_plans),
+    # one group per parameter, which the original also keys by ``name``
+    'internimage_classification': Preset(
+        "InternImage's classification build_optimizer",
+        internimage_classification_plans,
+        lambda group: dict(name=group['group_name'])),
 }
 
-__all__ = ['PRESETS', 'internvl_groups', 'mmseg_groups']
+__all__ = ['PRESETS', 'Preset', 'internvl_plans', 'mmseg_plans']

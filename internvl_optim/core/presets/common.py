@@ -22,31 +22,27 @@ def backbone_class_of(model) -> str:
     return type(backbone).__name__
 
 
-def beit_style_groups(named: Sequence[Tuple[str, object]],
-                      layer_of: Callable[[str], int], num_layers: int,
-                      rate: float, base_lr: float, base_weight_decay: float,
-                      reason: str, source: str
-                      ) -> Tuple[List[ParamPlan], List[dict], list]:
+def beit_style_plans(named: Sequence[Tuple[str, object]],
+                     layer_of: Callable[[str], int], num_layers: int,
+                     rate: float, base_lr: float, base_weight_decay: float,
+                     reason: str, source: str
+                     ) -> Tuple[List[ParamPlan], list]:
     """BEiT's constructor, which MMSeg's and InternVL's copy: no weight
     decay for 1-D parameters, ``.bias`` and the full names ``'pos_embed'``
     / ``'cls_token'`` (never true for ``backbone.*``); scale ``rate ** (N
     + 1 - id)``; groups ``layer_{id}_{decay|no_decay}`` in order of first
-    appearance."""
-    plans, groups = [], {}
+    appearance.  Returns the plans (each naming its group) and nothing to
+    freeze."""
+    plans = []
     for name, param in named:
         no_decay = (param.ndim == 1 or name.endswith('.bias')
                     or name in ('pos_embed', 'cls_token'))
         layer_id = layer_of(name)
         scale = rate ** (num_layers + 1 - layer_id)
-        weight_decay = 0.0 if no_decay else base_weight_decay
-        plans.append(ParamPlan(name, layer_id, scale, scale * base_lr,
-                               weight_decay, reason if no_decay else None,
-                               None, param.numel(), placed_by=source))
-        key = f'layer_{layer_id}_{"no_decay" if no_decay else "decay"}'
-        group = groups.setdefault(key, dict(
-            weight_decay=weight_decay, params=[], param_names=[],
-            lr_scale=scale, group_name=key, lr=scale * base_lr,
-            layer_id=layer_id))
-        group['params'].append(param)
-        group['param_names'].append(name)
-    return plans, list(groups.values()), []
+        plans.append(ParamPlan(
+            name, layer_id, scale, scale * base_lr,
+            0.0 if no_decay else base_weight_decay,
+            reason if no_decay else None, None, param.numel(),
+            placed_by=source,
+            group=f'layer_{layer_id}_{"no_decay" if no_decay else "decay"}'))
+    return plans, []

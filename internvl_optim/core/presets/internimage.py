@@ -62,8 +62,8 @@ def internimage_layer_id(name: str, num_layers: int, depths,
     return num_layers + 1
 
 
-def _groups(named, settings, base_lr, base_weight_decay, segmentation,
-            source) -> Tuple[List[ParamPlan], List[dict], list]:
+def _plans(named, settings, base_lr, base_weight_decay, segmentation,
+           source) -> Tuple[List[ParamPlan], list]:
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
     if num_layers is None:
         raise ValueError(f"paramwise_cfg.reproduce: {source} needs "
@@ -76,7 +76,7 @@ def _groups(named, settings, base_lr, base_weight_decay, segmentation,
             'backbone.levels.{s} / backbone.layers.{s}; this model has none, '
             'so it would give every backbone parameter the head lr. Leave '
             'reproduce out for our rules')
-    plans, groups = [], {}
+    plans = []
     for name, param in named:
         no_decay = (param.ndim == 1 or name.endswith('.bias')
                     or any(w in name for w in NO_DECAY_WORDS))
@@ -90,39 +90,31 @@ def _groups(named, settings, base_lr, base_weight_decay, segmentation,
             key = f'layer_{layer_id}_{decay}_offset_lr_scale'
         else:
             key = f'layer_{layer_id}_{decay}'
-        if key not in groups:
-            scale = rate ** (num_layers + 1 - layer_id)
-            if scale < 1 and settings.backbone_small_lr:
-                scale *= 0.1
-            if '0.1x' in key:
-                scale *= 0.1
-            if 'offset_lr_scale' in key:
-                scale *= settings.offset_lr_scale
-            groups[key] = dict(
-                weight_decay=0.0 if no_decay else base_weight_decay,
-                params=[], param_names=[], lr_scale=scale, group_name=key,
-                lr=scale * base_lr, layer_id=layer_id)
-        group = groups[key]
-        group['params'].append(param)
-        group['param_names'].append(name)
-        plans.append(ParamPlan(name, layer_id, group['lr_scale'], group['lr'],
-                               group['weight_decay'],
+        scale = rate ** (num_layers + 1 - layer_id)
+        if scale < 1 and settings.backbone_small_lr:
+            scale *= 0.1
+        if '0.1x' in key:
+            scale *= 0.1
+        if 'offset_lr_scale' in key:
+            scale *= settings.offset_lr_scale
+        plans.append(ParamPlan(name, layer_id, scale, scale * base_lr,
+                               0.0 if no_decay else base_weight_decay,
                                'internimage' if no_decay else None, None,
-                               param.numel(), placed_by=source))
-    return plans, list(groups.values()), []
+                               param.numel(), placed_by=source, group=key))
+    return plans, []
 
 
-def internimage_segmentation_groups(model, named: Sequence[Tuple[str, object]],
+def internimage_segmentation_plans(model, named: Sequence[Tuple[str, object]],
                                     settings, base_lr: float,
                                     base_weight_decay: float):
-    return _groups(named, settings, base_lr, base_weight_decay, True,
+    return _plans(named, settings, base_lr, base_weight_decay, True,
                    "InternImage's segmentation constructor "
                    "(reproduce='internimage_segmentation')")
 
 
-def internimage_detection_groups(model, named: Sequence[Tuple[str, object]],
+def internimage_detection_plans(model, named: Sequence[Tuple[str, object]],
                                  settings, base_lr: float,
                                  base_weight_decay: float):
-    return _groups(named, settings, base_lr, base_weight_decay, False,
+    return _plans(named, settings, base_lr, base_weight_decay, False,
                    "InternImage's detection constructor "
                    "(reproduce='internimage_detection')")

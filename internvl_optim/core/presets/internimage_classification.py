@@ -26,9 +26,9 @@ SOURCE = ("InternImage's classification build_optimizer "
           "(reproduce='internimage_classification')")
 
 
-def internimage_classification_groups(
+def internimage_classification_plans(
         model, named: Sequence[Tuple[str, object]], settings, base_lr: float,
-        base_weight_decay: float) -> Tuple[List[ParamPlan], List[dict], list]:
+        base_weight_decay: float) -> Tuple[List[ParamPlan], list]:
     skip = set(model.no_weight_decay()) if hasattr(
         model, 'no_weight_decay') else set()
     keywords = tuple(model.no_weight_decay_keywords()) if hasattr(
@@ -47,7 +47,7 @@ def internimage_classification_groups(
         raise ValueError(
             "paramwise_cfg.reproduce='internimage_classification': "
             "InternImage's FREEZE_BACKBONE is a list of level indices")
-    plans, groups, to_freeze = [], [], []
+    plans, to_freeze = [], []
     for name, param in named:
         no_decay = (param.ndim == 1 or name.endswith('.bias')
                     or name in skip or any(k in name for k in keywords))
@@ -62,10 +62,8 @@ def internimage_classification_groups(
                 lr = settings.dcn_lr_mul * lr
         if levels and any(f'levels.{i}' in name for i in levels):
             to_freeze.append(param)
-        groups.append(dict(params=[param], weight_decay=weight_decay, lr=lr,
-                           name=name, param_names=[name], group_name=name,
-                           lr_scale=lr / base_lr, layer_id=0))
+        # one group per parameter, named by it
         plans.append(ParamPlan(name, 0, lr / base_lr, lr, weight_decay,
                                'internimage' if no_decay else None, None,
-                               param.numel(), placed_by=SOURCE))
-    return plans, groups, to_freeze
+                               param.numel(), placed_by=SOURCE, group=name))
+    return plans, to_freeze

@@ -24,7 +24,7 @@ layer_decay_optimizer_constructor.py`` at commit 749a4c3):
 import re
 from typing import List, Sequence, Tuple
 
-from .common import backbone_class_of, beit_style_groups, clean_parameter_names
+from .common import backbone_class_of, beit_style_plans, clean_parameter_names
 
 SOURCE = ("InternVL's segmentation CustomLayerDecayOptimizerConstructor "
           "(reproduce='internvl_segmentation')")
@@ -48,10 +48,11 @@ def internvl_layer_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def internvl_groups(model, named: Sequence[Tuple[str, object]],
+def internvl_plans(model, named: Sequence[Tuple[str, object]],
                     settings, base_lr: float, base_weight_decay: float
-                    ) -> Tuple[List, List[dict], list]:
-    """The plans and groups of InternVL's segmentation constructor."""
+                    ) -> Tuple[List, list]:
+    """The plans of InternVL's segmentation constructor, each naming its
+    group."""
     backbone_class = backbone_class_of(model)
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
     if num_layers is None:
@@ -68,5 +69,6 @@ def internvl_groups(model, named: Sequence[Tuple[str, object]],
             f'backbone.layers.{{i}} (levels.{{i}}); {backbone_class} has '
             'none, so it would give every backbone parameter the head lr. '
             'Leave reproduce out for our rules')
-    return beit_style_groups(named, lambda n: internvl_layer_id(n, num_layers), num_layers, rate,
-                             base_lr, base_weight_decay, 'internvl', SOURCE)
+    return beit_style_plans(
+        named, lambda n: internvl_layer_id(n, num_layers), num_layers, rate,
+        base_lr, base_weight_decay, 'internvl', SOURCE)

@@ -28,7 +28,7 @@ ships the same rules):
 """
 from typing import List, Sequence, Tuple
 
-from .common import backbone_class_of, beit_style_groups
+from .common import backbone_class_of, beit_style_plans
 
 TOKENS = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed')
 SOURCE = "MMSeg's LearningRateDecayOptimizerConstructor (reproduce='mmseg')"
@@ -62,10 +62,10 @@ def vit_layer_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def mmseg_groups(model, named: Sequence[Tuple[str, object]],
+def mmseg_plans(model, named: Sequence[Tuple[str, object]],
                  settings, base_lr: float, base_weight_decay: float
-                 ) -> Tuple[List, List[dict], list]:
-    """The plans and groups of MMSeg's constructor for ``named``
+                 ) -> Tuple[List, list]:
+    """The plans of MMSeg's constructor, each naming its group, for ``named``
     (``(full name, parameter)``, wrapper-free, trainable only)."""
     backbone_class = backbone_class_of(model)
     num_layers, rate = settings.num_layers, settings.layer_decay_rate
@@ -88,5 +88,5 @@ def mmseg_groups(model, named: Sequence[Tuple[str, object]],
             f"and raises NotImplementedError for {backbone_class} with "
             f"decay_type={decay_type!r}. Leave reproduce out for our rules, "
             'which support it')
-    return beit_style_groups(named, layer_of, num_layers, rate,
-                             base_lr, base_weight_decay, 'mmseg', SOURCE)
+    return beit_style_plans(named, layer_of, num_layers, rate,
+                            base_lr, base_weight_decay, 'mmseg', SOURCE)
