@@ -40,3 +40,13 @@ def load_tool(name: str = 'analyze_param_groups'):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
+
+
+def build_plan(model, lr=1.0, weight_decay=0.05, warn=None, **paramwise):
+    """The core's ``GroupPlan`` for ``model`` from ``paramwise_cfg`` keys:
+    the one way the tests call ``build_param_groups`` (files bind their
+    defaults with ``functools.partial``)."""
+    from internvl_optim import LayerDecaySettings, build_param_groups
+    return build_param_groups(
+        model, LayerDecaySettings.from_paramwise_cfg(paramwise), lr,
+        weight_decay, warn=warn or (lambda msg: None))

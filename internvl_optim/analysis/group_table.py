@@ -48,12 +48,22 @@ def format_group_table(groups: List[dict], title: str = '',
     towers, ``tower_layers`` gives each tower's) and a totals line."""
     header = ('group', 'layer', 'lr_scale', 'lr', 'weight_decay', 'tensors',
               'params') + (('part', ) if num_layers is not None else ())
-    rows = [(g['group_name'], str(g['layer_id']), f"{g['lr_scale']:.4g}",
+    def part(g):
+        n = (tower_layers or {}).get(g.get('tower'), num_layers)
+        ids = g.get('layer_ids') or [g['layer_id']]
+        if len(ids) == 1:
+            return layer_part(ids[0], n, units)
+        return (f'{layer_part(ids[0], n, units)} .. '
+                f'{layer_part(ids[-1], n, units)} ({len(ids)} layers)')
+
+    def layer(g):
+        ids = g.get('layer_ids') or [g['layer_id']]
+        return str(ids[0]) if len(ids) == 1 else f'{ids[0]}-{ids[-1]}'
+
+    rows = [(g['group_name'], layer(g), f"{g['lr_scale']:.4g}",
              f"{g['lr']:.4e}", f"{g['weight_decay']:g}",
              str(len(g['params'])), f"{sum(p.numel() for p in g['params']):,}")
-            + ((layer_part(g['layer_id'], (tower_layers or {}).get(
-                g.get('tower'), num_layers), units), )
-               if num_layers is not None else ())
+            + ((part(g), ) if num_layers is not None else ())
             for g in groups]
     total_tensors = sum(len(g['params']) for g in groups)
     total_params = sum(p.numel() for g in groups for p in g['params'])

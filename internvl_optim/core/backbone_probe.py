@@ -97,8 +97,77 @@ def _block_child(stage: nn.Module) -> Optional[str]:
     return lists[0] if len(lists) == 1 else None
 
 
-def _stage_layout(path: str, stages) -> Optional[StageLayout]:
-    children = [_block_child(stage) for stage in stages]
+def declared_depths(module: nn.Module) -> Optional[List[int]]:
+    """The depth a transformers model declares in its config: ``depths``
+    (blocks per stage of a hierarchical encoder) or ``[num_hidden_layers]``;
+    None without one."""
+    config = getattr(module, 'config', None)
+    depths = getattr(config, 'depths', None)
+    if isinstance(depths, (list, tuple)) and depths and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0
+            for d in depths):
+        return list(depths)
+    n = getattr(config, 'num_hidden_layers', None)
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return [n]
+    return None
+
+
+def _is_block_items(container: nn.Module) -> bool:
+    """A list whose items are composite blocks of one class (not plain
+    layers such as a downsampling ``Sequential(LayerNorm, Conv2d)``)."""
+    items = list(container.children())
+    return bool(items) and len({type(i) for i in items}) == 1 and \
+        next(items[0].children(), None) is not None
+
+
+def _outer_lists(module: nn.Module):
+    """``(path, list)`` of every non-empty ModuleList / Sequential of
+    blocks not inside another list, in registration order."""
+    for path, child in module.named_modules():
+        if path and isinstance(child, _LISTS) and len(child) and \
+                not any(part.isdigit() for part in path.split('.')) and \
+                _is_block_items(child):
+            yield path, child
+
+
+def find_declared_blocks(module: nn.Module) -> Optional[Tuple[str, int]]:
+    """The block list a transformers model declares: the first list of
+    blocks holding ``config.num_hidden_layers`` of them (DINOv3's
+    ``layer``, Pixtral's ``transformer.layers``, an LLM's
+    ``model.layers``)."""
+    depths = declared_depths(module)
+    if depths is None or len(depths) != 1:
+        return None
+    return next(((path, len(c)) for path, c in _outer_lists(module)
+                 if len(c) == depths[0]), None)
+
+
+def find_declared_stages(module: nn.Module) -> Optional[StageLayout]:
+    """The stages a transformers model declares by ``config.depths``: a
+    list with one stage per depth, stage ``s`` holding a list of
+    ``depths[s]`` blocks (HF ConvNeXt, ResNet, RegNet, BiT, FocalNet,
+    Hiera: ``encoder.stages.{s}.layers``)."""
+    depths = declared_depths(module)
+    if depths is None or len(depths) < 2:
+        return None
+    for path, stages in _outer_lists(module):
+        if len(stages) != len(depths):
+            continue
+        children = []
+        for stage, depth in zip(stages, depths):
+            lists = [n for n, c in stage.named_children()
+                     if isinstance(c, _LISTS) and len(c) == depth
+                     and _is_block_items(c)]
+            children.append(lists[0] if len(lists) == 1 else None)
+        if all(children):
+            return _stage_layout(path, list(stages), children)
+    return None
+
+
+def _stage_layout(path: str, stages,
+                  children=None) -> Optional[StageLayout]:
+    children = children or [_block_child(stage) for stage in stages]
     if all(children):
         before = []
         for stage, child in zip(stages, children):
@@ -177,8 +246,12 @@ def probe(backbone: nn.Module) -> BackboneStructure:
     CBNet).  A container holding stages is not also a block list."""
     inner = composite_backbones(backbone)[0]
     convnext = find_convnext(inner)  # has rules of its own
-    stages = None if convnext is not None else find_stages(inner)
-    blocks = find_block_container(inner)
+    # what a transformers model declares (config depths) before the names
+    declared = None if convnext is not None else find_declared_stages(inner)
+    stages = declared or (None if convnext is not None
+                          else find_stages(inner))
+    blocks = None if declared is not None else (
+        find_declared_blocks(inner) or find_block_container(inner))
     if blocks is not None and stages is not None and \
             stages.container == blocks[0]:
         blocks = None
@@ -263,6 +336,18 @@ def sole_holder(module: nn.Module) -> Optional[str]:
     return name
 
 
+def holder_within(modules: Mapping[str, nn.Module], name: str) -> str:
+    """``name``, or the module inside it that holds all its parameters
+    when it only wraps one (:func:`sole_holder`, repeatedly)."""
+    if name not in modules:
+        return name
+    child = sole_holder(modules[name])
+    while child is not None:
+        name = join_name(name, child)
+        child = sole_holder(modules[name])
+    return name
+
+
 def find_backbone(modules: Mapping[str, nn.Module],
                   backbone_name: Optional[str]) -> Tuple[str, nn.Module]:
     """``(prefix, backbone)``; ``backbone_name=None`` means the first of
@@ -271,13 +356,8 @@ def find_backbone(modules: Mapping[str, nn.Module],
     only wraps it (:func:`sole_holder`: ``backbone.timm_model`` for
     ``TIMMBackbone``).  A given ``backbone_name`` is taken as it is."""
     if backbone_name is None:
-        backbone_name = next(
-            (n for n in BACKBONE_ATTRIBUTES if n in modules), '')
-        if backbone_name in modules:
-            child = sole_holder(modules[backbone_name])
-            while child is not None:
-                backbone_name = join_name(backbone_name, child)
-                child = sole_holder(modules[backbone_name])
+        backbone_name = holder_within(modules, next(
+            (n for n in BACKBONE_ATTRIBUTES if n in modules), ''))
     if backbone_name not in modules:
         children = sorted(n for n in modules if n and '.' not in n)
         raise ValueError(

@@ -1,37 +1,47 @@
 """Parameter plans -> optimizer groups: one group per distinct
-(layer, multiplier, custom key, decays or not), so the group count grows
-with the number of layers, not of parameters (multi-tensor ``foreach`` /
-``fused`` optimizers stay fast; detectron2's ``reduce_param_groups`` idea).
-Pure: parameters are opaque, so tests may pass strings for them."""
+(tower, multiplier, custom key, decays or not, lr, weight decay), so the
+group count grows with the number of layers that differ, not of parameters
+(multi-tensor ``foreach`` / ``fused`` optimizers stay fast; detectron2's
+``reduce_param_groups`` idea).  Layers whose lr and weight decay are equal
+(every layer at ``layer_decay_rate=1.0``) share a group: ``torch.optim``
+takes each new group in time proportional to all earlier ones, so 20,000
+groups of equal values would cost minutes for nothing.  Pure: parameters
+are opaque, so tests may pass strings for them."""
 from typing import Any, Dict, List, Sequence, Tuple
 
 from .param_plan import ParamPlan
 
 
 def group_key(plan: ParamPlan) -> Tuple:
-    return (plan.tower or '', plan.layer_id, plan.multiplier,
-            plan.custom_key, plan.weight_decay != 0)
+    return (plan.tower or '', plan.multiplier, plan.custom_key,
+            plan.weight_decay != 0, plan.lr, plan.weight_decay)
 
 
-def group_name(plan: ParamPlan) -> str:
-    """``layer_{id}[_{multiplier}][_{custom key}]_{decay|no_decay}``.
+def group_name(plan: ParamPlan, layers: Sequence[int] = ()) -> str:
+    """``layer_{id}[_{multiplier}][_{custom key}]_{decay|no_decay}``;
+    ``layers_{first}-{last}...`` for a group holding several layers.
 
     >>> from internvl_optim.core.param_plan import ParamPlan
     >>> group_name(ParamPlan('b.x', 3, .5, .5, 0.0, 'bias', 'pos', 1, 'dcn'))
     'layer_3_dcn_pos_no_decay'
+    >>> group_name(ParamPlan('b.x', 3, 1., 1., 0.1, None, None, 1), [0, 3])
+    'layers_0-3_decay'
     """
     tags = ''.join(f'_{t}' for t in (plan.multiplier, plan.custom_key) if t)
     tower = f'{plan.tower}_' if plan.tower else ''
-    return (f'{tower}layer_{plan.layer_id}{tags}_'
+    layers = sorted(set(layers) or {plan.layer_id})
+    where = (f'layer_{layers[0]}' if len(layers) == 1
+             else f'layers_{layers[0]}-{layers[-1]}')
+    return (f'{tower}{where}{tags}_'
             f'{"decay" if plan.weight_decay != 0 else "no_decay"}')
 
 
-def group_sort_key(key: Tuple) -> Tuple:
+def group_sort_key(key: Tuple, layer_id: int) -> Tuple:
     """Heads first (so MMEngine's logged ``lr`` is the base lr), then layers
-    downwards; within a layer plain before tagged, decay before no-decay.
-    With towers: the parameters outside them first, then tower by tower
-    (by first appearance)."""
-    tower, layer_id, multiplier, custom_key, decays = key
+    downwards (a group's highest layer); within a layer plain before
+    tagged, decay before no-decay.  With towers: the parameters outside
+    them first, then tower by tower (by first appearance)."""
+    tower, multiplier, custom_key, decays, _, _ = key
     tag = (multiplier or '') + (custom_key or '')
     return (bool(tower), -layer_id, bool(tag), tag, not decays)
 
@@ -78,6 +88,8 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
     [('layer_2_decay', ['H']), ('layer_1_decay', ['W', 'V']), ('layer_1_no_decay', ['B'])]
     """
     groups: Dict[Tuple, dict] = {}
+    layers: Dict[Tuple, set] = {}
+    first: Dict[Tuple, ParamPlan] = {}
     for plan, param in zip(plans, params):
         key = group_key(plan)
         if key not in groups:
@@ -88,12 +100,19 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
                                group_name=group_name(plan))
             if plan.tower:
                 groups[key]['tower'] = plan.tower
+            layers[key], first[key] = set(), plan
         groups[key]['params'].append(param)
         groups[key]['param_names'].append(plan.name)
+        layers[key].add(plan.layer_id)
+    for key, group in groups.items():
+        if len(layers[key]) > 1:  # equal lr and weight decay across layers
+            group['layer_id'] = max(layers[key])
+            group['layer_ids'] = sorted(layers[key])
+            group['group_name'] = group_name(first[key], layers[key])
     towers = list(dict.fromkeys(k[0] for k in groups))
     ordered = [groups[k] for k in sorted(
         groups, key=lambda k: (towers.index(k[0]) if k[0] else -1,
-                               group_sort_key(k)))]
+                               group_sort_key(k, groups[k]['layer_id'])))]
     # MMEngine logs the first group's lr as ``lr``: make it a base-lr one
     # (with towers the first tower may be decayed throughout)
     top = next((i for i, g in enumerate(ordered) if g['lr_scale'] == 1.0),

@@ -1,6 +1,7 @@
 """Checking numbers from configs and files: real, finite, in range, never a
-quoted string.  Used by the settings, the models, the engine's config checks
-and the checkpoint checks alike."""
+quoted string; and the small dicts that hold them (known fields only).
+Used by the settings, the models, the engine's config checks and the
+checkpoint checks alike."""
 import math
 import numbers
 from typing import Any, Callable, Mapping, Tuple
@@ -20,6 +21,19 @@ def is_numeric_text(value) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_fields(where: str, value, fields: Tuple[str, ...]) -> Mapping:
+    """``value`` if it is a dict whose keys are among ``fields``; else
+    ``TypeError`` / ``ValueError`` naming ``where`` and the valid fields."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f'{where} must be a dict with keys {fields}, got '
+                        f'{value!r}')
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ValueError(f'{where} has unknown keys {unknown}; valid: '
+                         f'{fields}')
+    return value
 
 
 Range = Tuple[str, Callable[[float], bool]]

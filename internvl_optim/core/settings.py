@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from .layer_rules.regex import RegexLayerRule
 from .towers import Tower, validate_towers
 from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED,
-                      check_number, is_numeric_text)
+                      check_fields, check_number, is_numeric_text)
 
 #: the reproduction presets (``paramwise_cfg.reproduce``)
 PRESETS = ('mmseg', 'internvl_segmentation', 'internimage_segmentation',
@@ -411,13 +411,7 @@ def _validate_custom_keys(custom_keys: Any) -> Dict[str, Dict[str, float]]:
         if not isinstance(key, str) or not key:
             raise TypeError('paramwise_cfg.custom_keys keys must be non-empty '
                             f'str, got {key!r}')
-        if not isinstance(mults, Mapping):
-            raise TypeError(f'{where} must be a dict with keys '
-                            f'{CUSTOM_KEY_FIELDS}, got {mults!r}')
-        unknown = sorted(set(mults) - set(CUSTOM_KEY_FIELDS))
-        if unknown:
-            raise ValueError(f'{where} has unknown keys {unknown}; valid: '
-                             f'{CUSTOM_KEY_FIELDS}')
+        check_fields(where, mults, CUSTOM_KEY_FIELDS)
         checked[key] = {name: check_number(f'{where}.{name}', value,
                                            NON_NEGATIVE)
                         for name, value in mults.items()}

@@ -15,18 +15,27 @@ as ``num_layers``), ``lr_mult`` and ``decay_mult`` (default 1.0),
 ``freeze`` (default False).  Parameters in no tower (``lm_head``) get the
 base lr and weight decay.
 
-Without ``towers`` and without ``backbone_name``, the known layouts of
-:data:`KNOWN_LAYOUTS` are recognised (also under a prefix: PEFT's
-``base_model.model.``, a wrapper's attribute such as ``vlm.``): the top-level ``layer_decay_rate``,
+A tower may sit inside another (Qwen-VL's projector ``model.visual.merger``
+inside its vision tower): each parameter belongs to the innermost tower
+holding it.
+
+Without ``towers`` and without ``backbone_name``, the towers a transformers
+model declares through its sub-configs are used
+(:mod:`.declared_towers`), else the known layouts of :data:`KNOWN_LAYOUTS`
+are recognised (also under a prefix: PEFT's ``base_model.model.``, a
+wrapper's attribute such as ``vlm.``): the top-level ``layer_decay_rate``,
 ``num_layers``, ``depths`` and ``layer_regex`` apply inside the vision
-tower; projector and language model get the base lr.
+tower; projector, language model and any other tower get the base lr.
 """
 from dataclasses import dataclass, replace
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
+from .backbone_probe import holder_within
+from .declared_towers import declared_towers
 from .layer_rules import LayerRule, resolve_layer_rule
 from .names import relative_name
-from .numbers import NON_NEGATIVE, UNIT_OPEN_CLOSED, check_number
+from .numbers import (NON_NEGATIVE, UNIT_OPEN_CLOSED, check_fields,
+                      check_number)
 
 #: (layout, vision tower, projector, language model): module paths
 KNOWN_LAYOUTS = (
@@ -70,13 +79,7 @@ def validate_towers(spec) -> Tuple[Tower, ...]:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f'paramwise_cfg.towers: a tower name must be an '
                              f'identifier (it names groups), got {name!r}')
-        if not isinstance(fields, Mapping):
-            raise TypeError(f'{where} must be a dict with keys '
-                            f'{TOWER_FIELDS}, got {fields!r}')
-        unknown = sorted(set(fields) - set(TOWER_FIELDS))
-        if unknown:
-            raise ValueError(f'{where} has unknown keys {unknown}; valid: '
-                             f'{TOWER_FIELDS}')
+        check_fields(where, fields, TOWER_FIELDS)
         module = fields.get('module')
         if not isinstance(module, str) or not module:
             raise TypeError(f"{where}.module must name a sub-module ('a.b'), "
@@ -110,12 +113,49 @@ def validate_towers(spec) -> Tuple[Tower, ...]:
                 f'paramwise_cfg.towers: {twins} all name module '
                 f'{tower.module!r}; each module belongs to one tower (merge '
                 'their settings into one entry)')
-        inside = [m for m in modules if m != tower.module
-                  and m.startswith(tower.module + '.')]
-        if inside:
-            raise ValueError(f'paramwise_cfg.towers: {inside[0]!r} lies '
-                             f'inside {tower.module!r}; towers may not nest')
     return tuple(towers)
+
+
+def declared_layout(modules: Mapping, rate: float
+                    ) -> Optional[Tuple[str, Tuple[Tower, ...]]]:
+    """The towers a transformers model declares (:mod:`.declared_towers`)
+    as ``(layout, towers)``, the vision tower at the top-level rate (filled
+    in by :func:`regions`), else None.  A multimodal model that declares no
+    vision tower is refused below rate 1: layer decay would fall on its
+    language model."""
+    found = declared_towers(modules)
+    if found is None:
+        return None
+    root, paths = found
+    if 'vision' not in paths:
+        if rate == 1.0:
+            return None
+        raise ValueError(
+            f'{root} is a multimodal model without a vision tower that '
+            'layer decay could apply to (towers built from its sub-configs: '
+            f'{paths or "none"}); decayed as one model, its language model '
+            'would be decayed. Say what to decay with paramwise_cfg.towers, '
+            f'e.g. {towers_example(paths, modules)}, or use '
+            'layer_decay_rate=1.0')
+    # vision, projector(s), language, then any other tower
+    order = sorted(paths, key=lambda n: (
+        0 if n == 'vision' else 1 if n.startswith('projector') else
+        2 if n == 'language' else 3))
+    towers = [Tower(name, paths[name], takes_backbone_keys=name == 'vision')
+              for name in order]
+    return f'{root}: sub-configs', tuple(towers)
+
+
+def towers_example(paths: Mapping[str, str], modules: Mapping = ()) -> str:
+    """A ``paramwise_cfg.towers`` entry to write for the towers found
+    (``{name: module path}``), the first decayed: text for messages."""
+    if not paths:
+        top = [n for n in modules if n and '.' not in n][:2] or ['MODULE']
+        paths = {f'tower{i}': n for i, n in enumerate(top)}
+    entries = [f"{name}=dict(module='{path}'"
+               + (', layer_decay_rate=0.9' if i == 0 else '') + ')'
+               for i, (name, path) in enumerate(paths.items())]
+    return f'towers=dict({", ".join(entries)})'
 
 
 def recognise_layout(module_names: Sequence[str], rate: float
@@ -167,9 +207,13 @@ def regions(modules: Mapping, names: List[str], settings,
     towers = settings.towers
     layout = None
     if not towers and settings.backbone_name is None:
-        found = recognise_layout(list(modules), settings.layer_decay_rate)
+        found = declared_layout(modules, settings.layer_decay_rate) or \
+            recognise_layout(list(modules), settings.layer_decay_rate)
         if found is not None:
             layout, towers = found
+            towers = tuple(replace(t, layer_decay_rate=settings.
+                                   layer_decay_rate)
+                           if t.takes_backbone_keys else t for t in towers)
     if not towers:
         return [(None, resolve_layer_rule(modules, names, settings, warn),
                  settings)], None
@@ -186,7 +230,11 @@ def regions(modules: Mapping, names: List[str], settings,
                 f'{tower.module!r}: the model has no such sub-module; its '
                 'top-level sub-modules are '
                 f'{sorted(n for n in modules if n and "." not in n)}')
-        tsettings = tower_settings(settings, tower)
+        # a tower that only wraps its model (GIT's image_encoder.vision_model,
+        # Kosmos-2's vision_model.model) is read inside the wrapper
+        tsettings = replace(tower_settings(settings, tower),
+                            backbone_name=holder_within(modules,
+                                                        tower.module))
         regions.append((tower, resolve_layer_rule(modules, names, tsettings,
                                                   warn), tsettings))
     rest = LayerRule(0, 'outside the towers: base lr', '',
@@ -197,11 +245,16 @@ def regions(modules: Mapping, names: List[str], settings,
 
 
 def region_of(name: str, regions) -> int:
-    """The index of the region holding parameter ``name``."""
+    """The index of the region holding parameter ``name``: the innermost
+    tower holding it, else the last region (the rest, or the only one)."""
+    best, depth = len(regions) - 1, -1
     for index, (tower, _, _) in enumerate(regions):
-        if tower is None or relative_name(name, tower.module) is not None:
-            return index
-    return len(regions) - 1
+        if tower is None:
+            return index if len(regions) == 1 else best
+        if relative_name(name, tower.module) is not None and \
+                len(tower.module) > depth:
+            best, depth = index, len(tower.module)
+    return best
 
 
 def tower_factors(tower: Optional[Tower]) -> Tuple[float, float]:

@@ -27,14 +27,11 @@ from torch import nn
 from internvl_optim import LayerDecaySettings, build_param_groups
 from internvl_optim.core.layer_rules.declared_groups import group_ids
 
-from helpers import layer_by_name, lr_wd_by_name
+from helpers import build_plan, layer_by_name, lr_wd_by_name
 from toy_models import ToyBEiT
 
 
-def plan(model, warn=None, **paramwise):
-    return build_param_groups(
-        model, LayerDecaySettings.from_paramwise_cfg(paramwise), 1.0, 0.05,
-        warn=warn or (lambda msg: None))
+plan = build_plan
 
 
 # --- a declared group_matcher -------------------------------------------------

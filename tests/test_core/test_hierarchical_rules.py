@@ -1,5 +1,6 @@
 """Layer ids, DCN multipliers and freezing for hierarchical backbones, with
 exact values (rate 0.5, lr 1.0, weight decay 0.1)."""
+import functools
 import re
 
 import pytest
@@ -9,16 +10,13 @@ from torch import nn
 from internvl_optim import LayerDecaySettings, build_param_groups
 from internvl_optim.runtime.freezing import apply_freezing
 
-from helpers import layer_by_name, lr_wd_by_name
+from helpers import build_plan, layer_by_name, lr_wd_by_name
 from hierarchical_models import CBNet, ConvNeXt, InternImage
 from mmseg_models import WD
 from toy_models import DecodeHead, ToySegmentor
 
 
-def plan(model, **cfg):
-    return build_param_groups(
-        model, LayerDecaySettings.from_paramwise_cfg(
-            dict(layer_decay_rate=0.5, **cfg)), 1.0, WD)
+plan = functools.partial(build_plan, layer_decay_rate=0.5, weight_decay=WD)
 
 
 def swin_segmentor():

@@ -1,5 +1,6 @@
 """The layer rules as an ordered table of providers: the
 documented order, and configured keys the winner does not use are errors."""
+import functools
 import re
 
 import pytest
@@ -7,13 +8,11 @@ import pytest
 from internvl_optim import LayerDecaySettings, build_param_groups
 from internvl_optim.core.layer_rules import PROVIDERS
 
-from helpers import layer_by_name
+from helpers import build_plan, layer_by_name
 from toy_models import ToyInternViT, ToySegmentor
 
 
-def plan(model, **cfg):
-    return build_param_groups(model, LayerDecaySettings.from_paramwise_cfg(
-        dict(layer_decay_rate=0.5, **cfg)), 1.0, 0.05)
+plan = functools.partial(build_plan, layer_decay_rate=0.5)
 
 
 def test_the_documented_order():

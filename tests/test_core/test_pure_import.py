@@ -65,9 +65,9 @@ def test_a_blocked_mmengine_is_absent():
             'groups = param_groups(model, lr=1.0, weight_decay=0.1,\n'
             '                      layer_decay_rate=1.0)\n'
             'print(sorted((g["lr"], g["weight_decay"]) for g in groups))')
-    # module order: the Linear (unit 0: its bias, no decay; its weight)
-    # and the LayerNorm (unit 1, no decay), all at the base lr
-    assert run(code) == '[(1.0, 0.0), (1.0, 0.0), (1.0, 0.1)]'
+    # every layer at the base lr: one group per weight decay (the Linear's
+    # weight; its bias and the LayerNorm)
+    assert run(code) == '[(1.0, 0.0), (1.0, 0.1)]'
 
 
 def test_star_import_with_and_without_mmengine():

@@ -1,5 +1,6 @@
 """Every bad input answers with an error that names the key and what is
 valid."""
+import functools
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
 
+from helpers import build_plan
 from toy_models import ToyInternViT, ToySegmentor
 
 
@@ -75,10 +77,8 @@ def test_bad_paramwise_cfg(cfg, exc, message):
         settings(**cfg)
 
 
-def build(model, **cfg):
-    """Structural keys need a rate: one is set unless given."""
-    cfg.setdefault('layer_decay_rate', 0.9)
-    return build_param_groups(model, settings(**cfg), 1.0, 0.1)
+#: structural keys need a rate: one is set unless given
+build = functools.partial(build_plan, layer_decay_rate=0.9, weight_decay=0.1)
 
 
 def test_num_layers_disagreeing_with_model_states_both_numbers():

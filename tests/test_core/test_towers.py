@@ -11,6 +11,7 @@ Facts (transformers 5.24, read from the built models):
 (remote code): ``vision_model``, ``mlp1``, ``language_model``.  PEFT wraps
 as ``base_model.model.`` and adds ``lora_A``/``lora_B``.
 """
+import functools
 import re
 
 import pytest
@@ -19,16 +20,13 @@ from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
 
-from helpers import lr_wd_by_name
+from helpers import build_plan, lr_wd_by_name
 
 T = pytest.importorskip('transformers')
 WD = 0.05
 
 
-def plan(model, warn=None, **paramwise):
-    return build_param_groups(
-        model, LayerDecaySettings.from_paramwise_cfg(paramwise), 1.0, WD,
-        warn=warn or (lambda msg: None))
+plan = functools.partial(build_plan, weight_decay=WD)
 
 
 def tiny_internvl():
@@ -49,7 +47,7 @@ def test_transformers_internvl_is_recognised():
     model = tiny_internvl()
     p = plan(model, layer_decay_rate=0.5)
     assert p.layer_rule.startswith(
-        'towers (transformers InternVL / LLaVA): vision = '
+        'towers (InternVLForConditionalGeneration: sub-configs): vision = '
         'model.vision_tower, ViT rule (model.vision_tower.encoder.layer), '
         'rate 0.5; projector = model.multi_modal_projector, ')
     lrs = lr_wd_by_name(p.groups)
@@ -76,8 +74,14 @@ def test_transformers_internvl_is_recognised():
     assert 'lm_head.weight' not in lrs
     assert len(lrs) == len(list(model.parameters()))
     names = {g['group_name'] for g in p.groups}
-    assert 'vision_layer_0_decay' in names and \
-        'language_layer_1_no_decay' in names
+    # decayed vision layers apart; the language model and projector at one
+    # lr share a group per weight decay
+    assert {n for n in names if n.startswith('vision_')} == {
+        f'vision_layer_{i}_{d}' for i in range(3)
+        for d in ('decay', 'no_decay')}
+    assert {n for n in names if not n.startswith('vision_')} == {
+        'language_layers_0-3_decay', 'language_layers_1-4_no_decay',
+        'projector_layers_1-2_decay', 'projector_layers_0-2_no_decay'}
     assert p.towers == [('vision', 2), ('projector', 2), ('language', 3)]
 
 
@@ -164,9 +168,8 @@ def test_internvl_chat_and_peft_prefix_are_recognised():
     (dict(vision=dict(module='a', lr_mult='2')), TypeError,
      "paramwise_cfg.towers['vision'].lr_mult must be a number >= 0, got "
      "'2' (a string: write 2 without quotes)"),
-    (dict(a=dict(module='model'), b=dict(module='model.vision_tower')),
-     ValueError, "paramwise_cfg.towers: 'model.vision_tower' lies inside "
-                 "'model'; towers may not nest"),
+    (dict(a=dict(module='model'), b=dict(module='model')),
+     ValueError, "paramwise_cfg.towers: ['a', 'b'] all name module 'model'"),
 ])
 def test_bad_towers_are_named(towers, exc, message):
     with pytest.raises(exc, match=re.escape(message)):

@@ -30,7 +30,8 @@ def train(work_dir, *extra):
 
 def test_vlm_trains_and_resumes_bit_identically(tmp_path):
     log = train(tmp_path / 'full')
-    assert ('towers (transformers InternVL / LLaVA under vlm): vision = '
+    assert ('towers (InternVLForConditionalGeneration: sub-configs): '
+            'vision = '
             'vlm.model.vision_tower, ViT rule (vlm.model.vision_tower.'
             'encoder.layer), rate 0.9') in log
     losses = [float(x) for x in re.findall(r'Iter\(train\).*?loss: ([\d.]+)',

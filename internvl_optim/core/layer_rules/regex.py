@@ -40,40 +40,29 @@ def nested_repeat(pattern: str) -> bool:
     >>> nested_repeat(r'^(a+)+$'), nested_repeat(r'^blocks\.(\d+)\.')
     (True, False)
     """
-    def unbounded_inside(items) -> bool:
-        for op, av in items:
-            if op in _REPEATS:
-                if av[1] == _re_constants.MAXREPEAT:
-                    return True
-                if unbounded_inside(av[2]):
-                    return True
-            elif op is _re_constants.SUBPATTERN:
-                if unbounded_inside(av[-1]):
-                    return True
-            elif op is _re_constants.BRANCH:
-                if any(unbounded_inside(b) for b in av[1]):
-                    return True
-            elif op in (_re_constants.ASSERT, _re_constants.ASSERT_NOT):
-                if unbounded_inside(av[1]):
-                    return True
-        return False
+    def parts(op, av) -> list:
+        """The sub-patterns of one parsed item."""
+        if op in _REPEATS:
+            return [av[2]]
+        if op is _re_constants.SUBPATTERN:
+            return [av[-1]]
+        if op is _re_constants.BRANCH:
+            return list(av[1])
+        if op in (_re_constants.ASSERT, _re_constants.ASSERT_NOT):
+            return [av[1]]
+        return []
+
+    def unbounded(op, av) -> bool:
+        return op in _REPEATS and av[1] == _re_constants.MAXREPEAT
+
+    def holds_unbounded(items) -> bool:
+        return any(unbounded(op, av) or any(map(holds_unbounded,
+                                                parts(op, av)))
+                   for op, av in items)
 
     def find(items) -> bool:
-        for op, av in items:
-            if op in _REPEATS:
-                if av[1] == _re_constants.MAXREPEAT and \
-                        unbounded_inside(av[2]) or find(av[2]):
-                    return True
-            elif op is _re_constants.SUBPATTERN:
-                if find(av[-1]):
-                    return True
-            elif op is _re_constants.BRANCH:
-                if any(find(b) for b in av[1]):
-                    return True
-            elif op in (_re_constants.ASSERT, _re_constants.ASSERT_NOT):
-                if find(av[1]):
-                    return True
-        return False
+        return any((unbounded(op, av) and holds_unbounded(av[2]))
+                   or any(map(find, parts(op, av))) for op, av in items)
 
     try:
         parsed = _re_parser.parse(pattern)

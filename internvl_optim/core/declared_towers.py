@@ -1,0 +1,164 @@
+"""The towers a transformers multimodal model declares through its config.
+
+A transformers VLM is built from one config holding a sub-config per tower
+(``vision_config``, ``text_config``, and ``qformer_config``,
+``audio_config``, ...); each tower module keeps the very sub-config object
+it was built from as its ``config``.  So the towers are found by identity,
+whatever the attributes are called (``model.visual``, ``model.vision_tower``,
+``model.vision_model``; ``model.language_model``, ``model.text_model``):
+
+* a tower: the outermost module whose ``config`` is that sub-config (the
+  vision tower is ``vision``, the text one ``language``, every other
+  sub-config a tower named after it: ``qformer``, ``audio``, ...);
+* the projector, whatever maps vision into the language model's space: a
+  module beside the towers under their common parent that is neither
+  (``model.connector``, ``model.multi_modal_projector``), else a direct
+  child of the vision tower that changes the width to the language model's
+  ``hidden_size`` (Qwen-VL's and GLM-4V's ``visual.merger``);
+* ``lm_head`` (``get_output_embeddings()``) stays outside the towers: the
+  base lr.
+
+Pure PyTorch: configs are read by attribute, transformers is not imported.
+"""
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from torch import nn
+
+#: sub-config attribute -> tower name (others: the attribute without
+#: ``_config``)
+TOWER_NAMES = {'vision_config': 'vision', 'text_config': 'language'}
+
+
+def sub_configs(config) -> Dict[str, object]:
+    """``{attribute: sub-config}`` of a composite config: attributes ending
+    in ``_config`` that are configs themselves (they have ``to_dict``)."""
+    found = {}
+    for attr in sorted(vars(config)) if hasattr(config, '__dict__') else ():
+        if attr.endswith('_config') and attr != 'quantization_config':
+            value = getattr(config, attr, None)
+            if value is not None and callable(getattr(value, 'to_dict',
+                                                       None)):
+                found[attr] = value
+    return found
+
+
+def _outermost(modules: Mapping[str, nn.Module], root: str,
+               config) -> Optional[str]:
+    """The first module under ``root`` (model order: parents first) whose
+    ``config`` is ``config``."""
+    for name, module in modules.items():
+        if name != root and (not root or name.startswith(root + '.')) and \
+                getattr(module, 'config', None) is config:
+            return name
+    return None
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def _linears(module: nn.Module) -> List[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def _common_parent(a: str, b: str) -> str:
+    parts = []
+    for x, y in zip(a.split('.'), b.split('.')):
+        if x != y:
+            break
+        parts.append(x)
+    return '.'.join(parts)
+
+
+def language_widths(config) -> Tuple[int, ...]:
+    """The widths a projector maps vision features to, as the config
+    declares them: the language model's ``hidden_size``, and the vision
+    config's ``out_hidden_size`` (Qwen2.5-VL and later) or, beside an
+    ``embed_dim``, its ``hidden_size`` (Qwen2-VL)."""
+    vision, text = config.vision_config, config.text_config
+    widths = [getattr(text, 'hidden_size', None),
+              getattr(vision, 'out_hidden_size', None)]
+    embed_dim = getattr(vision, 'embed_dim', None)
+    if isinstance(embed_dim, int) and \
+            getattr(vision, 'hidden_size', embed_dim) != embed_dim:
+        widths.append(vision.hidden_size)
+    return tuple(w for w in widths if isinstance(w, int))
+
+
+def find_projectors(modules: Mapping[str, nn.Module], towers: Mapping[str, str],
+                    widths: Tuple[int, ...], skip: Tuple[str, ...] = ()
+                    ) -> List[str]:
+    """Module paths of the projector(s) (see the module docstring)."""
+    vision, language = towers.get('vision'), towers.get('language')
+    if vision is None or language is None:
+        return []
+    parent = _common_parent(vision, language)
+    taken = set(towers.values()) | set(skip)
+    prefix = parent + '.' if parent else ''
+    # (a module beside them may hold a tower of its own: Idefics2's
+    # connector holds the perceiver)
+    beside = [name for name, module in modules.items()
+              if name.startswith(prefix) and name != parent
+              and '.' not in name[len(prefix):]
+              and name not in taken
+              and not vision.startswith(name + '.')
+              and not language.startswith(name + '.')
+              and _has_parameters(module)]
+    if beside:
+        return beside
+    # inside the vision tower: a direct child that maps to the LLM's width
+    # (which differs from the tower's own, or the child changes the width)
+    own = getattr(getattr(modules[vision], 'config', None), 'hidden_size',
+                  None)
+    inside = []
+    for name, module in modules.items():
+        if not name.startswith(vision + '.') or \
+                '.' in name[len(vision) + 1:] or \
+                isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+            continue
+        linears = _linears(module)
+        if linears and linears[-1].out_features in widths and (
+                linears[-1].out_features != own or
+                linears[0].in_features != linears[-1].out_features):
+            inside.append(name)
+    return inside
+
+
+def declared_towers(modules: Mapping[str, nn.Module]
+                    ) -> Optional[Tuple[str, Dict[str, str]]]:
+    """``(root class, {tower name: module path})`` for the outermost
+    module whose config declares a vision or a text sub-config: each
+    sub-config built as a module is a tower, and with both a vision and a
+    language tower the projector is ``projector`` (a second one
+    ``projector_2``, ...).  None for a model without such a config.  The
+    caller decides what a model without a vision tower means."""
+    for root, module in modules.items():
+        config = getattr(module, 'config', None)
+        if config is None or (getattr(config, 'vision_config', None) is None
+                              and getattr(config, 'text_config', None)
+                              is None):
+            continue
+        towers = {}
+        for attr, sub in sub_configs(config).items():
+            path = _outermost(modules, root, sub)
+            if path is not None:
+                towers[TOWER_NAMES.get(attr, attr[:-len('_config')])] = path
+        if 'vision' not in towers or 'language' not in towers:
+            return type(module).__name__, towers
+        heads = _output_embeddings(module, modules)
+        for i, path in enumerate(find_projectors(
+                modules, towers, language_widths(config), heads)):
+            towers['projector' if i == 0 else f'projector_{i + 1}'] = path
+        return type(module).__name__, towers
+    return None
+
+
+def _output_embeddings(model: nn.Module,
+                       modules: Mapping[str, nn.Module]) -> Tuple[str, ...]:
+    """The path of the model's declared output embeddings (``lm_head``)."""
+    get = getattr(model, 'get_output_embeddings', None)
+    try:
+        head = get() if callable(get) else None
+    except (AttributeError, NotImplementedError):
+        head = None
+    return tuple(name for name, m in modules.items() if m is head)

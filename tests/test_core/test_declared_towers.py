@@ -1,0 +1,152 @@
+"""VLM towers found from what a transformers model declares: the module
+built from each sub-config (``vision_config``, ``text_config``, ...) is a
+tower, the module that maps vision into the language model's width is the
+projector, ``lm_head`` stays at the base lr.
+
+Facts (transformers 5.24.0): Qwen2.5-VL and Qwen3.5 keep their vision tower
+at ``model.visual`` (blocks at ``model.visual.blocks``) with the projector
+inside it (``model.visual.merger``, mapping to the vision config's
+``out_hidden_size``), the language model at ``model.language_model``;
+Qwen3.5's first text layer is a linear-attention layer; Idefics3 keeps
+``model.vision_model`` (blocks at ``encoder.layers``, ``post_layernorm``
+after them), ``model.connector`` and ``model.text_model``; Fuyu declares
+only a ``text_config`` (its image patches go through one Linear)."""
+import re
+
+import pytest
+import torch
+
+from helpers import build_plan, lr_wd_by_name
+
+T = pytest.importorskip('transformers')
+WD = 0.05
+TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=1, intermediate_size=64, vocab_size=100)
+
+
+def on_meta(cls, config):
+    with torch.device('meta'):
+        return cls(config)
+
+
+def qwen2_5_vl():
+    return on_meta(T.Qwen2_5_VLForConditionalGeneration, T.Qwen2_5_VLConfig(
+        vision_config=dict(depth=2, hidden_size=16, intermediate_size=32,
+                           num_heads=2, out_hidden_size=32,
+                           fullatt_block_indexes=[1], window_size=28),
+        text_config=TEXT))
+
+
+def qwen3_5():
+    return on_meta(T.Qwen3_5ForConditionalGeneration, T.Qwen3_5Config(
+        vision_config=dict(depth=2, hidden_size=16, intermediate_size=32,
+                           num_heads=2, out_hidden_size=32,
+                           num_position_embeddings=16),
+        text_config=dict(TEXT, layer_types=['linear_attention',
+                                            'full_attention'],
+                         linear_num_key_heads=2, linear_num_value_heads=2,
+                         linear_key_head_dim=8, linear_value_head_dim=8,
+                         head_dim=16)))
+
+
+def idefics3():
+    return on_meta(T.Idefics3ForConditionalGeneration, T.Idefics3Config(
+        vision_config=dict(hidden_size=16, intermediate_size=32,
+                           num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        text_config=TEXT, scale_factor=2))
+
+
+def expected(model, vision, blocks, projector, rate=0.5, n=2):
+    """Every parameter's (lr, weight decay) by the rule: vision blocks
+    ``i`` at ``rate ** (n - i)``, what runs before them at ``rate ** (n +
+    1)``, the projector, language model, ``lm_head`` and what follows the
+    blocks at 1.0; no weight decay for 1-D parameters and position
+    tables."""
+    out = {}
+    for name, p in model.named_parameters():
+        lr = 1.0
+        if name.startswith(vision + '.') and \
+                not name.startswith(projector + '.'):
+            rel = name[len(vision) + 1:]
+            if rel.startswith(blocks + '.'):
+                lr = rate ** (n - int(rel[len(blocks) + 1:].split('.')[0]))
+            elif rel.split('.')[0] in ('patch_embed', 'pos_embed',
+                                       'embeddings'):
+                lr = rate ** (n + 1)
+        no_decay = p.ndim == 1 or 'pos_embed' in name or \
+            'position_embedding' in name
+        out[name] = (lr, 0.0 if no_decay else WD)
+    return out
+
+
+@pytest.mark.parametrize('build, vision, blocks, projector, language', [
+    (qwen2_5_vl, 'model.visual', 'blocks', 'model.visual.merger',
+     'model.language_model'),
+    (qwen3_5, 'model.visual', 'blocks', 'model.visual.merger',
+     'model.language_model'),
+    (idefics3, 'model.vision_model', 'encoder.layers', 'model.connector',
+     'model.text_model'),
+])
+def test_vlm_towers_from_the_config(build, vision, blocks, projector,
+                                    language):
+    model = build()
+    plan = build_plan(model, layer_decay_rate=0.5, weight_decay=WD)
+    assert lr_wd_by_name(plan.groups) == expected(model, vision, blocks,
+                                                  projector)
+    assert plan.layer_rule.startswith(
+        f'towers ({type(model).__name__}: sub-configs): vision = {vision}, '
+        f'ViT rule ({vision}.{blocks}), rate 0.5; ')
+    assert f'projector = {projector}' in plan.layer_rule
+    assert f'language = {language}' in plan.layer_rule
+    towers = {p.name: p.tower for p in plan.params}
+    assert towers[f'{projector}.' + next(
+        n for n, _ in model.get_submodule(projector).named_parameters())] \
+        == 'projector'
+    assert towers['lm_head.weight'] is None  # outside the towers
+    # the vision blocks in run order, decayed; everything else at 1.0
+    vision_lrs = sorted({g['lr'] for g in plan.groups
+                         if g.get('tower') == 'vision'})
+    assert vision_lrs[:3] == [0.125, 0.25, 0.5]
+
+
+def test_qwen3_5_is_no_longer_one_tower():
+    # its language model starts with a linear-attention layer: seen as one
+    # tower, module order put vision, projector and LLM at 0.25
+    plan = build_plan(qwen3_5(), layer_decay_rate=0.5, weight_decay=WD)
+    lrs = lr_wd_by_name(plan.groups)
+    assert lrs['model.language_model.layers.0.linear_attn.in_proj_qkv.'
+               'weight'][0] == 1.0
+    assert lrs['lm_head.weight'] == (1.0, WD)
+
+
+def test_towers_can_nest_and_the_innermost_wins():
+    model = qwen2_5_vl()
+    plan = build_plan(model, layer_decay_rate=0.5, weight_decay=WD, towers=dict(
+        vision=dict(module='model.visual', layer_decay_rate=0.5),
+        projector=dict(module='model.visual.merger', lr_mult=2.0),
+        language=dict(module='model.language_model', lr_mult=0.1)))
+    lrs = lr_wd_by_name(plan.groups)
+    assert lrs['model.visual.merger.mlp.0.weight'] == (2.0, WD)
+    assert lrs['model.visual.blocks.1.attn.qkv.weight'] == (0.5, WD)
+    assert lrs['model.language_model.layers.0.mlp.up_proj.weight'] == \
+        (pytest.approx(0.1), WD)
+    assert lrs['lm_head.weight'] == (1.0, WD)
+
+
+def test_a_vlm_without_a_vision_tower_is_refused_naming_towers():
+    config = T.FuyuConfig(text_config=dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, vocab_size=100), hidden_size=32)
+    model = on_meta(T.FuyuForCausalLM, config)
+    with pytest.raises(ValueError, match=re.escape(
+            'FuyuForCausalLM is a multimodal model without a vision tower '
+            'that layer decay could apply to (towers built from its '
+            "sub-configs: {'language': 'model.language_model'}); decayed as "
+            'one model, its language model would be decayed. Say what to '
+            'decay with paramwise_cfg.towers, e.g. towers=dict(language='
+            "dict(module='model.language_model', layer_decay_rate=0.9)), or "
+            'use layer_decay_rate=1.0')):
+        build_plan(model, layer_decay_rate=0.5)
+    # at rate 1.0 nothing is decayed: accepted
+    assert build_plan(model).groups
