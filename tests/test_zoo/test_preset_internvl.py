@@ -16,8 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from internvl_optim import LayerDecayOptimizerConstructor
-from internvl_optim.models import InternViT6B
+from internvl_optim.models.backbones.intern_vit_6b import InternViT6B
+
+from helpers import build_plan
 
 OPTIMIZER = dict(type='AdamW', lr=1.0, weight_decay=0.05)
 
@@ -30,10 +31,9 @@ class Segmentor(nn.Module):
 
 
 def groups(model, **paramwise):
-    return LayerDecayOptimizerConstructor(
-        dict(optimizer=OPTIMIZER),
-        dict(reproduce='internvl_segmentation', **paramwise)
-    )(model).optimizer.param_groups
+    return build_plan(model, lr=OPTIMIZER['lr'],
+                      weight_decay=OPTIMIZER['weight_decay'],
+                      reproduce='internvl_segmentation', **paramwise).groups
 
 
 def test_internvit_every_parameter_as_internvl():
@@ -142,10 +142,9 @@ def test_frozen_vit_recipes_group_the_heads_as_internvl(recipe, with_fpn,
                                   with_fpn=with_fpn, freeze_vit=True))
     assert not any(p.requires_grad for n, p in model.named_parameters()
                    if n.startswith('backbone.blocks.'))
-    got = LayerDecayOptimizerConstructor(
-        dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=base_wd)),
-        dict(reproduce='internvl_segmentation', num_layers=4,
-             layer_decay_rate=1.0))(model).optimizer.param_groups
+    got = build_plan(model, weight_decay=base_wd,
+                     reproduce='internvl_segmentation', num_layers=4,
+                     layer_decay_rate=1.0).groups
     expected = internvl_expected_groups(model, 4, 1.0, base_wd)
     assert [g['group_name'] for g in got] == list(expected)
     for group in got:
