@@ -22,7 +22,7 @@ Twins PCPVT/SVT (``layers.{s}.{b}``).
 from typing import Optional
 
 from ..backbone_probe import StageLayout
-from ..names import join_name
+from ..names import is_token_or_position, join_name
 from .base import (Built, RuleContext, check_depths, check_num_layers,
                    outside_placement)
 
@@ -50,7 +50,10 @@ def _in_stage(layout: StageLayout, stage: int, parts) -> int:
         # without the ids, after the stage's last block
         after = ids[k] if ids and k < len(ids) else layout.depths[stage] - 1
         return sum(layout.depths[:stage]) + after + 1
-    if child in layout.before[stage]:
+    if child in layout.before[stage] or (
+            len(parts) == 1 and is_token_or_position(child)):
+        # before the blocks, or a token / position table the stage holds
+        # itself (CvT's stage-2 cls_token joins the sequence there)
         return 0 if stage == 0 else _first_block(layout, stage)
     return _end_of_stage(layout, stage)
 

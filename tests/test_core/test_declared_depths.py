@@ -1,0 +1,103 @@
+"""transformers encoders declare their depth in the config
+(``num_hidden_layers``, or ``depths`` per stage): the block list or the
+stages holding exactly that many blocks decide the layer ids, one per block
+in run order, before any name table.
+
+Facts (transformers 5.24.0): HF ConvNeXt, ResNet and CvT keep their stages
+at ``encoder.stages.{s}`` with the blocks at ``.layers.{b}`` (ConvNeXt's
+``downsampling_layer`` and CvT's ``embedding`` before them; CvT's last
+stage holds a ``cls_token`` itself); DINOv3-ViT keeps its blocks at
+``layer.{i}``, Pixtral at ``transformer.layers.{i}``; each model's
+embeddings are registered first and its final norm after the encoder."""
+import pytest
+import torch
+from torch import nn
+
+from helpers import build_plan, layer_by_name
+
+T = pytest.importorskip('transformers')
+
+
+def with_head(backbone):
+    model = nn.Module()
+    model.backbone = backbone
+    model.head = nn.Linear(2, 2)
+    return model
+
+
+def on_meta(cls, config):
+    with torch.device('meta'):
+        return with_head(cls(config))
+
+
+def stage_ids(model, depths, container='backbone.encoder.stages'):
+    """Expected ids by the stage rule: block b of stage s at
+    sum(depths[:s]) + b + 1; what a stage runs before its blocks at its
+    first block's id (stage 0: 0); the embeddings 0; the rest N + 1."""
+    n = sum(depths)
+    out = {}
+    for name, _ in model.named_parameters():
+        if name.startswith(container + '.'):
+            parts = name[len(container) + 1:].split('.')
+            s = int(parts[0])
+            if parts[1] == 'layers':
+                out[name] = sum(depths[:s]) + int(parts[2]) + 1
+            else:
+                out[name] = 0 if s == 0 else sum(depths[:s]) + 1
+        elif name.startswith('backbone.embeddings') or \
+                name.startswith('backbone.embedder'):
+            out[name] = 0
+        else:
+            out[name] = n + 1
+    return out
+
+
+@pytest.mark.parametrize('build, depths', [
+    (lambda: on_meta(T.ConvNextModel, T.ConvNextConfig(
+        depths=[1, 1, 2, 1], hidden_sizes=[4, 8, 8, 8])), [1, 1, 2, 1]),
+    (lambda: on_meta(T.ResNetModel, T.ResNetConfig(
+        depths=[1, 2, 1, 1], hidden_sizes=[4, 4, 8, 8], embedding_size=4)),
+     [1, 2, 1, 1]),
+    # (CvT's stages index their drop-path list by stage: depth[s] > s)
+    (lambda: on_meta(T.CvtModel, T.CvtConfig(depth=[1, 2, 3])), [1, 2, 3]),
+])
+def test_hierarchical_encoders_one_id_per_block_in_run_order(build, depths):
+    model = build()
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == (
+        f'stage rule (backbone.encoder.stages, depths {depths})')
+    assert plan.num_layers == sum(depths)
+    assert layer_by_name(plan.groups) == stage_ids(model, depths)
+    ids = [layer_by_name(plan.groups)[n] for n, _ in model.named_parameters()]
+    assert ids == sorted(ids)  # registration (run) order, never back
+
+
+def test_cvt_stage_token_runs_with_its_stage():
+    model = on_meta(T.CvtModel, T.CvtConfig(depth=[1, 2, 3]))
+    ids = layer_by_name(build_plan(model, layer_decay_rate=0.5).groups)
+    # it joins the sequence before stage 2's first block (id 1 + 2 + 1);
+    # it was at the heads' lr
+    assert ids['backbone.encoder.stages.2.cls_token'] == 4
+    assert ids['backbone.encoder.stages.2.layers.0.layernorm_before.weight'] \
+        == 4
+
+
+@pytest.mark.parametrize('build, blocks', [
+    (lambda: on_meta(T.DINOv3ViTModel, T.DINOv3ViTConfig(
+        num_hidden_layers=3, hidden_size=16, intermediate_size=32,
+        num_attention_heads=2, num_register_tokens=2)), 'backbone.model.layer'),
+    (lambda: on_meta(T.PixtralVisionModel, T.PixtralVisionConfig(
+        num_hidden_layers=3, hidden_size=16, intermediate_size=32,
+        num_attention_heads=2, head_dim=8)), 'backbone.transformer.layers'),
+])
+def test_flat_encoders_one_id_per_block(build, blocks):
+    model = build()
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == f'ViT rule ({blocks})'
+    ids = layer_by_name(plan.groups)
+    for name, _ in model.named_parameters():
+        if name.startswith(blocks + '.'):
+            assert ids[name] == int(name[len(blocks) + 1:].split('.')[0]) + 1
+    first = next(n for n, _ in model.named_parameters())
+    assert ids[first] == 0  # the patch embedding, registered first
+    assert ids['head.weight'] == 4
