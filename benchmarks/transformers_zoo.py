@@ -12,8 +12,10 @@ model declares something else, e.g. timm's grouping or a stage count),
 ``module order`` (the CNN fallback), ``refused``.
 
 Image-text-to-text models (VLMs): ``towers`` (recognised, with the towers),
-``refused`` (with the start of the message), ``silent`` (neither: what
-this package must never do).
+``refused`` (with the start of the message), ``one model`` (the config
+declares no tower: decayed along its one block list, as a text model or a
+single multimodal encoder), ``silent`` (towers declared but neither
+recognised nor refused: what this package must never do).
 
     python benchmarks/transformers_zoo.py [--only vlm|encoders] [--types a b]
 """
@@ -111,6 +113,10 @@ def vlm_row(transformers, model_type, class_name):
     if groups.towers:
         return model_type, 'towers', ', '.join(
             f'{name} ({n})' for name, n in groups.towers)
+    config = getattr(model, 'config', None)
+    if not any(a.endswith('_config') for a in vars(config or object())):
+        # no tower declared: one model, decayed along its block list
+        return model_type, 'one model', groups.layer_rule[:80]
     return model_type, 'silent', groups.layer_rule[:80]
 
 

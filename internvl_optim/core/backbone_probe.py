@@ -99,10 +99,13 @@ def _block_child(stage: nn.Module) -> Optional[str]:
 
 def declared_depths(module: nn.Module) -> Optional[List[int]]:
     """The depth a transformers model declares in its config: ``depths``
-    (blocks per stage of a hierarchical encoder) or ``[num_hidden_layers]``;
-    None without one."""
+    (blocks per stage of a hierarchical encoder; CvT's ``depth``) or
+    ``[num_hidden_layers]``; None without one."""
     config = getattr(module, 'config', None)
     depths = getattr(config, 'depths', None)
+    if depths is None and isinstance(getattr(config, 'depth', None),
+                                     (list, tuple)):
+        depths = config.depth
     if isinstance(depths, (list, tuple)) and depths and all(
             isinstance(d, int) and not isinstance(d, bool) and d > 0
             for d in depths):

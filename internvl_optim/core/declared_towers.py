@@ -27,14 +27,22 @@ from torch import nn
 #: sub-config attribute -> tower name (others: the attribute without
 #: ``_config``)
 TOWER_NAMES = {'vision_config': 'vision', 'text_config': 'language'}
+#: sub-configs that do not make a tower (a detector's or segmenter's
+#: ``backbone_config`` is its backbone, read by the layer rules)
+NOT_TOWERS = ('backbone_config', 'quantization_config')
 
 
 def sub_configs(config) -> Dict[str, object]:
     """``{attribute: sub-config}`` of a composite config: attributes ending
-    in ``_config`` that are configs themselves (they have ``to_dict``)."""
+    in ``_config`` that are configs themselves (they have ``to_dict``); a
+    vision encoder-decoder's ``encoder`` and ``decoder`` as its vision and
+    text configs."""
+    if type(config).__name__.startswith('VisionEncoderDecoder'):
+        return {'vision_config': config.encoder,
+                'text_config': config.decoder}
     found = {}
     for attr in sorted(vars(config)) if hasattr(config, '__dict__') else ():
-        if attr.endswith('_config') and attr != 'quantization_config':
+        if attr.endswith('_config') and attr not in NOT_TOWERS:
             value = getattr(config, attr, None)
             if value is not None and callable(getattr(value, 'to_dict',
                                                        None)):
@@ -75,7 +83,8 @@ def language_widths(config) -> Tuple[int, ...]:
     declares them: the language model's ``hidden_size``, and the vision
     config's ``out_hidden_size`` (Qwen2.5-VL and later) or, beside an
     ``embed_dim``, its ``hidden_size`` (Qwen2-VL)."""
-    vision, text = config.vision_config, config.text_config
+    subs = sub_configs(config)
+    vision, text = subs['vision_config'], subs['text_config']
     widths = [getattr(text, 'hidden_size', None),
               getattr(vision, 'out_hidden_size', None)]
     embed_dim = getattr(vision, 'embed_dim', None)
@@ -127,16 +136,15 @@ def find_projectors(modules: Mapping[str, nn.Module], towers: Mapping[str, str],
 def declared_towers(modules: Mapping[str, nn.Module]
                     ) -> Optional[Tuple[str, Dict[str, str]]]:
     """``(root class, {tower name: module path})`` for the outermost
-    module whose config declares a vision or a text sub-config: each
+    module whose config declares sub-configs (a vision, text, protein,
+    audio, ... one; not a ``backbone_config``): each
     sub-config built as a module is a tower, and with both a vision and a
     language tower the projector is ``projector`` (a second one
     ``projector_2``, ...).  None for a model without such a config.  The
     caller decides what a model without a vision tower means."""
     for root, module in modules.items():
         config = getattr(module, 'config', None)
-        if config is None or (getattr(config, 'vision_config', None) is None
-                              and getattr(config, 'text_config', None)
-                              is None):
+        if config is None or not sub_configs(config):
             continue
         towers = {}
         for attr, sub in sub_configs(config).items():
@@ -162,3 +170,15 @@ def _output_embeddings(model: nn.Module,
     except (AttributeError, NotImplementedError):
         head = None
     return tuple(name for name, m in modules.items() if m is head)
+
+
+def towers_example(paths: Mapping[str, str], modules: Mapping = ()) -> str:
+    """A ``paramwise_cfg.towers`` entry to write for the towers found
+    (``{name: module path}``), the first decayed: text for messages."""
+    if not paths:
+        top = [n for n in modules if n and '.' not in n][:2] or ['MODULE']
+        paths = {f'tower{i}': n for i, n in enumerate(top)}
+    entries = [f"{name}=dict(module='{path}'"
+               + (', layer_decay_rate=0.9' if i == 0 else '') + ')'
+               for i, (name, path) in enumerate(paths.items())]
+    return f'towers=dict({", ".join(entries)})'

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .backbone_probe import holder_within
-from .declared_towers import declared_towers
+from .declared_towers import declared_towers, towers_example
 from .layer_rules import LayerRule, resolve_layer_rule
 from .names import relative_name
 from .numbers import (NON_NEGATIVE, UNIT_OPEN_CLOSED, check_fields,
@@ -144,18 +144,6 @@ def declared_layout(modules: Mapping, rate: float
     towers = [Tower(name, paths[name], takes_backbone_keys=name == 'vision')
               for name in order]
     return f'{root}: sub-configs', tuple(towers)
-
-
-def towers_example(paths: Mapping[str, str], modules: Mapping = ()) -> str:
-    """A ``paramwise_cfg.towers`` entry to write for the towers found
-    (``{name: module path}``), the first decayed: text for messages."""
-    if not paths:
-        top = [n for n in modules if n and '.' not in n][:2] or ['MODULE']
-        paths = {f'tower{i}': n for i, n in enumerate(top)}
-    entries = [f"{name}=dict(module='{path}'"
-               + (', layer_decay_rate=0.9' if i == 0 else '') + ')'
-               for i, (name, path) in enumerate(paths.items())]
-    return f'towers=dict({", ".join(entries)})'
 
 
 def recognise_layout(module_names: Sequence[str], rate: float

@@ -253,8 +253,10 @@ def test_an_unknown_multi_tower_model_is_refused_naming_its_towers():
         'at image.blocks), text (3 blocks at text.transformer.layers). Layer '
         'decay over the whole model would give each tower one layer id. Say '
         "which tower to decay, e.g. paramwise_cfg.backbone_name='image' (the "
-        'other towers then get the base lr; give them their own with '
-        'custom_keys lr_mult), or use layer_decay_rate=1.0')
+        'other towers then get the base lr), or give each tower its settings '
+        "with paramwise_cfg.towers=dict(tower0=dict(module='image', "
+        "layer_decay_rate=0.9), tower1=dict(module='text')), or use "
+        'layer_decay_rate=1.0')
 
 
 def test_naming_the_vision_tower_decays_inside_it():

@@ -14,6 +14,7 @@ from typing import Dict
 from torch import nn
 
 from ..backbone_probe import composite_backbones, transformer_towers
+from ..declared_towers import towers_example
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers
 
@@ -79,12 +80,16 @@ def check_single_tower(ctx: RuleContext) -> None:
                       f'blocks at {join_name(ctx.prefix, path)})'
                       for path, n in towers)
     first = tower_root(join_name(ctx.prefix, towers[0][0]))
+    example = towers_example({
+        f'tower{i}': tower_root(join_name(ctx.prefix, path))
+        for i, (path, _) in enumerate(towers)})
     raise ValueError(
         f'{ctx.desc} holds {len(towers)} transformer towers: {shown}. Layer '
         'decay over the whole model would give each tower one layer id. Say '
         f"which tower to decay, e.g. paramwise_cfg.backbone_name='{first}' "
-        '(the other towers then get the base lr; give them their own with '
-        'custom_keys lr_mult), or use layer_decay_rate=1.0')
+        '(the other towers then get the base lr), or give each tower its '
+        f'settings with paramwise_cfg.{example}, or use '
+        'layer_decay_rate=1.0')
 
 
 def build(ctx: RuleContext) -> Built:
