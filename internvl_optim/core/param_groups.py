@@ -147,6 +147,7 @@ def _source(view: ModelView, towers) -> str:
             f'{tower.name} = {tower.module}, {rule.source}, rate '
             f'{tower.layer_decay_rate:g}'
             + (f', lr x{tower.lr_mult:g}' if tower.lr_mult != 1 else '')
+            + (f', lr {tower.lr:g}' if tower.lr is not None else '')
             + (', frozen' if tower.freeze else '')
             for tower, rule in towers)
 

@@ -122,7 +122,7 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
-    tower_lr, tower_decay = tower_factors(tower)
+    tower_lr, tower_decay = tower_factors(tower, base_lr)
     lr_scale *= tower_lr
     if tower_decay != 1.0 and weight_decay:
         weight_decay *= tower_decay

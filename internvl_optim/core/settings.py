@@ -18,8 +18,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .layer_rules.regex import RegexLayerRule
 from .towers import Tower, validate_towers
-from .numbers import (NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED,
-                      check_fields, check_number, is_numeric_text)
+from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE,
+                      UNIT_OPEN_CLOSED, check_fields, check_number,
+                      is_numeric_text)
 
 #: the reproduction presets (``paramwise_cfg.reproduce``)
 PRESETS = ('mmseg', 'internvl_segmentation', 'internimage_segmentation',
@@ -104,6 +105,16 @@ SCHEMA = (
         'multi-tower model (a VLM), each with its own layer decay and '
         'multipliers; known VLM layouts are recognised without it; default '
         'none'),
+    # the VLM trainers' per-tower lrs (absolute), as they name them
+    Key('vision_tower_lr', "Qwen-VL fine-tuning's: the vision tower's lr "
+        '(absolute; layer decay inside the tower still applies); default '
+        'the base lr', field='tower_lrs'),
+    Key('vit_lr', "ms-swift's name of vision_tower_lr", field='tower_lrs'),
+    Key('mm_projector_lr', "LLaVA's and Qwen-VL fine-tuning's: the "
+        "projector's lr (absolute); default the base lr",
+        field='tower_lrs'),
+    Key('aligner_lr', "ms-swift's name of mm_projector_lr",
+        field='tower_lrs'),
     # InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
     Key('dino_head', "InternImage: x0.1 lr for the head's sampling_offsets "
         'and reference_points (outside the backbone); default False',
@@ -171,6 +182,8 @@ class LayerDecaySettings:
     unfreeze_vit_layers: int = 0
     unfreeze_lm_head: bool = False
     reproduce: Optional[str] = None
+    #: the VLM trainers' absolute tower lrs (``vision_tower_lr``, ...)
+    tower_lrs: Dict[str, float] = field(default_factory=dict)
     #: field -> the ``paramwise_cfg`` key that gave it, where an alias did
     #: (``decay_rate``), so that messages name what the user wrote
     given_as: Mapping[str, str] = field(default_factory=dict, compare=False,
@@ -203,9 +216,9 @@ class LayerDecaySettings:
         values, given_as = {}, {}
         for name, value in cfg.items():
             key = SCHEMA_BY_NAME[name]
-            if key.target == 'mmengine_mults':
+            if key.target in ('mmengine_mults', 'tower_lrs'):
                 if value is not None:
-                    values.setdefault('mmengine_mults', {})[name] = value
+                    values.setdefault(key.target, {})[name] = value
             elif key.field:  # an alias
                 values[key.target] = value
                 given_as[key.target] = name
@@ -241,13 +254,17 @@ def _check_preset_keys(cfg: Mapping) -> None:
             'ignored by it. Remove them, or leave reproduce out')
 
 
+#: keys that mean the same (another trainer's name)
+ALIASES = (('layer_decay_rate', 'decay_rate'), ('vision_tower_lr', 'vit_lr'),
+           ('mm_projector_lr', 'aligner_lr'))
+
+
 def _check_aliases_agree(cfg: Mapping) -> None:
-    if 'layer_decay_rate' in cfg and 'decay_rate' in cfg and \
-            cfg['layer_decay_rate'] != cfg['decay_rate']:
-        raise ValueError(
-            'paramwise_cfg.layer_decay_rate and paramwise_cfg.decay_rate '
-            'are aliases but differ: '
-            f"{cfg['layer_decay_rate']} != {cfg['decay_rate']}; give one")
+    for a, b in ALIASES:
+        if a in cfg and b in cfg and cfg[a] != cfg[b]:
+            raise ValueError(
+                f'paramwise_cfg.{a} and paramwise_cfg.{b} are aliases but '
+                f'differ: {cfg[a]} != {cfg[b]}; give one')
 
 
 def _check_structure_has_a_rate(cfg: Mapping) -> None:
@@ -311,6 +328,22 @@ def _check_towers(settings, where, value):
     return validate_towers(value)
 
 
+def _check_tower_lrs(settings, where, value):
+    if not isinstance(value, Mapping):
+        raise TypeError(f'tower_lrs must be a dict, got {value!r}')
+    checked = {}
+    for key, lr in value.items():
+        if SCHEMA_BY_NAME.get(key, Key('', '')).field != 'tower_lrs':
+            raise ValueError(f'tower_lrs has unknown key {key!r}')
+        checked[key] = check_number(f'paramwise_cfg.{key}', lr,
+                                    LEARNING_RATE)
+    # one entry per tower (an alias given twice agrees)
+    for a, b in ALIASES[1:]:
+        if a in checked and b in checked:
+            del checked[b]
+    return checked
+
+
 def _check_reproduce(settings, where, value):
     if value is not None and value not in PRESETS:
         raise ValueError(f'{where}={value!r} is not a preset; valid: '
@@ -345,6 +378,7 @@ FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
         'unfreeze_vit_layers', v),
     'unfreeze_lm_head': _bool,
     'reproduce': _check_reproduce,
+    'tower_lrs': _check_tower_lrs,
 }
 
 

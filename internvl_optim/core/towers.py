@@ -63,6 +63,10 @@ class Tower:
     #: the vision tower of a recognised layout takes the top-level
     #: ``num_layers``/``depths``/``layer_regex``
     takes_backbone_keys: bool = False
+    #: an absolute lr for the tower (the VLM trainers' ``vision_tower_lr``,
+    #: ``mm_projector_lr``, ...): its factor is ``lr / base lr``, layer
+    #: decay inside the tower still applies; None: ``lr_mult`` decides
+    lr: Optional[float] = None
 
 
 def validate_towers(spec) -> Tuple[Tower, ...]:
@@ -203,8 +207,15 @@ def regions(modules: Mapping, names: List[str], settings,
                                    layer_decay_rate)
                            if t.takes_backbone_keys else t for t in towers)
     if not towers:
+        if settings.tower_lrs:
+            key = next(iter(settings.tower_lrs))
+            raise ValueError(
+                f'paramwise_cfg.{key} sets the lr of a VLM tower, but the '
+                'model declares no towers and has no known VLM layout; name '
+                'them with paramwise_cfg.towers')
         return [(None, resolve_layer_rule(modules, names, settings, warn),
                  settings)], None
+    towers = with_tower_lrs(towers, settings.tower_lrs)
     if settings.freeze_backbone and not any(t.takes_backbone_keys
                                             for t in towers):
         raise ValueError(
@@ -245,8 +256,47 @@ def region_of(name: str, regions) -> int:
     return best
 
 
-def tower_factors(tower: Optional[Tower]) -> Tuple[float, float]:
+def tower_factors(tower: Optional[Tower],
+                  base_lr: float) -> Tuple[float, float]:
     """``(lr factor, weight-decay factor)`` of a tower (1, 1 outside)."""
     if tower is None:
         return 1.0, 1.0
-    return tower.lr_mult, tower.decay_mult
+    lr_factor = tower.lr_mult if tower.lr is None else tower.lr / base_lr
+    return lr_factor, tower.decay_mult
+
+
+#: the VLM trainers' per-tower lrs (``paramwise_cfg`` keys) -> the tower
+#: they set: LLaVA's and Qwen-VL fine-tuning's ``mm_projector_lr`` and
+#: Qwen-VL's ``vision_tower_lr``, ms-swift's ``aligner_lr`` and ``vit_lr``
+TOWER_LR_KEYS = {'vision_tower_lr': 'vision', 'vit_lr': 'vision',
+                 'mm_projector_lr': 'projector', 'aligner_lr': 'projector'}
+
+
+def with_tower_lrs(towers: Tuple[Tower, ...], lrs: Mapping[str, float]
+                   ) -> Tuple[Tower, ...]:
+    """``towers`` with the absolute lrs of :data:`TOWER_LR_KEYS` set
+    (``lrs``: key -> lr, as configured); a key whose tower the model does
+    not have, or that a tower's own ``lr_mult`` contradicts, is an
+    error."""
+    names = {t.name for t in towers}
+    for key, lr in lrs.items():
+        name = TOWER_LR_KEYS[key]
+        if name not in names:
+            raise ValueError(
+                f'paramwise_cfg.{key}={lr:g} sets the lr of the {name} '
+                f'tower, but the model has none (its towers: '
+                f'{sorted(names) or "none"}); name it in paramwise_cfg.'
+                f"towers['{name}']")
+    out = []
+    for tower in towers:
+        given = {k: v for k, v in lrs.items() if TOWER_LR_KEYS[k] == tower.name}
+        if given:
+            key, lr = next(iter(given.items()))
+            if tower.lr_mult != 1.0:
+                raise ValueError(
+                    f'paramwise_cfg.{key}={lr:g} and paramwise_cfg.towers['
+                    f'{tower.name!r}].lr_mult={tower.lr_mult:g} both set the '
+                    f'{tower.name} tower\'s lr; give one')
+            tower = replace(tower, lr=lr)
+        out.append(tower)
+    return tuple(out)

@@ -150,3 +150,54 @@ def test_a_vlm_without_a_vision_tower_is_refused_naming_towers():
         build_plan(model, layer_decay_rate=0.5)
     # at rate 1.0 nothing is decayed: accepted
     assert build_plan(model).groups
+
+
+# The VLM trainers' per-tower lrs, absolute as they define them (read in
+# their files): LLaVA's ``mm_projector_lr`` (haotian-liu/LLaVA,
+# llava/train/llava_trainer.py at 7f5287c: names with "mm_projector" get
+# it, weight decay by the usual rule), Qwen-VL fine-tuning's
+# ``mm_projector_lr`` ("merger" names) and ``vision_tower_lr`` ("visual"
+# names), ms-swift's ``aligner_lr`` and ``vit_lr`` (its documented
+# arguments: the aligner's and the ViT's lr, default the learning rate).
+
+@pytest.mark.parametrize('vision_key, projector_key', [
+    ('vision_tower_lr', 'mm_projector_lr'), ('vit_lr', 'aligner_lr')])
+def test_the_vlm_trainers_tower_lrs(vision_key, projector_key):
+    model = qwen2_5_vl()
+    plan = build_plan(model, lr=1e-4, weight_decay=WD, **{
+        vision_key: 1e-6, projector_key: 1e-5})
+    lrs = lr_wd_by_name(plan.groups)
+    assert lrs['model.visual.blocks.1.attn.qkv.weight'] == \
+        (pytest.approx(1e-6), WD)
+    assert lrs['model.visual.patch_embed.proj.weight'] == \
+        (pytest.approx(1e-6), WD)
+    assert lrs['model.visual.merger.mlp.0.weight'] == \
+        (pytest.approx(1e-5), WD)
+    assert lrs['model.visual.merger.ln_q.weight'] == \
+        (pytest.approx(1e-5), 0.0)
+    assert lrs['model.language_model.layers.0.mlp.up_proj.weight'] == \
+        (1e-4, WD)
+    assert lrs['lm_head.weight'] == (1e-4, WD)
+    # with layer decay inside the vision tower, its top block gets the lr
+    plan = build_plan(model, lr=1e-4, weight_decay=WD, layer_decay_rate=0.5,
+                      **{vision_key: 1e-6})
+    lrs = lr_wd_by_name(plan.groups)
+    assert lrs['model.visual.blocks.1.attn.qkv.weight'][0] == \
+        pytest.approx(0.5e-6)
+    assert lrs['model.visual.blocks.0.attn.qkv.weight'][0] == \
+        pytest.approx(0.25e-6)
+
+
+def test_a_tower_lr_without_the_tower_is_refused():
+    from torch import nn
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.mm_projector_lr sets the lr of a VLM tower, but '
+            'the model declares no towers and has no known VLM layout')):
+        build_plan(nn.Sequential(nn.Linear(2, 2)), mm_projector_lr=1e-5)
+    # a Qwen model has its projector; an lr_mult beside the key is refused
+    with pytest.raises(ValueError, match=re.escape(
+            'paramwise_cfg.vit_lr=1e-06 and paramwise_cfg.towers['
+            "'vision'].lr_mult=0.1 both set the vision tower's lr; give one")):
+        build_plan(qwen2_5_vl(), vit_lr=1e-6, towers=dict(
+            vision=dict(module='model.visual', lr_mult=0.1),
+            language=dict(module='model.language_model')))
