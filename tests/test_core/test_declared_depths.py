@@ -101,3 +101,23 @@ def test_flat_encoders_one_id_per_block(build, blocks):
     first = next(n for n, _ in model.named_parameters())
     assert ids[first] == 0  # the patch embedding, registered first
     assert ids['head.weight'] == 4
+
+
+def test_position_tables_get_no_weight_decay():
+    # Swin's relative position bias tables (Swin's own no_weight_decay_
+    # keywords and MMSeg's Swin configs exempt them)
+    from helpers import lr_wd_by_name
+    model = on_meta(T.SwinModel, T.SwinConfig(
+        depths=[1, 1], num_heads=[1, 1], embed_dim=8, image_size=32,
+        patch_size=4, window_size=2))
+    lrs = lr_wd_by_name(build_plan(model, layer_decay_rate=0.5).groups)
+    tables = [n for n in lrs if n.endswith('relative_position_bias_table')]
+    assert tables and all(lrs[n][1] == 0.0 for n in tables)
+    # a 2-D weight beside them is decayed
+    assert lrs['backbone.encoder.layers.0.blocks.0.attention.q_proj.'
+               'weight'][1] == 0.05
+    from internvl_optim.core.names import is_token_or_position
+    assert [is_token_or_position(n) for n in (
+        'positional_embedding_vlm', 'positional_embedding', 'class_pos_emb',
+        'position_embedding_table', 'rel_pos_h', 'weight')] == \
+        [True, True, True, True, False, False]
