@@ -9,6 +9,9 @@ device), run the config's optimizer constructor, print one row per group.
 
 With --world-size, also the bytes per rank of parameters, gradients and
 optimizer state under the config's strategy (DDP, ZeRO, FSDP, DeepSpeed).
+With --check-order, the weights are allocated and one forward pass of the
+backbone on a zero image (--input-size, default the config's crop size)
+checks every layer id against the order the modules run in.
 """
 import argparse
 import math
@@ -65,6 +68,30 @@ def status(message, start):
           file=sys.stderr, flush=True)
 
 
+def order_warnings(model, groups, size) -> list:
+    """:func:`~internvl_optim.analysis.run_order.check_run_order` on one
+    forward pass of the model's features (``extract_feat``, else its
+    backbone) on a zero image of ``size``."""
+    import torch
+    from internvl_optim.analysis.run_order import check_run_order
+    image = torch.zeros(1, 3, *size)
+    if hasattr(model, 'extract_feat'):
+        def run(m):
+            return m.extract_feat(image)
+    elif hasattr(model, 'backbone'):
+        def run(m):
+            return m.backbone(image)
+    else:
+        raise ValueError(
+            f'--check-order runs the model\'s extract_feat or backbone; '
+            f'{type(model).__name__} has neither')
+    found = check_run_order(model, groups, run)
+    if not found:
+        print(f'run order: every layer id follows the forward pass '
+              f'({size[0]}x{size[1]} image)')
+    return [f'run order: {message}' for message in found]
+
+
 def positive(kind):
     """An argparse type: a finite number > 0 of ``kind`` (int or float)."""
     def parse(text):
@@ -100,6 +127,13 @@ def parse_args(argv=None):
     parser.add_argument('--world-size', type=positive(int), nargs='+',
                         help='report memory per rank for these numbers of '
                         'ranks')
+    parser.add_argument('--check-order', action='store_true',
+                        help='run the backbone once (weights allocated) and '
+                        'name every parameter whose layer id contradicts '
+                        'the order its module runs in')
+    parser.add_argument('--input-size', type=positive(int), nargs=2,
+                        metavar=('H', 'W'), help='the image of --check-order '
+                        "(default the config's crop_size, else 224 224)")
     parser.add_argument('--gpu-gib', type=positive(float), default=80.0,
                         help='flag totals above this (default: 80)')
     return parser.parse_args(argv)
@@ -123,9 +157,10 @@ def main(argv=None):
     # InternVL's deepspeed=True / deepspeed_config, as train.py reads them
     translate_internvl_deepspeed(cfg, log=lambda msg: status(msg, start))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    real = args.real_weights or args.check_order
     status('building the model' +
-           ('' if args.real_weights else ' on the meta device'), start)
-    if args.real_weights:
+           ('' if real else ' on the meta device'), start)
+    if real:
         model = MODELS.build(cfg.model)
     else:
         with meta_device():
@@ -164,6 +199,10 @@ def main(argv=None):
     report['warnings'].extend(
         f'{message} (tools/train.py stops on this)'
         for message in missing_weight_files(cfg))
+    if args.check_order:
+        report['warnings'].extend(order_warnings(
+            model, wrapper.optimizer.param_groups,
+            args.input_size or cfg.get('crop_size') or (224, 224)))
     status(f'{len(report["groups"])} groups', start)
     print(f'{args.config}\noptimizer: {optim_cfg["optimizer"]["type"]}, '
           f'constructor: {settings["constructor"]}, base lr {base_lr:g}')

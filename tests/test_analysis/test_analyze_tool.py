@@ -272,3 +272,12 @@ def test_the_analysers_numbers_are_checked(option, value, message, capsys):
         f'error: argument {option}: {message}')
     assert load_tool().parse_args(['config.py', '--gpu-gib', '40',
                                    '--world-size', '2', '8']).gpu_gib == 40.0
+
+
+def test_check_order_runs_the_demo_backbone(capsys):
+    report = run('configs/demo/internvit_tiny_upernet_synthetic_ade20k.py',
+                 '--check-order')
+    out = capsys.readouterr().out
+    assert 'run order: every layer id follows the forward pass (64x64 ' \
+        'image)' in out
+    assert not any(w.startswith('run order') for w in report['warnings'])

@@ -1,0 +1,92 @@
+"""The layer ids checked against the order the modules run in (one forward
+pass with hooks)."""
+import pytest
+import torch
+from torch import nn
+
+from internvl_optim.analysis.run_order import check_run_order, run_order
+
+from helpers import build_plan
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return x + self.attn(x)
+
+
+class ViT(nn.Module):
+    """``norm_pre`` is registered after the blocks (so the rules put it
+    with the heads) but runs before them; ``late_embed`` is registered
+    first (layer 0) but runs after the blocks."""
+
+    def __init__(self, misplaced: bool):
+        super().__init__()
+        self.misplaced = misplaced
+        self.patch_embed = nn.Linear(4, 4)
+        self.late_embed = nn.Linear(4, 4)
+        self.blocks = nn.ModuleList(Block() for _ in range(3))
+        self.norm_pre = nn.LayerNorm(4)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        if self.misplaced:
+            x = self.norm_pre(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.late_embed(x) if self.misplaced else x
+
+
+def model(misplaced):
+    m = nn.Module()
+    m.backbone = ViT(misplaced)
+    m.head = nn.Linear(4, 2)
+    return m
+
+
+def forward(m):
+    return m.head(m.backbone(torch.zeros(1, 4)))
+
+
+def test_ids_that_follow_the_run_pass():
+    m = model(misplaced=False)
+    plan = build_plan(m, layer_decay_rate=0.5)
+    assert check_run_order(m, plan.groups, forward) == []
+    ranks = run_order(m, forward)
+    assert ranks['backbone.patch_embed.weight'] == 0
+    assert ranks['head.weight'] == 4  # patch_embed, 3 blocks, head
+    assert 'backbone.norm_pre.weight' not in ranks  # never ran
+
+
+def test_ids_that_contradict_the_run_are_named():
+    m = model(misplaced=True)
+    plan = build_plan(m, layer_decay_rate=0.5)
+    m.train()
+    assert check_run_order(m, plan.groups, forward) == [
+        "backbone.norm_pre.weight is at the heads' layer 4 but runs before "
+        'the last block',
+        "backbone.norm_pre.bias is at the heads' layer 4 but runs before "
+        'the last block',
+        'backbone.late_embed.weight is at layer 0 but runs after '
+        'backbone.blocks.2.attn.weight (layer 3)',
+        'backbone.late_embed.bias is at layer 0 but runs after '
+        'backbone.blocks.2.attn.weight (layer 3)']
+    assert m.training  # left as it was
+
+
+def test_a_transformers_encoder_runs_in_the_order_of_its_ids():
+    T = pytest.importorskip('transformers')
+    m = nn.Module()
+    m.backbone = T.ConvNextModel(T.ConvNextConfig(
+        depths=[1, 1, 2, 1], hidden_sizes=[4, 8, 8, 8]))
+    m.head = nn.Linear(8, 2)
+    plan = build_plan(m, layer_decay_rate=0.5)
+
+    def run(model):
+        pooled = model.backbone(torch.zeros(1, 3, 32, 32)).pooler_output
+        return model.head(pooled)
+
+    assert check_run_order(m, plan.groups, run) == []
