@@ -291,11 +291,14 @@ def _check_rate(settings, where, value):
                         else UNIT_OPEN_CLOSED)
 
 
-def _check_decay_type(settings, where, value):
-    if value is not None and value not in DECAY_TYPES:
-        raise ValueError(f'{where}={value!r} is not supported; valid: '
-                         f'{DECAY_TYPES}')
-    return value
+def _one_of(valid: Tuple[str, ...], is_not: str):
+    """The check of a value that must be one of ``valid`` (or None)."""
+    def check(settings, where, value):
+        if value is not None and value not in valid:
+            raise ValueError(f'{where}={value!r} is {is_not}; valid: '
+                             f'{valid}')
+        return value
+    return check
 
 
 def _check_backbone_name(settings, where, value):
@@ -344,13 +347,6 @@ def _check_tower_lrs(settings, where, value):
     return checked
 
 
-def _check_reproduce(settings, where, value):
-    if value is not None and value not in PRESETS:
-        raise ValueError(f'{where}={value!r} is not a preset; valid: '
-                         f'{PRESETS}')
-    return value
-
-
 def _bool(settings, where, value):
     return _validate_bool(where.split('.', 1)[1], value)
 
@@ -358,7 +354,7 @@ def _bool(settings, where, value):
 FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
     'num_layers': lambda s, w, v: _validate_num_layers(v),
     'layer_decay_rate': _check_rate,
-    'decay_type': _check_decay_type,
+    'decay_type': _one_of(DECAY_TYPES, 'not supported'),
     'depths': lambda s, w, v: _validate_depths(
         None if v is None else list(v) if isinstance(v, tuple) else v),
     'backbone_name': _check_backbone_name,
@@ -377,7 +373,7 @@ FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
     'unfreeze_vit_layers': lambda s, w, v: _validate_int(
         'unfreeze_vit_layers', v),
     'unfreeze_lm_head': _bool,
-    'reproduce': _check_reproduce,
+    'reproduce': _one_of(PRESETS, 'not a preset'),
     'tower_lrs': _check_tower_lrs,
 }
 
