@@ -25,7 +25,12 @@ def test_empty_paramwise_cfg_still_builds_decay_groups():
     got = lr_wd_by_name(wrapper.optimizer.param_groups)
     assert got['backbone.pos_embed'] == (1.0, 0.0)
     assert got['backbone.blocks.0.attn.qkv.weight'] == (1.0, 0.1)
-    assert len(wrapper.optimizer.param_groups) == 10
+    # every layer at the base lr: one group per weight decay, over all of
+    # them (layers 0 to N + 1 = 4)
+    assert [(g['group_name'], g['layer_ids'], g['weight_decay'])
+            for g in wrapper.optimizer.param_groups] == [
+        ('layers_0-4_decay', [0, 1, 2, 3, 4], 0.1),
+        ('layers_0-4_no_decay', [0, 1, 2, 3, 4], 0.0)]
 
 
 def test_weight_decay_default_comes_from_the_optimizer():
