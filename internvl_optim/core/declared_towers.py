@@ -32,6 +32,13 @@ TOWER_NAMES = {'vision_config': 'vision', 'text_config': 'language'}
 NOT_TOWERS = ('backbone_config', 'quantization_config')
 
 
+def config_of(module: nn.Module):
+    """The ``config`` a transformers module keeps (a plain attribute: read
+    from ``__dict__``, which costs nothing for the many modules without
+    one), else None."""
+    return vars(module).get('config')
+
+
 def sub_configs(config) -> Dict[str, object]:
     """``{attribute: sub-config}`` of a composite config: attributes ending
     in ``_config`` that are configs themselves (they have ``to_dict``); a
@@ -56,7 +63,7 @@ def _outermost(modules: Mapping[str, nn.Module], root: str,
     ``config`` is ``config``."""
     for name, module in modules.items():
         if name != root and (not root or name.startswith(root + '.')) and \
-                getattr(module, 'config', None) is config:
+                config_of(module) is config:
             return name
     return None
 
@@ -143,7 +150,7 @@ def declared_towers(modules: Mapping[str, nn.Module]
     ``projector_2``, ...).  None for a model without such a config.  The
     caller decides what a model without a vision tower means."""
     for root, module in modules.items():
-        config = getattr(module, 'config', None)
+        config = config_of(module)
         if config is None or not sub_configs(config):
             continue
         towers = {}
