@@ -157,6 +157,13 @@ def find_declared_stages(module: nn.Module) -> Optional[StageLayout]:
     for path, stages in _outer_lists(module):
         if len(stages) != len(depths):
             continue
+        if all(isinstance(s, _LISTS) and len(s) == d and _is_block_items(s)
+               for s, d in zip(stages, depths)):
+            # stages that are their lists of blocks, per-stage modules in
+            # parallel lists beside them (HF PVT, PoolFormer)
+            found = _parallel_stages(module, path, list(stages))
+            if found is not None:
+                return found
         children = []
         for stage, depth in zip(stages, depths):
             lists = [n for n, c in stage.named_children()
@@ -193,16 +200,21 @@ def _parallel_stages(module: nn.Module, path: str,
                and not isinstance(s[0], nn.ModuleList) for s in stages):
         return None
     parallel = {}
-    for name, child in module.named_children():
-        if name != path and isinstance(child, nn.ModuleList) and \
+    # the lists beside the stages' list (at backbone level for Twins, in
+    # HF PVT's encoder: encoder.patch_embeddings beside encoder.block)
+    parent_path, _, leaf = path.rpartition('.')
+    parent = module.get_submodule(parent_path) if parent_path else module
+    for name, child in parent.named_children():
+        if name != leaf and isinstance(child, nn.ModuleList) and \
                 len(child) == len(stages) and \
                 any(p is not None for p in child.parameters()):
+            key = join_name(parent_path, name)
             if all(is_norm_module(m) for m in child):
-                parallel[name] = 'end'          # norm_list: end of stage
+                parallel[key] = 'end'          # norm_list: end of stage
             elif is_embedding_name(name):
-                parallel[name] = 'start'        # patch_embeds
+                parallel[key] = 'start'        # patch_embeds
             else:
-                parallel[name] = 'first_block'  # position_encodings
+                parallel[key] = 'first_block'  # position_encodings
     n = len(stages)
     return StageLayout(path, [len(s) for s in stages], [''] * n,
                        [frozenset()] * n, [None] * n, parallel)

@@ -121,3 +121,31 @@ def test_position_tables_get_no_weight_decay():
         'positional_embedding_vlm', 'positional_embedding', 'class_pos_emb',
         'position_embedding_table', 'rel_pos_h', 'weight')] == \
         [True, True, True, True, False, False]
+
+
+def test_stages_in_parallel_lists_run_in_order():
+    # HF PVT: encoder.patch_embeddings.{s} (with stage 3's cls_token) run at
+    # the start of stage s, encoder.block.{s}.{b} are its blocks, the final
+    # encoder.layer_norm after the last; the embeddings of later stages
+    # were all at layer 0 while they run after stage 0
+    model = on_meta(T.PvtModel, T.PvtConfig(
+        depths=[1, 1, 2, 1], hidden_sizes=[8, 8, 8, 8],
+        num_attention_heads=[1, 1, 1, 1],
+        sequence_reduction_ratios=[2, 2, 2, 1], patch_sizes=[4, 2, 2, 2],
+        strides=[4, 2, 2, 2], image_size=32))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == ('parallel stage rule (backbone.encoder.block, '
+                               'depths [1, 1, 2, 1])')
+    ids = layer_by_name(plan.groups)
+    depths, expected = [1, 1, 2, 1], {}
+    for name in ids:
+        parts = name.split('.')
+        if name.startswith('backbone.encoder.block.'):
+            s, b = int(parts[3]), int(parts[4])
+            expected[name] = sum(depths[:s]) + b + 1
+        elif name.startswith('backbone.encoder.patch_embeddings.'):
+            s = int(parts[3])
+            expected[name] = 0 if s == 0 else sum(depths[:s]) + 1
+        else:  # the final layer_norm and the head
+            expected[name] = 6
+    assert ids == expected

@@ -58,8 +58,12 @@ def _in_stage(layout: StageLayout, stage: int, parts) -> int:
     return _end_of_stage(layout, stage)
 
 
-def _parallel(layout: StageLayout, first: str, rest) -> Optional[int]:
-    where = layout.parallel.get(first)
+def _parallel(layout: StageLayout, rel_name: str) -> Optional[int]:
+    where, rest = None, []
+    for path, kind in layout.parallel.items():
+        if rel_name.startswith(path + '.'):
+            where, rest = kind, rel_name[len(path) + 1:].split('.')
+            break
     if where is None or not rest or not rest[0].isdigit():
         return None
     stage = int(rest[0])
@@ -96,8 +100,7 @@ def stage_layer_id(rel_name: str, layout: StageLayout,
     if rel_name.startswith(container):
         parts = rel_name[len(container):].split('.')
         return _in_stage(layout, int(parts[0]), parts[1:])
-    first, *rest = rel_name.split('.')
-    found = _parallel(layout, first, rest)
+    found = _parallel(layout, rel_name)
     if found is not None:
         return found
     return outside_placement(rel_name, layout.container, top_level,
