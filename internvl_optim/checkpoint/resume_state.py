@@ -29,6 +29,10 @@ from .tensors import TensorTrustError, check_tensors, key_differences
 #: (MMEngine's ``CheckpointHook``: ``best_ckpt``, ``best_ckpt_<metric>``,
 #: ``last_ckpt``)
 PATH_KEY = re.compile(r'^(best_ckpt(_.+)?|last_ckpt)$')
+#: the name MMEngine's ``CheckpointHook`` gives a best checkpoint
+#: (``best_{metric}_{iter|epoch}_{n}.pth``): the only files a ``best_ckpt``
+#: from a resumed file may name, since the next better score deletes it
+BEST_NAME = re.compile(r'^best_.+_(iter|epoch)_\d+\.pth$')
 #: ``runtime_info`` keys holding a score compared with new ones
 SCORE_KEY = re.compile(r'^best_score(_.+)?$')
 MESSAGE_HUB_FIELDS = ('log_scalars', 'runtime_info', 'resumed_keys')
@@ -222,6 +226,12 @@ def check_message_hub(checkpoint: dict, context: ResumeContext,
                                'this work dir; CheckpointHook would delete '
                                'it)')
                 removed.append(key)
+            elif key.startswith('best_ckpt') and not _own_best(value):
+                dropped.append(f'{key}={value!r} (not a best checkpoint '
+                               'CheckpointHook wrote: best_<metric>_<iter|'
+                               'epoch>_<n>.pth, a plain file; the next '
+                               'better score would delete it)')
+                removed.append(key)
         elif key == 'keep_ckpt_ids':
             limit = max(context.max_iters or 0, context.max_epochs or 0) \
                 or None
@@ -387,6 +397,15 @@ def check_weights(checkpoint: dict, context: ResumeContext,
                 f'{show(unexpected)}, shape mismatches {show(shapes)}. '
                 'Resume needs the checkpoint of this config; to start from '
                 'other weights, use load_from=CHECKPOINT without --resume')
+
+
+def _own_best(path: str) -> bool:
+    """A best checkpoint as ``CheckpointHook`` writes it: its name, and a
+    plain file (not a link, a directory or a FIFO) if it exists."""
+    if not BEST_NAME.match(osp.basename(path)):
+        return False
+    return not osp.lexists(path) or (osp.isfile(path)
+                                     and not osp.islink(path))
 
 
 def check_resume_state(checkpoint: Any, context: ResumeContext,

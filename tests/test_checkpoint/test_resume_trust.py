@@ -377,3 +377,36 @@ def test_runtime_info_of_the_wrong_type_names_the_field(trained, tmp_path):
     with pytest.raises(CheckpointError, match=re.escape(
             'message_hub.runtime_info must be a dict, got a Tensor')):
         resume(path, tmp_path / 'w')
+
+
+@pytest.mark.parametrize('kind', ['kept checkpoint', 'link to a directory'])
+def test_a_best_ckpt_naming_a_file_this_run_did_not_write_as_best_is_dropped(
+        trained, tmp_path, kind):
+    """Inside the work dir is not enough: a best_ckpt naming iter_2.pth
+    (a checkpoint the user keeps) would be deleted at the next better
+    score, and one naming a link to a directory crashed the run."""
+    work_dir = tmp_path / 'w'
+    work_dir.mkdir()
+    if kind == 'kept checkpoint':
+        victim = work_dir / 'iter_2.pth'
+        victim.write_bytes(b'kept')
+    else:
+        target = tmp_path / 'elsewhere'
+        target.mkdir()
+        (target / 'data.bin').write_bytes(b'kept')
+        victim = work_dir / 'best_score_iter_2.pth'
+        victim.symlink_to(target, target_is_directory=True)
+    path = crafted(trained, tmp_path, _point_best_ckpt_at(victim))
+    runner = make_runner(work_dir, 6, load_from=path)
+    messages = []
+    runner.logger.warning = messages.append
+    runner.train()
+    assert any(f"best_ckpt='{victim}' (not a best checkpoint CheckpointHook "
+               'wrote: best_<metric>_<iter|epoch>_<n>.pth, a plain file; the '
+               'next better score would delete it)' in m for m in messages)
+    if kind == 'kept checkpoint':
+        assert victim.read_bytes() == b'kept'
+    else:
+        assert (tmp_path / 'elsewhere' / 'data.bin').read_bytes() == b'kept'
+        assert victim.is_symlink()
+    assert (work_dir / 'best_score_iter_6.pth').exists()
