@@ -126,6 +126,44 @@ class WorkDirBusy(RuntimeError):
     """Another trainer holds the work dir."""
 
 
+class WorkDirEntryError(ValueError):
+    """An entry the run would write through is not a plain file."""
+
+
+#: top-level entries of a work dir the run writes (``last_checkpoint`` and
+#: the checkpoints ``CheckpointHook`` saves and deletes)
+WRITTEN_ENTRY = re.compile(
+    r'^(last_checkpoint|(iter|epoch)_\d+\.pth|best_.+\.pth)$')
+
+
+def _kind(path: str) -> str:
+    if osp.islink(path):
+        return 'a symbolic link'
+    if osp.isdir(path):
+        return 'a directory'
+    return 'not a regular file (a FIFO, socket or device)'
+
+
+def check_written_entries(work_dir: str) -> None:
+    """Before training: every entry the run will write or delete
+    (:data:`WRITTEN_ENTRY`, and the lock) is a plain file or absent.  A
+    link would make the run write through it to a place outside the work
+    dir, a directory or FIFO would crash or block the first save after
+    training already ran.  Refused naming the entry."""
+    if not osp.isdir(work_dir):
+        return
+    for name in sorted(os.listdir(work_dir)):
+        if not (WRITTEN_ENTRY.match(name) or name == WorkDirLock.FILE):
+            continue
+        path = osp.join(work_dir, name)
+        if osp.islink(path) or not osp.isfile(path):
+            raise WorkDirEntryError(
+                f'{path} is {_kind(path)}; the run writes '
+                f'{"its lock" if name == WorkDirLock.FILE else "there"} and '
+                'never through a link or into anything but a plain file. '
+                'Remove it (or train in another --work-dir)')
+
+
 class WorkDirLock:
     """An exclusive ``flock`` on ``WORK_DIR/.train.lock``, held while the
     process trains.  The file says who holds it; the kernel drops the lock
@@ -141,7 +179,15 @@ class WorkDirLock:
 
     def acquire(self, log: Callable[[str], None] = print) -> 'WorkDirLock':
         os.makedirs(self.work_dir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_written_entries(self.work_dir)
+        # O_NOFOLLOW: a link planted after the check is not followed either
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                         0o644)
+        except OSError as err:
+            raise WorkDirEntryError(
+                f'{self.path}: cannot open the lock as a plain file '
+                f'({err.strerror}); remove it') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -179,3 +179,60 @@ def test_train_py_refuses_a_busy_work_dir_before_building(tmp_path):
         result.stderr
     assert 'Iter(train)' not in result.stdout + result.stderr
     assert time.monotonic() - started < 60
+
+
+# --- entries the run writes are plain files: never written through ---------
+
+def _train_in(work_dir, data_root, *extra):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/train.py'),
+         os.path.join(ROOT, 'configs/demo/'
+                      'internvit_tiny_upernet_synthetic_ade20k.py'),
+         '--work-dir', str(work_dir), *extra, '--cfg-options',
+         f'train_dataloader.dataset.data_root={data_root}',
+         f'val_dataloader.dataset.data_root={data_root}'],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def _plant(work_dir, name, kind, outside):
+    path = work_dir / name
+    if kind == 'link':
+        path.symlink_to(outside)
+    elif kind == 'directory':
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name, kind, what', [
+    ('.train.lock', 'link', 'a symbolic link'),
+    ('last_checkpoint', 'link', 'a symbolic link'),
+    ('iter_5.pth', 'link', 'a symbolic link'),
+    ('best_mIoU_iter_4.pth', 'link', 'a symbolic link'),
+    ('last_checkpoint', 'directory', 'a directory'),
+    ('last_checkpoint', 'fifo', 'not a regular file (a FIFO, socket or '
+                                'device)'),
+])
+def test_train_py_refuses_entries_it_would_write_through(tmp_path, name,
+                                                          kind, what):
+    from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
+    data_root = make_synthetic_ade20k(str(tmp_path / 'data'), num_train=2,
+                                      num_val=1)
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    outside = tmp_path / 'precious.txt'
+    outside.write_text('precious')
+    path = _plant(work_dir, name, kind, outside)
+    started = time.monotonic()
+    result = _train_in(work_dir, data_root)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f'WorkDirEntryError: {path} is {what}; the run writes '
+        f'{"its lock" if name == ".train.lock" else "there"} and never '
+        'through a link or into anything but a plain file. Remove it (or '
+        'train in another --work-dir)')
+    assert outside.read_text() == 'precious'  # the target is unchanged
+    assert 'Iter(train)' not in result.stdout + result.stderr
+    assert time.monotonic() - started < 60  # a FIFO never blocks it
