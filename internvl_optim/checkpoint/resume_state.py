@@ -21,9 +21,12 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import torch
 
-from ..core.numbers import check_scheduler_arguments
+from ..core.numbers import (MAX_LR, UNIT_CLOSED_OPEN, check_number,
+                            check_scheduler_arguments)
+from ..core.optimizer_arguments import OPTIMIZER_RANGES
 from .errors import CheckpointError
-from .tensors import TensorTrustError, check_tensors, key_differences
+from .tensors import (TensorTrustError, check_tensors, key_differences,
+                      unusable_tensor)
 
 #: ``MessageHub.runtime_info`` keys that hold a checkpoint path
 #: (MMEngine's ``CheckpointHook``: ``best_ckpt``, ``best_ckpt_<metric>``,
@@ -103,6 +106,9 @@ def check_numbers_like(value, reference, where: str, source: str) -> None:
                                source)
         return
     if isinstance(value, torch.Tensor):
+        unusable = unusable_tensor(value)
+        if unusable:
+            raise CheckpointError(f'{source}: {where} is {unusable}')
         if reference is not None and not isinstance(reference, torch.Tensor) \
                 and not _is_real(reference):
             raise CheckpointError(f'{source}: {where} is a tensor, the run '
@@ -308,15 +314,88 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
                         _is_real(value) and value < 0:
                     raise CheckpointError(f'{source}: {at} must be >= 0, '
                                           f'got {value}')
+                _check_group_value(key, value, at, source)
         inner = state.get('state', {})
         inner = _need_dict(inner, f'{where}.state', source)
+        # (the live parameters' shapes, where they are the model's: not
+        # under a strategy that flattens or shards them)
+        shapes = [tuple(p.shape) for g in live for p in g.get('params', ())
+                  if isinstance(p, torch.Tensor)] if context.strict_keys \
+            else []
         for index, per_param in inner.items():
-            check_numbers_like(per_param, None, f'{where}.state[{index}]',
-                               source)
+            at = f'{where}.state[{index}]'
+            check_numbers_like(per_param, None, at, source)
+            _check_param_state(per_param, shapes[index] if _is_int(index)
+                               and 0 <= index < len(shapes) else None,
+                               at, source)
     for key, value in saved.items():  # e.g. AmpOptimWrapper's loss_scaler
         if key not in ('param_groups', 'state') and not (
                 isinstance(value, Mapping) and 'param_groups' in value):
             check_numbers_like(value, None, f'optimizer.{key}', source)
+
+
+#: optimizer state kept as running squares or sums: square roots are taken
+#: of them, so a negative value gives NaN weights at the next step
+NON_NEGATIVE_STATE = ('exp_avg_sq', 'max_exp_avg_sq', 'square_avg', 'sum',
+                      'acc_delta', 'exp_inf')
+
+
+def _check_group_value(key: str, value, at: str, source: str) -> None:
+    """A group hyperparameter as the optimizer will use it: in the ranges
+    its construction accepts (``lr`` <= 1e4, ``betas`` in [0, 1), ``eps``
+    > 0, ...)."""
+    try:
+        if key in OPTIMIZER_RANGES and key != 'lr' and _is_real(value):
+            check_number(at, value, OPTIMIZER_RANGES[key])
+        elif key in ('lr', 'initial_lr') and _is_real(value) and \
+                value > MAX_LR:
+            raise ValueError(f'{at} must be at most {MAX_LR:g} (above it '
+                             f'the first step overflows), got {value}')
+        elif key == 'betas':
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise ValueError(f'{at} must be two numbers in [0, 1), got '
+                                 f'{value!r}')
+            for i, beta in enumerate(value):
+                check_number(f'{at}[{i}]', beta, UNIT_CLOSED_OPEN)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f'{source}: {err}') from None
+
+
+def _check_param_state(per_param, shape, at: str, source: str) -> None:
+    """One parameter's optimizer state: ``step`` a count >= 0, the moments
+    tensors of the parameter's shape (``shape``; None: unknown), running
+    squares >= 0."""
+    if not isinstance(per_param, Mapping):
+        raise CheckpointError(f'{source}: {at} must be a dict of state '
+                              f'tensors, got a {_type_name(per_param)}')
+    for key, value in per_param.items():
+        where = f'{at}.{key}'
+        if key == 'step':
+            step = value.item() if isinstance(value, torch.Tensor) and \
+                value.numel() == 1 else value
+            if isinstance(step, bool) or not _is_real(step) or step < 0 \
+                    or step != int(step):
+                raise CheckpointError(
+                    f'{source}: {where} must be a count of steps (an int '
+                    f'>= 0, or a one-value tensor of one), got {value!r}')
+            continue
+        if not isinstance(value, torch.Tensor):
+            if isinstance(value, (list, tuple, str)):
+                raise CheckpointError(
+                    f'{source}: {where} must be a tensor, got a '
+                    f'{_type_name(value)}')
+            continue
+        if shape is not None and value.dim() and \
+                tuple(value.shape) != shape:
+            raise CheckpointError(
+                f'{source}: {where} has shape {tuple(value.shape)}, the '
+                f'parameter {list(shape)}')
+        if key in NON_NEGATIVE_STATE and value.numel() and \
+                (value.is_floating_point() and bool((value < 0).any())):
+            raise CheckpointError(
+                f'{source}: {where} holds negative values; it is a running '
+                'square, whose square root the next step takes (NaN '
+                'weights)')
 
 
 # --- schedulers -----------------------------------------------------------------

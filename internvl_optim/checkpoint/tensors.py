@@ -25,6 +25,18 @@ def _local_tensors(value) -> Iterable[torch.Tensor]:
     return [value]
 
 
+def unusable_tensor(tensor: torch.Tensor) -> str:
+    """Why a tensor read from a file cannot be used as values at all (a
+    sparse or quantized layout, a meta tensor holding nothing), else ''."""
+    if tensor.layout != torch.strided:
+        return f'a {str(tensor.layout).replace("torch.", "")} tensor'
+    if tensor.device.type == 'meta':
+        return 'a meta tensor: it holds no values'
+    if tensor.is_quantized:
+        return 'a quantized tensor'
+    return ''
+
+
 def count_nonfinite(tensor: torch.Tensor) -> int:
     """NaN/Inf values of a floating or complex tensor (0 for others)."""
     if not (tensor.is_floating_point() or tensor.is_complex()):
@@ -65,9 +77,19 @@ def wrong_kind_report(state: Mapping[str, object],
         if not isinstance(value, torch.Tensor):
             found.append(f'{name} (a {type(value).__name__}, not a tensor)')
             continue
-        if value.is_floating_point() or value.is_complex():
+        unusable = unusable_tensor(value)
+        if unusable:
+            found.append(f'{name} ({unusable})')
             continue
         own = None if reference is None else reference.get(name)
+        if value.is_complex() and own is not None and \
+                own.is_floating_point():
+            found.append(f'{name} ({value.dtype}, the model holds '
+                         f'{own.dtype}: the imaginary part would be '
+                         'dropped)')
+            continue
+        if value.is_floating_point() or value.is_complex():
+            continue
         if own is not None and not (own.is_floating_point()
                                     or own.is_complex()):
             continue  # an integer buffer (BatchNorm's num_batches_tracked)
