@@ -11,6 +11,7 @@ from torch import nn
 from .work_dir import (CHECKPOINT_NAME,  # noqa: F401
                                    is_complete_checkpoint,
                                    newest_complete_checkpoint, resume_fallback)
+from .errors import CheckpointError
 from .safe_loading import load_checkpoint_file
 from ..core.names import strip_wrapper_prefixes
 
@@ -23,7 +24,30 @@ def load_state_dict_file(path: str) -> Mapping[str, torch.Tensor]:
         if isinstance(checkpoint, dict) and isinstance(
                 checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
-    return {strip_wrapper_prefixes(k): v for k, v in checkpoint.items()}
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            f'{path} holds a {type(checkpoint).__name__}, not a dict of '
+            'weight tensors (nor one under state_dict, model or module)')
+    state, given_as = {}, {}
+    for key, value in checkpoint.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f'{path}: a weight name is a '
+                                  f'{type(key).__name__} ({key!r}), not a str')
+        name = strip_wrapper_prefixes(key)
+        if name in state and not _same(state[name], value):
+            # (module.x and x: one would silently replace the other)
+            raise CheckpointError(
+                f'{path} holds two different tensors for {name!r}: '
+                f'{given_as[name]!r} and {key!r}; which one is meant is not '
+                'known. Remove one')
+        state[name], given_as[name] = value, key
+    return state
+
+
+def _same(a, b) -> bool:
+    return a is b or (isinstance(a, torch.Tensor) and isinstance(
+        b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype
+        and bool(torch.equal(a, b)))
 
 
 def check_checkpoint_matches(model: nn.Module, path: str) -> None:

@@ -100,3 +100,30 @@ def test_weights_that_cannot_be_loaded_as_values(trained, change, message):
     with pytest.raises(CheckpointError) as err:
         check_weights(crafted, context, 'x.pth')
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize('content, message', [
+    ([torch.zeros(2)], 'holds a list, not a dict of weight tensors'),
+    ('weights', 'holds a str, not a dict of weight tensors'),
+    ({'module.weight': torch.zeros(2), 'weight': torch.ones(2)},
+     "holds two different tensors for 'weight': 'module.weight' and "
+     "'weight'; which one is meant is not known. Remove one"),
+])
+def test_a_weight_file_that_is_no_dict_of_tensors(tmp_path, content,
+                                                   message):
+    from internvl_optim.checkpoint.files import load_state_dict_file
+    from internvl_optim.checkpoint.weight_files import read_weights
+    path = tmp_path / 'weights.pth'
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_state_dict_file(str(path))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        read_weights(str(path))  # what pretrained= reads
+
+
+def test_the_same_tensor_under_two_names_is_one_weight(tmp_path):
+    from internvl_optim.checkpoint.files import load_state_dict_file
+    path = tmp_path / 'weights.pth'
+    torch.save({'module.weight': torch.ones(2), 'weight': torch.ones(2)},
+               path)
+    assert list(load_state_dict_file(str(path))) == ['weight']
