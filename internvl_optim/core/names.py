@@ -110,11 +110,11 @@ _TOKEN_OR_POSITION = re.compile(
     r'class_embedding|pos_embed_win(dow)?|patch_pos|'
     # transformers' vision towers: Llama 4's positional_embedding_vlm,
     # Molmo 2's positional_embedding, MLCD's class_pos_emb, Gemma 4's 2-D
-    # position_embedding_table; Swin's relative position bias tables, which
-    # Swin's own recipe (no_weight_decay_keywords) and MMSeg's Swin configs
-    # exempt
-    r'positional_embedding(_vlm)?|class_pos_emb|position_embedding_table|'
-    r'relative_position_bias_table)(_\d+)?$')
+    # position_embedding_table.  (Relative position bias tables are not
+    # here: BEiT's recipe decays them, Swin's exempts them by its own
+    # declaration or a config's custom key)
+    r'positional_embedding(_vlm)?|class_pos_emb|position_embedding_table)'
+    r'(_\d+)?$')
 
 
 def is_embedding_name(rel_name: str) -> bool:
@@ -139,6 +139,6 @@ def is_token_or_position(own_name: str) -> bool:
     ...   'class_embedding', 'weight', 'level_embeds', 'pos_embed_0',
     ...   'cls_token_1', 'pos_embed_win', 'patch_pos',
     ...   'relative_position_bias_table', 'positional_embedding_vlm')]
-    [True, True, True, True, True, False, False, True, True, True, True, True, True]
+    [True, True, True, True, True, False, False, True, True, True, True, False, True]
     """
     return bool(_TOKEN_OR_POSITION.search(own_name))

@@ -104,16 +104,19 @@ def test_flat_encoders_one_id_per_block(build, blocks):
 
 
 def test_position_tables_get_no_weight_decay():
-    # Swin's relative position bias tables (Swin's own no_weight_decay_
-    # keywords and MMSeg's Swin configs exempt them)
+    # relative position bias tables are decayed as BEiT's recipe (and
+    # MMSeg's reproduction of it) does; Swin's recipe exempts them, which
+    # MMSeg's Swin configs say with a custom key
     from helpers import lr_wd_by_name
     model = on_meta(T.SwinModel, T.SwinConfig(
         depths=[1, 1], num_heads=[1, 1], embed_dim=8, image_size=32,
         patch_size=4, window_size=2))
     lrs = lr_wd_by_name(build_plan(model, layer_decay_rate=0.5).groups)
     tables = [n for n in lrs if n.endswith('relative_position_bias_table')]
-    assert tables and all(lrs[n][1] == 0.0 for n in tables)
-    # a 2-D weight beside them is decayed
+    assert tables and all(lrs[n][1] == 0.05 for n in tables)
+    lrs = lr_wd_by_name(build_plan(model, layer_decay_rate=0.5, custom_keys={
+        'relative_position_bias_table': dict(decay_mult=0.0)}).groups)
+    assert all(lrs[n][1] == 0.0 for n in tables)
     assert lrs['backbone.encoder.layers.0.blocks.0.attention.q_proj.'
                'weight'][1] == 0.05
     from internvl_optim.core.names import is_token_or_position
