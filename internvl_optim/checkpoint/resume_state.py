@@ -385,13 +385,17 @@ def _check_param_state(per_param, shape, at: str, source: str) -> None:
                     f'{source}: {where} must be a tensor, got a '
                     f'{_type_name(value)}')
             continue
-        if shape is not None and value.dim() and \
+        sharded = callable(getattr(value, 'local_shards', None))
+        if shape is not None and not sharded and value.dim() and \
                 tuple(value.shape) != shape:
             raise CheckpointError(
                 f'{source}: {where} has shape {tuple(value.shape)}, the '
                 f'parameter {list(shape)}')
-        if key in NON_NEGATIVE_STATE and value.numel() and \
-                (value.is_floating_point() and bool((value < 0).any())):
+        pieces = ([s.tensor for s in value.local_shards()] if sharded
+                  else [value])
+        if key in NON_NEGATIVE_STATE and any(
+                t.numel() and t.is_floating_point() and bool((t < 0).any())
+                for t in pieces):
             raise CheckpointError(
                 f'{source}: {where} holds negative values; it is a running '
                 'square, whose square root the next step takes (NaN '

@@ -27,7 +27,11 @@ def _local_tensors(value) -> Iterable[torch.Tensor]:
 
 def unusable_tensor(tensor: torch.Tensor) -> str:
     """Why a tensor read from a file cannot be used as values at all (a
-    sparse or quantized layout, a meta tensor holding nothing), else ''."""
+    sparse or quantized layout, a meta tensor holding nothing), else ''.
+    A ShardedTensor is judged by its local shards."""
+    if callable(getattr(tensor, 'local_shards', None)):
+        return next(filter(None, map(unusable_tensor,
+                                     _local_tensors(tensor))), '')
     if tensor.layout != torch.strided:
         return f'a {str(tensor.layout).replace("torch.", "")} tensor'
     if tensor.device.type == 'meta':
@@ -82,13 +86,17 @@ def wrong_kind_report(state: Mapping[str, object],
             found.append(f'{name} ({unusable})')
             continue
         own = None if reference is None else reference.get(name)
-        if value.is_complex() and own is not None and \
+        # (a ShardedTensor answers by a local shard)
+        local = next(iter(_local_tensors(value)), None)
+        if local is None:
+            continue  # a shard-less ShardedTensor on this rank
+        if local.is_complex() and own is not None and \
                 own.is_floating_point():
-            found.append(f'{name} ({value.dtype}, the model holds '
+            found.append(f'{name} ({local.dtype}, the model holds '
                          f'{own.dtype}: the imaginary part would be '
                          'dropped)')
             continue
-        if value.is_floating_point() or value.is_complex():
+        if local.is_floating_point() or local.is_complex():
             continue
         if own is not None and not (own.is_floating_point()
                                     or own.is_complex()):
@@ -96,7 +104,7 @@ def wrong_kind_report(state: Mapping[str, object],
         if reference is not None and own is None:
             continue  # not the model's: reported as an extra key elsewhere
         wanted = own.dtype if own is not None else 'a floating dtype'
-        found.append(f'{name} ({value.dtype}, the model holds {wanted})')
+        found.append(f'{name} ({local.dtype}, the model holds {wanted})')
     return found
 
 

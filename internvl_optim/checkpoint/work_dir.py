@@ -146,17 +146,22 @@ def _kind(path: str) -> str:
 
 def check_written_entries(work_dir: str) -> None:
     """Before training: every entry the run will write or delete
-    (:data:`WRITTEN_ENTRY`, and the lock) is a plain file or absent.  A
-    link would make the run write through it to a place outside the work
-    dir, a directory or FIFO would crash or block the first save after
-    training already ran.  Refused naming the entry."""
+    (:data:`WRITTEN_ENTRY`, and the lock) is a plain file or absent (a
+    checkpoint may also be a real directory: DeepSpeed's, sharded FSDP's).
+    A link would make the run write through it to a place outside the work
+    dir, a directory or FIFO where a file is written would crash or block
+    the first save after training already ran.  Refused naming the
+    entry."""
     if not osp.isdir(work_dir):
         return
     for name in sorted(os.listdir(work_dir)):
         if not (WRITTEN_ENTRY.match(name) or name == WorkDirLock.FILE):
             continue
         path = osp.join(work_dir, name)
-        if osp.islink(path) or not osp.isfile(path):
+        # a checkpoint may be a directory (DeepSpeed's, sharded FSDP's)
+        directory_ok = name not in ('last_checkpoint', WorkDirLock.FILE)
+        if osp.islink(path) or not (osp.isfile(path) or (
+                directory_ok and osp.isdir(path))):
             raise WorkDirEntryError(
                 f'{path} is {_kind(path)}; the run writes '
                 f'{"its lock" if name == WorkDirLock.FILE else "there"} and '

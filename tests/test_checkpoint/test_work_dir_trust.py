@@ -236,3 +236,16 @@ def test_train_py_refuses_entries_it_would_write_through(tmp_path, name,
     assert outside.read_text() == 'precious'  # the target is unchanged
     assert 'Iter(train)' not in result.stdout + result.stderr
     assert time.monotonic() - started < 60  # a FIFO never blocks it
+
+
+def test_checkpoint_directories_are_not_refused(tmp_path):
+    # DeepSpeed and sharded FSDP save iter_N.pth as a directory
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    check_written_entries)
+    (tmp_path / 'iter_2.pth').mkdir()
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    check_written_entries(str(tmp_path))
+    (tmp_path / 'iter_4.pth').symlink_to(tmp_path / 'iter_2.pth')
+    with pytest.raises(WorkDirEntryError, match='iter_4.pth is a symbolic '
+                       'link'):
+        check_written_entries(str(tmp_path))
