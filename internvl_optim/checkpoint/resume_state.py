@@ -21,9 +21,8 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import torch
 
-from ..core.numbers import (MAX_LR, UNIT_CLOSED_OPEN, check_number,
-                            check_scheduler_arguments)
-from ..core.optimizer_arguments import OPTIMIZER_RANGES
+from ..core.numbers import MAX_LR, check_number, check_scheduler_arguments
+from ..core.optimizer_arguments import OPTIMIZER_RANGES, check_betas
 from .errors import CheckpointError
 from .tensors import (TensorTrustError, check_tensors, key_differences,
                       unusable_tensor)
@@ -352,11 +351,7 @@ def _check_group_value(key: str, value, at: str, source: str) -> None:
             raise ValueError(f'{at} must be at most {MAX_LR:g} (above it '
                              f'the first step overflows), got {value}')
         elif key == 'betas':
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise ValueError(f'{at} must be two numbers in [0, 1), got '
-                                 f'{value!r}')
-            for i, beta in enumerate(value):
-                check_number(f'{at}[{i}]', beta, UNIT_CLOSED_OPEN)
+            check_betas(at, value)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f'{source}: {err}') from None
 

@@ -90,6 +90,16 @@ OPTIMIZER_RANGES = {
 }
 
 
+def check_betas(where: str, value) -> None:
+    """Adam's ``betas``: two numbers in [0, 1) (a config's or a saved
+    group's)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise TypeError(f'{where} must be two numbers in [0, 1), got '
+                        f'{value!r}')
+    for i, beta in enumerate(value):
+        check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
+
+
 def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
     """Every number of ``optim_wrapper.optimizer`` (``lr`` > 0,
     ``weight_decay`` >= 0, ``betas`` in [0, 1), ...), ``clip_grad.max_norm``
@@ -101,11 +111,7 @@ def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
         if key in OPTIMIZER_RANGES:
             check_number(where, value, OPTIMIZER_RANGES[key])
         elif key == 'betas':
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise TypeError(f'{where} must be two numbers in [0, 1), '
-                                f'got {value!r}')
-            for i, beta in enumerate(value):
-                check_number(f'{where}[{i}]', beta, UNIT_CLOSED_OPEN)
+            check_betas(where, value)
         elif is_numeric_text(value):
             raise TypeError(f'{where} must be a number, got {value!r} (a '
                             f'string: write {value} without quotes)')
