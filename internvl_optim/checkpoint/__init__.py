@@ -4,7 +4,8 @@ before anything acts on it.
 
 Pure PyTorch: :mod:`.errors` (``CheckpointError``), :mod:`.tensors`
 (weights floating and finite), :mod:`.resume_state` (everything
-``--resume`` takes from a file), :mod:`.json_files` (size- and depth-capped
+``--resume`` takes from a file), :mod:`.state_by_name` (optimizer
+state carried to changed groups by parameter name), :mod:`.json_files` (size- and depth-capped
 JSON), :mod:`.work_dir` (finding the checkpoint to resume, one trainer per
 work dir).  Reading (these import MMEngine, whose checkpoints they allow):
 :mod:`.safe_loading` (``torch.load(weights_only=True)`` with MMEngine's
@@ -14,7 +15,10 @@ model, evaluable files), :mod:`.weight_files` (every released layout:
 """
 from .errors import CheckpointError
 from .resume_state import ResumeContext, check_resume_state
+from .state_by_name import (StateMatch, StateMatchError, load_state_by_name,
+                            match_state_by_name)
 from .tensors import TensorTrustError, check_tensors
 
 __all__ = ['CheckpointError', 'ResumeContext', 'check_resume_state',
-           'TensorTrustError', 'check_tensors']
+           'TensorTrustError', 'check_tensors', 'StateMatch',
+           'StateMatchError', 'load_state_by_name', 'match_state_by_name']

@@ -17,13 +17,15 @@ import numbers
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from ..core.numbers import MAX_LR, check_number, check_scheduler_arguments
 from ..core.optimizer_arguments import OPTIMIZER_RANGES, check_betas
 from .errors import CheckpointError
+from .state_by_name import (LAST_VALUE_KEYS, PER_GROUP_KEYS, StateMatchError,
+                            saved_param_names)
 from .tensors import (TensorTrustError, check_tensors, key_differences,
                       unusable_tensor)
 
@@ -316,21 +318,42 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
                 _check_group_value(key, value, at, source)
         inner = state.get('state', {})
         inner = _need_dict(inner, f'{where}.state', source)
-        # (the live parameters' shapes, where they are the model's: not
-        # under a strategy that flattens or shards them)
-        shapes = [tuple(p.shape) for g in live for p in g.get('params', ())
-                  if isinstance(p, torch.Tensor)] if context.strict_keys \
-            else []
+        shape_of, name_of = _live_shapes(state, live, context.strict_keys)
         for index, per_param in inner.items():
-            at = f'{where}.state[{index}]'
+            name = name_of.get(index)
+            at = f'{where}.state[{index}]' + (f' ({name})' if name else '')
             check_numbers_like(per_param, None, at, source)
-            _check_param_state(per_param, shapes[index] if _is_int(index)
-                               and 0 <= index < len(shapes) else None,
-                               at, source)
+            _check_param_state(per_param, shape_of(index), at, source)
     for key, value in saved.items():  # e.g. AmpOptimWrapper's loss_scaler
         if key not in ('param_groups', 'state') and not (
                 isinstance(value, Mapping) and 'param_groups' in value):
             check_numbers_like(value, None, f'optimizer.{key}', source)
+
+
+def _live_shapes(state: Mapping, live: Sequence[Mapping], strict: bool):
+    """``(shape_of(index), {index: name})``: the live parameter a saved
+    state index belongs to, by name where both sides name their parameters
+    (a resume may regroup them), else by position.  Shapes only where they
+    are the model's (``strict``: not under a strategy that flattens or
+    shards them)."""
+    try:
+        saved_names = saved_param_names(state) or {}
+    except StateMatchError as err:
+        raise CheckpointError(str(err)) from None
+    tensors = [(n, p) for g in live for n, p in zip(
+        g.get('param_names') or [None] * len(g.get('params', ())),
+        g.get('params', ())) if isinstance(p, torch.Tensor)]
+    live_named = {n: tuple(p.shape) for n, p in tensors if n is not None}
+    by_name = bool(saved_names) and len(live_named) == len(tensors)
+
+    def shape_of(index):
+        if not strict or not _is_int(index):
+            return None
+        if by_name:
+            return live_named.get(saved_names.get(index))
+        return tuple(tensors[index][1].shape) \
+            if 0 <= index < len(tensors) else None
+    return shape_of, saved_names
 
 
 #: optimizer state kept as running squares or sums: square roots are taken
@@ -411,6 +434,7 @@ def check_schedulers(checkpoint: dict, context: ResumeContext,
     else:
         items = [('param_schedulers', saved)]
     live = context.scheduler_states
+    saved_groups = _saved_group_counts(checkpoint)
     for where, states in items:
         if not isinstance(states, (list, tuple)) or not all(
                 isinstance(s, Mapping) for s in states):
@@ -433,13 +457,29 @@ def check_schedulers(checkpoint: dict, context: ResumeContext,
                         f'{source}: {at} sets {unknown}, which the '
                         f'configured scheduler does not have')
             for key, value in state.items():
-                check_numbers_like(value, None if reference is None
-                                   else reference.get(key), f'{at}.{key}',
-                                   source)
+                ref = None if reference is None else reference.get(key)
+                if key in PER_GROUP_KEYS + LAST_VALUE_KEYS and isinstance(
+                        value, (list, tuple)) and isinstance(
+                        ref, (list, tuple)) and len(value) in saved_groups:
+                    # one per group of the checkpoint's optimizer: carried
+                    # to the live groups by name (state_by_name)
+                    ref = [ref[0] if ref else None] * len(value)
+                check_numbers_like(value, ref, f'{at}.{key}', source)
             try:
                 check_scheduler_arguments(state, at)
             except (TypeError, ValueError) as err:
                 raise CheckpointError(f'{source}: {err}') from None
+
+
+def _saved_group_counts(checkpoint: dict) -> Tuple[int, ...]:
+    """How many values per group a scheduler of the checkpoint's optimizer
+    holds: its groups (and one more, MMEngine's ``base_param_settings``)."""
+    states = _optimizer_states(checkpoint.get('optimizer'))
+    if len(states) != 1 or not isinstance(states[0].get('param_groups'),
+                                          (list, tuple)):
+        return ()
+    count = len(states[0]['param_groups'])
+    return (count, count + 1)
 
 
 # --- weights ----------------------------------------------------------------------

@@ -4,7 +4,10 @@ PyTorch only compares group counts ("loaded state dict has a different
 number of parameter groups") and, when the counts happen to match, loads
 Adam moments into whichever parameters now sit at those positions.  Our
 groups carry ``param_names``, so a resumed checkpoint is checked name by
-name before anything is loaded; the error says which groups differ.
+name before anything is loaded; the error says which groups differ.  A
+changed layout is loaded by name only where the schedulers are adapted
+too: ``CheckpointTrustHook`` (MMEngine) or
+:func:`internvl_optim.checkpoint.state_by_name.load_state_by_name`.
 """
 import functools
 from typing import List
@@ -79,8 +82,14 @@ def check_optimizer_state(optimizer, state_dict) -> None:
             + '\n  - '.join(problems[:10])
             + ('' if len(problems) <= 10 else
                f'\n  ... and {len(problems) - 10} more')
-            + '\nStart from the weights only (load_from=CHECKPOINT, '
-            'resume=False) or restore the old settings.')
+            + '\nTo carry the state over by parameter name instead (each '
+            'parameter keeps its moments whatever group it now sits in): '
+            'with MMEngine, add CheckpointTrustHook (tools/train.py adds '
+            'it); in plain PyTorch, internvl_optim.checkpoint.state_by_name.'
+            'load_state_by_name(optimizer, state_dict, schedulers, '
+            'scheduler_states). Or start from the weights only '
+            '(load_from=CHECKPOINT, resume=False), or restore the old '
+            'settings.')
 
 
 def guard_load_state_dict(optimizer) -> None:

@@ -8,6 +8,7 @@ import pkgutil
 import subprocess
 import sys
 
+import internvl_optim.checkpoint
 import internvl_optim.core
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 import internvl_optim
 from internvl_optim.core import LayerDecaySettings, build_param_groups
+from internvl_optim.checkpoint.state_by_name import load_state_by_name
 
 model = nn.Module()
 model.backbone = nn.Module()
@@ -64,11 +66,14 @@ def test_core_imports_and_builds_groups_with_mmengine_blocked():
 
 
 def test_core_doctests():
-    """Every doctest in ``internvl_optim.core`` (examples in docstrings)."""
+    """Every doctest in ``internvl_optim.core`` and ``.checkpoint``
+    (examples in docstrings)."""
     attempted = 0
-    modules = [internvl_optim.core] + [
-        importlib.import_module(info.name) for info in pkgutil.walk_packages(
-            internvl_optim.core.__path__, 'internvl_optim.core.')]
+    modules = [internvl_optim.core, internvl_optim.checkpoint] + [
+        importlib.import_module(info.name)
+        for package in (internvl_optim.core, internvl_optim.checkpoint)
+        for info in pkgutil.walk_packages(
+            package.__path__, package.__name__ + '.')]
     for module in modules:
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__

@@ -17,6 +17,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...core.names import strip_wrapper_prefixes
+from ...checkpoint.errors import CheckpointError
+from ...checkpoint.state_by_name import (StateMatchError,
+                                         adapt_scheduler_state,
+                                         continue_schedule,
+                                         match_state_by_name)
 from ...checkpoint.resume_state import (ResumeContext, check_message_hub,
                                         check_meta, check_resume_state,
                                         check_schedulers)
@@ -91,8 +96,11 @@ class CheckpointTrustHook(Hook):
                 self.check_extra_state(runner, extra, source)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        check_resume_state(checkpoint, self.context(runner),
-                           _source(checkpoint, runner))
+        context = self.context(runner)
+        source = _source(checkpoint, runner)
+        check_resume_state(checkpoint, context, source)
+        if context.resuming:
+            carry_state_by_name(runner, checkpoint, source)
 
     def check_extra_state(self, runner, extra: dict, source: str) -> None:
         """What DeepSpeed's resume returns besides the weights and optimizer
@@ -101,6 +109,49 @@ class CheckpointTrustHook(Hook):
         check_meta(extra, context, source)
         check_message_hub(extra, context, source)
         check_schedulers(extra, context, source)
+
+
+def carry_state_by_name(runner, checkpoint: dict, source: str) -> None:
+    """When the groups changed since the checkpoint (and both name their
+    parameters), rewrite its optimizer and scheduler state for the live
+    groups (:mod:`internvl_optim.checkpoint.state_by_name`) and log the
+    change table; unchanged, the checkpoint is left as it is."""
+    optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer',
+                        None)
+    saved = checkpoint.get('optimizer')
+    if optimizer is None or not isinstance(saved, dict) or \
+            'param_groups' not in saved:
+        return  # OptimWrapperDict, or nothing to resume
+    try:
+        match = match_state_by_name(saved, optimizer.param_groups)
+    except StateMatchError as err:
+        raise CheckpointError(f'{source}: {err}') from None
+    if match is None or not match.changed:
+        return
+    # MMEngine's OptimWrapper shows schedulers one more group (its
+    # ``base_param_settings``, the base lr it logs); it continues its
+    # schedule like the others
+    groups = list(match.state_dict['param_groups'])
+    saved_count = len(saved['param_groups'])
+    live_extra = getattr(runner.optim_wrapper, 'base_param_settings', None)
+    if isinstance(live_extra, dict):
+        extra = continue_schedule(live_extra,
+                                  saved.get('base_param_settings'))
+        match.state_dict['base_param_settings'] = extra
+        groups.append(extra)
+        saved_count += isinstance(saved.get('base_param_settings'), dict)
+    schedulers = getattr(runner, 'param_schedulers', None)
+    states = checkpoint.get('param_schedulers')
+    if isinstance(schedulers, list) and isinstance(states, list):
+        try:
+            states = [adapt_scheduler_state(
+                state, scheduler.state_dict(), groups, saved_count)
+                for scheduler, state in zip(schedulers, states)]
+        except StateMatchError as err:
+            raise CheckpointError(f'{source}: {err}') from None
+        checkpoint['param_schedulers'] = states
+    checkpoint['optimizer'] = match.state_dict
+    runner.logger.warning(f'{source}: {match.table()}')
 
 
 def _named_tensors(model):
