@@ -72,7 +72,8 @@ def reduce_as_original(plans: Sequence[ParamPlan],
 
 
 def reduce_param_groups(plans: Sequence[ParamPlan],
-                        params: Sequence[Any]) -> List[dict]:
+                        params: Sequence[Any],
+                        merge_layers: bool = True) -> List[dict]:
     """Merge the plans (``params[i]`` belongs to ``plans[i]``) into groups
     carrying ``params``, ``param_names``, ``lr``, ``weight_decay``,
     ``layer_id``, ``lr_scale`` and ``group_name``, in
@@ -91,7 +92,7 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
     layers: Dict[Tuple, set] = {}
     first: Dict[Tuple, ParamPlan] = {}
     for plan, param in zip(plans, params):
-        key = group_key(plan)
+        key = group_key(plan) + (() if merge_layers else (plan.layer_id,))
         if key not in groups:
             groups[key] = dict(params=[], param_names=[], lr=plan.lr,
                                weight_decay=plan.weight_decay,
@@ -112,7 +113,7 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
     towers = list(dict.fromkeys(k[0] for k in groups))
     ordered = [groups[k] for k in sorted(
         groups, key=lambda k: (towers.index(k[0]) if k[0] else -1,
-                               group_sort_key(k, groups[k]['layer_id'])))]
+                               group_sort_key(k[:6], groups[k]['layer_id'])))]
     # MMEngine logs the first group's lr as ``lr``: make it a base-lr one
     # (with towers the first tower may be decayed throughout)
     top = next((i for i, g in enumerate(ordered) if g['lr_scale'] == 1.0),

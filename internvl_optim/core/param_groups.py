@@ -21,6 +21,7 @@ from torch import nn
 
 from .freezing import params_of, units_to_freeze
 from .group_reduce import reduce_as_original, reduce_param_groups
+from .layer_phases import annotate_groups
 from .model_view import ModelView, numel, view_model
 from .multipliers import check_multipliers_match, parent_is_dcn
 from .names import strip_wrapper_prefixes
@@ -96,12 +97,17 @@ def build_param_groups(model: nn.Module,
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
-    groups = reduce_param_groups(plans, [p for _, p in trainable])
+    groups = reduce_param_groups(plans, [p for _, p in trainable],
+                                 merge_layers=settings.layer_phases is None)
+    towers = [(t, rule) for t, rule, _ in view.regions if t is not None]
+    if settings.layer_phases is not None:
+        annotate_groups(groups, settings.layer_phases,
+                        {t.name: rule.num_layers + 1 for t, rule in towers},
+                        view.main_rule.num_layers + 1)
     frozen_numel = sum(numel(p) for _, p in frozen)
     if frozen:
         warn(f'{len(frozen)} frozen parameter tensors ({frozen_numel:,} '
              'elements) are left out of the optimizer')
-    towers = [(t, rule) for t, rule, _ in view.regions if t is not None]
     return GroupPlan(groups, plans, view.main_rule.num_layers,
                      _source(view, towers), [n for n, _ in frozen],
                      frozen_numel, view.main_rule.backbone_prefix, units,

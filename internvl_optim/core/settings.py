@@ -16,6 +16,7 @@ import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
+from .layer_phases import LayerPhases
 from .layer_rules.regex import RegexLayerRule
 from .towers import Tower, validate_towers
 from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE,
@@ -115,6 +116,11 @@ SCHEMA = (
         field='tower_lrs'),
     Key('aligner_lr', "ms-swift's name of mm_projector_lr",
         field='tower_lrs'),
+    Key('layer_phases', 'dict(head_only=H, unfreeze_every=K, warmup=W, '
+        'by_epoch=False): the head trains alone for H steps (LP-FT), then '
+        'the layers join from the top down, one every K steps, each warming '
+        'up over W steps; applied by LayerPhaseScheduler (a param_scheduler '
+        'entry); default none'),
     # InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
     Key('dino_head', "InternImage: x0.1 lr for the head's sampling_offsets "
         'and reference_points (outside the backbone); default False',
@@ -184,6 +190,7 @@ class LayerDecaySettings:
     reproduce: Optional[str] = None
     #: the VLM trainers' absolute tower lrs (``vision_tower_lr``, ...)
     tower_lrs: Dict[str, float] = field(default_factory=dict)
+    layer_phases: Optional[LayerPhases] = None
     #: field -> the ``paramwise_cfg`` key that gave it, where an alias did
     #: (``decay_rate``), so that messages name what the user wrote
     given_as: Mapping[str, str] = field(default_factory=dict, compare=False,
@@ -375,6 +382,7 @@ FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
     'unfreeze_lm_head': _bool,
     'reproduce': _one_of(PRESETS, 'not a preset'),
     'tower_lrs': _check_tower_lrs,
+    'layer_phases': lambda s, w, v: LayerPhases.from_cfg(v, w),
 }
 
 

@@ -1,6 +1,6 @@
 """MMEngine glue: the registered optimizer constructor (:mod:`.optimizers`),
 the checkpoint-trust, ZeRO-consolidation and lr-spread hooks
-(:mod:`.hooks`), strategies (:mod:`.strategies`), the config checks
+(:mod:`.hooks`), the layer-phase scheduler (:mod:`.schedulers`), strategies (:mod:`.strategies`), the config checks
 (:mod:`.config_checks`) and preparation of ``tools/train.py``
 (:mod:`.train_config`), InternVL's DeepSpeed keys and the collective
 timeout.  Importing it registers everything (:func:`register_all`), in any
@@ -17,7 +17,7 @@ def register_all() -> None:
     unwatch()  # registered from here on, in any import order
     register_constructor()
     enable_safe_checkpoint_loading()
-    from . import hooks, strategies  # noqa: F401  (register on import)
+    from . import hooks, schedulers, strategies  # noqa: F401  (register)
     from .. import multimodal  # noqa: F401  (TransformersVLM, its dataset)
     try:
         import mmseg  # noqa: F401

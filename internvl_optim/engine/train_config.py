@@ -58,6 +58,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     use_safe_strategies(cfg, log)
     add_zero_consolidate_hook(cfg)
     add_lr_spread_hook(cfg)
+    add_layer_phase_scheduler(cfg)
     add_checkpoint_trust_hook(cfg)
     return cfg
 
@@ -136,6 +137,21 @@ def add_lr_spread_hook(cfg) -> None:
     MMEngine's ``lr`` (the head's)."""
     if (cfg.get('optim_wrapper') or {}).get('constructor') in NAMES:
         _add_hook(cfg, 'LayerLrSpreadHook')
+
+
+def add_layer_phase_scheduler(cfg) -> None:
+    """``paramwise_cfg.layer_phases`` is applied by a ``LayerPhaseScheduler``
+    entry of ``param_scheduler``: added when missing."""
+    paramwise = (cfg.get('optim_wrapper') or {}).get('paramwise_cfg') or {}
+    if not paramwise.get('layer_phases'):
+        return
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    if not any(isinstance(s, dict) and s.get('type') == 'LayerPhaseScheduler'
+               for s in schedulers):
+        cfg.param_scheduler = list(schedulers) + [
+            dict(type='LayerPhaseScheduler')]
 
 
 def add_zero_consolidate_hook(cfg) -> None:

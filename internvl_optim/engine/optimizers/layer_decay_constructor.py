@@ -24,6 +24,8 @@ from ...core.optimizer_arguments import (check_optimizer_arguments,
                                          check_optimizer_numbers)
 from ...core.param_groups import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
+from ...core.layer_phases import has_phases
+from ...runtime.layer_phases import require_phase_scheduler
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import KEYS, LayerDecaySettings
 from ...analysis.group_table import format_group_table
@@ -165,6 +167,8 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         self._warn_low_precision(groups, str(optim_wrapper_cfg['type']))
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         guard_load_state_dict(optimizer)
+        if has_phases(groups):
+            require_phase_scheduler(optimizer)
         return OPTIM_WRAPPERS.build(
             optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
 

@@ -1,0 +1,4 @@
+"""Parameter schedulers registered in MMEngine's ``PARAM_SCHEDULERS``."""
+from .layer_phase_scheduler import LayerPhaseScheduler
+
+__all__ = ['LayerPhaseScheduler']

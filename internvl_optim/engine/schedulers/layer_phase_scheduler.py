@@ -1,0 +1,69 @@
+"""``LayerPhaseScheduler``: the phases over layers
+(``paramwise_cfg.layer_phases``) as an MMEngine parameter scheduler.
+
+It changes no group's lr itself: it counts steps (iterations, or epochs
+for phases by epoch) and the optimizer's ``step`` applies each group's
+phase factor around the update (:mod:`internvl_optim.runtime.layer_phases`),
+so it combines with any other scheduler of the run, and its state
+(``last_step``) resumes with the checkpoint like theirs.
+``tools/train.py`` adds it when ``layer_phases`` is set; with your own
+script add ``dict(type='LayerPhaseScheduler')`` to ``param_scheduler``.
+"""
+import weakref
+
+from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
+from mmengine.registry import PARAM_SCHEDULERS
+
+from ...core.layer_phases import JOIN_BY_EPOCH
+from ...runtime.layer_phases import inner_optimizer, patch_step
+
+
+@PARAM_SCHEDULERS.register_module()
+class LayerPhaseScheduler(_ParamScheduler):
+    """Args:
+        optimizer: the optimizer wrapper (built by MMEngine).
+        by_epoch: count epochs instead of iterations; by default what
+            ``layer_phases.by_epoch`` says (giving the other is an error).
+    """
+
+    def __init__(self, optimizer, by_epoch=None, begin: int = 0,
+                 end: int = INF, last_step: int = -1, verbose: bool = False):
+        groups = inner_optimizer(optimizer).param_groups
+        declared = {g[JOIN_BY_EPOCH] for g in groups if JOIN_BY_EPOCH in g}
+        if not declared:
+            raise ValueError(
+                'LayerPhaseScheduler: the optimizer has no phases over '
+                'layers; set optim_wrapper.paramwise_cfg.layer_phases (with '
+                "constructor='LayerDecayOptimizerConstructor')")
+        (phases_by_epoch,) = declared
+        if begin != 0:
+            raise ValueError(
+                f'LayerPhaseScheduler(begin={begin}): the phases count from '
+                'the start of the run; set head_only / unfreeze_every in '
+                'paramwise_cfg.layer_phases instead')
+        if by_epoch is None:
+            by_epoch = phases_by_epoch
+        if by_epoch != phases_by_epoch:
+            raise ValueError(
+                f'LayerPhaseScheduler(by_epoch={by_epoch}) but '
+                f'paramwise_cfg.layer_phases.by_epoch is {phases_by_epoch}: '
+                'leave by_epoch out of the scheduler, it follows the phases')
+        super().__init__(optimizer, 'lr', begin=begin, end=end,
+                         last_step=last_step, by_epoch=by_epoch,
+                         verbose=verbose)
+        ref = weakref.ref(self)
+        patch_step(optimizer, lambda: ref().last_step)
+
+    def step(self):
+        """Count one step (MMEngine sets a default ``end`` from the loop for
+        a scheduler without ``by_epoch``: the phases count on regardless,
+        they define their own ends)."""
+        self._global_step += 1
+        self.last_step += 1
+        self._last_value = [group[self.param_name]
+                            for group in self.optimizer.param_groups]
+
+    def _get_value(self):
+        """No group's lr changes here (the factor is applied in the step)."""
+        return [group[self.param_name]
+                for group in self.optimizer.param_groups]

@@ -1,0 +1,132 @@
+"""Apply the phases over layers (:mod:`internvl_optim.core.layer_phases`)
+to a live optimizer: an explicit patch of its ``step``.
+
+Around each ``optimizer.step()`` the lr of every group is multiplied by
+its phase factor and restored afterwards, so the schedulers (which update
+each group's lr from its current value) never see the factor and the
+groups never change.  A group at factor 0 (not joined yet) has its
+gradients dropped for that step: PyTorch's optimizers skip a parameter
+without a gradient, so it gets no update, no weight decay (decoupled or
+not, whatever the optimizer) and no optimizer state until it joins; its
+``requires_grad`` stays True, so DDP, ZeRO and FSDP see the same parameters
+from step 0.  The backward of layers not joined yet is still computed.
+
+:class:`LayerPhaseLR` is the plain-PyTorch scheduler (HF ``Trainer``
+users pass it as the scheduler or step it beside theirs); the MMEngine
+parameter scheduler is
+:class:`internvl_optim.engine.schedulers.LayerPhaseScheduler`.
+"""
+import functools
+from typing import Callable
+
+from ..core.layer_phases import group_factors, has_phases
+
+_PATCHED = '_internvl_optim_layer_phases'
+_UNPHASED = '_internvl_optim_unphased_step'
+
+NO_SCHEDULER = (
+    'paramwise_cfg.layer_phases is set but no layer-phase scheduler steps '
+    'this optimizer: every layer would train from step 0. Add '
+    "dict(type='LayerPhaseScheduler') to param_scheduler (tools/train.py "
+    'adds it), or LayerPhaseLR(optimizer) in plain PyTorch')
+
+
+def inner_optimizer(optimizer):
+    """The ``torch.optim`` optimizer inside MMEngine's ``OptimWrapper``."""
+    return getattr(optimizer, 'optimizer', optimizer)
+
+
+def patch_step(optimizer, current_step: Callable[[], int]) -> None:
+    """Make ``optimizer.step`` apply the phase factors of
+    ``current_step()``; once per optimizer."""
+    optimizer = inner_optimizer(optimizer)
+    if not has_phases(optimizer.param_groups):
+        raise ValueError(
+            'The optimizer has no phases over layers: its groups carry no '
+            "'join_at'. Set paramwise_cfg.layer_phases (or param_groups("
+            '..., layer_phases=...)) when building the optimizer')
+    if getattr(optimizer.step, _PATCHED, False):
+        raise ValueError('The optimizer already has a layer-phase scheduler;'
+                         ' configure one')
+    original = getattr(optimizer.step, _UNPHASED, optimizer.step)
+
+    @functools.wraps(original)
+    def step(*args, **kwargs):
+        groups = optimizer.param_groups
+        factors = group_factors(groups, current_step())
+        saved = []
+        for group, factor in zip(groups, factors):
+            saved.append(group['lr'])
+            if factor != 1.0:
+                group['lr'] = group['lr'] * factor
+            if factor == 0.0:
+                for p in group['params']:
+                    p.grad = None
+        try:
+            return original(*args, **kwargs)
+        finally:
+            for group, lr in zip(groups, saved):
+                group['lr'] = lr
+
+    setattr(step, _PATCHED, True)
+    optimizer.step = step
+
+
+def require_phase_scheduler(optimizer) -> None:
+    """Until a layer-phase scheduler patches it, ``optimizer.step`` raises
+    (phases configured but never applied would train every layer from
+    the start, silently)."""
+    optimizer = inner_optimizer(optimizer)
+    original = optimizer.step
+
+    @functools.wraps(original)
+    def step(*args, **kwargs):
+        raise RuntimeError(NO_SCHEDULER)
+
+    setattr(step, _UNPHASED, original)
+    optimizer.step = step
+
+
+class LayerPhaseLR:
+    """The phases over layers for a plain PyTorch loop: call ``step()``
+    after each ``optimizer.step()`` (or each epoch, for phases by epoch),
+    like any PyTorch scheduler; ``state_dict`` / ``load_state_dict`` resume
+    it.
+
+    >>> import torch
+    >>> from internvl_optim import param_groups
+    >>> model = torch.nn.Sequential()
+    >>> model.blocks = torch.nn.ModuleList(torch.nn.Linear(2, 2)
+    ...                                    for _ in range(2))
+    >>> model.head = torch.nn.Linear(2, 1)
+    >>> optimizer = torch.optim.AdamW(param_groups(
+    ...     model, lr=1.0, weight_decay=0.05, layer_decay_rate=0.5,
+    ...     layer_phases=dict(head_only=2, unfreeze_every=1)))
+    >>> phases = LayerPhaseLR(optimizer)
+    >>> [(g['group_name'], g['join_at']) for g in optimizer.param_groups][:3]
+    [('layer_3_decay', 0), ('layer_3_no_decay', 0), ('layer_2_decay', 2)]
+    """
+
+    def __init__(self, optimizer, last_step: int = 0):
+        self.optimizer = optimizer
+        self.last_step = last_step
+        patch_step(optimizer, lambda: self.last_step)
+
+    def step(self) -> None:
+        self.last_step += 1
+
+    def factors(self):
+        """Each group's factor for the next ``optimizer.step()``."""
+        return group_factors(inner_optimizer(self.optimizer).param_groups,
+                             self.last_step)
+
+    def state_dict(self) -> dict:
+        return {'last_step': self.last_step}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        step = state_dict.get('last_step') if isinstance(
+            state_dict, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError('LayerPhaseLR state: last_step must be an int '
+                             f'>= 0, got {step!r}')
+        self.last_step = step
