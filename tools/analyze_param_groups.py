@@ -36,7 +36,8 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
                                MODELS, init_default_scope)
 
 from internvl_optim.analysis.param_group_report import (  # noqa: E402
-    analyze, format_compact, format_report, write_json, write_plot)
+    analyze, format_compact, format_report, rate_given_as, write_json,
+    write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
     CHECK_ERRORS, check_optim_wrapper, check_our_import,
     check_scheduler_arguments, check_schedulers_keep_ratios,
@@ -191,6 +192,8 @@ def main(argv=None):
         settings.update(layer_rule=plan.layer_rule, units=plan.units,
                         num_layers=plan.num_layers, towers=plan.towers,
                         layer_decay_rate=constructor.settings.layer_decay_rate,
+                        rate_applied=plan.rate,
+                        given_as=rate_given_as(constructor.settings),
                         weight_decay=constructor.base_weight_decay)
     report = analyze(model, wrapper.optimizer.param_groups, base_lr,
                      backbone, settings['weight_decay'], settings,

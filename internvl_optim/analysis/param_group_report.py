@@ -226,11 +226,26 @@ def describe_settings(settings: Dict) -> str:
         return (f"constructor: {settings.get('constructor', 'default')}, "
                 f"base lr {settings.get('base_lr', 0):g}, weight decay "
                 f"{settings.get('weight_decay', 0):g}")
-    return (f"layer rule: {settings['layer_rule']}, num_layers="
-            f"{settings['num_layers']}, layer_decay_rate="
-            f"{settings['layer_decay_rate']}, base lr "
-            f"{settings['base_lr']:g}, weight decay "
+    n, rate = settings['num_layers'], settings.get(
+        'rate_applied', settings['layer_decay_rate'])
+    given = settings.get('given_as') or \
+        f"layer_decay_rate={settings['layer_decay_rate']}"
+    first = (f" (rate {rate:.4g} between layers; first block lr "
+             f"{settings['base_lr'] * rate ** n:.4e})"
+             if n and rate != 1.0 else '')
+    return (f"layer rule: {settings['layer_rule']}, num_layers={n}, "
+            f"{given}{first}, base lr {settings['base_lr']:g}, weight decay "
             f"{settings['weight_decay']:g}")
+
+
+def rate_given_as(settings) -> str:
+    """How the rate was given, as the user wrote it."""
+    if settings.first_block_lr_ratio is not None:
+        return f'first_block_lr_ratio={settings.first_block_lr_ratio}'
+    if settings.layer_decay_reference_depth:
+        return (f'layer_decay_rate={settings.layer_decay_rate} at '
+                f'{settings.layer_decay_reference_depth} blocks')
+    return f'layer_decay_rate={settings.layer_decay_rate}'
 
 
 def write_json(report: Dict, path: str) -> None:

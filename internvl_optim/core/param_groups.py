@@ -51,6 +51,9 @@ class GroupPlan:
     towers: List[Tuple[str, int]] = field(default_factory=list)
     #: the layers are CNN units in module order (see ``LayerRule.units``)
     units: bool = False
+    #: the rate applied between layers of the main rule (``layer_decay_
+    #: rate`` carried to this depth, or from ``first_block_lr_ratio``)
+    rate: float = 1.0
 
 
 def build_param_groups(model: nn.Module,
@@ -112,7 +115,8 @@ def build_param_groups(model: nn.Module,
                      _source(view, towers), [n for n, _ in frozen],
                      frozen_numel, view.main_rule.backbone_prefix, units,
                      towers=[(t.name, rule.num_layers) for t, rule in towers],
-                     units=view.main_rule.units and not towers)
+                     units=view.main_rule.units and not towers,
+                     rate=settings.rate_for(view.main_rule.num_layers))
 
 
 def _check_keys_apply(view: ModelView, settings, warn) -> None:

@@ -111,7 +111,7 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     deform_mult, deform_tag = ((1.0, None) if settings.dcn_lr_mul == 1.0
                                and settings.offset_lr_scale == 1.0 else
                                backbone_multiplier(in_backbone, settings))
-    rate, n = settings.layer_decay_rate, rule.num_layers
+    rate, n = settings.rate_for(rule.num_layers), rule.num_layers
     layer_scale = rate**(n + 1 - layer_id)
     lr_scale = layer_scale * deform_mult * lr_mult
     if settings.dino_head or settings.backbone_small_lr:

@@ -61,6 +61,14 @@ SCHEMA = (
         'default 1.0 (no decay)', presets=PRESETS),
     Key('decay_rate', "alias of layer_decay_rate (MMSeg's name)",
         field='layer_decay_rate', presets=('mmseg',)),
+    Key('layer_decay_reference_depth', 'the number of blocks '
+        'layer_decay_rate was chosen for (BEiT-style 0.65 at 12): on a model '
+        'of N blocks the rate applied is rate ** (reference / N), so the '
+        'first block keeps the same lr ratio to the head; default none (the '
+        'rate as given)'),
+    Key('first_block_lr_ratio', 'instead of layer_decay_rate: the lr ratio '
+        'wanted between the first block and the head, in (0, 1]; the rate '
+        'is ratio ** (1 / N) for N blocks; default none'),
     Key('decay_type', "'layer_wise' (default) or 'stage_wise' (MMSeg's "
         'ConvNeXt rules; given explicitly, they apply to ConvNeXt)',
         presets=('mmseg',)),
@@ -170,6 +178,8 @@ class LayerDecaySettings:
     once, here, whichever way."""
     num_layers: Optional[int] = None
     layer_decay_rate: float = 1.0
+    layer_decay_reference_depth: Optional[int] = None
+    first_block_lr_ratio: Optional[float] = None
     decay_type: Optional[str] = None  # None: not configured (layer_wise)
     depths: Optional[Tuple[int, ...]] = None
     backbone_name: Optional[str] = None
@@ -205,6 +215,27 @@ class LayerDecaySettings:
             value = check(self, where, getattr(self, f.name))
             object.__setattr__(self, f.name, value)
 
+    def rate_for(self, num_layers: int) -> float:
+        """The rate applied between consecutive layers of a rule with
+        ``num_layers`` blocks (``layer_decay_rate`` carried from its
+        reference depth, or from ``first_block_lr_ratio``).
+
+        >>> round(LayerDecaySettings(layer_decay_rate=0.65,
+        ...       layer_decay_reference_depth=12).rate_for(48), 4)
+        0.8979
+        >>> round(LayerDecaySettings(layer_decay_rate=0.1,
+        ...       first_block_lr_ratio=0.1).rate_for(24) ** 24, 12)
+        0.1
+        """
+        if not num_layers:
+            return self.layer_decay_rate
+        if self.first_block_lr_ratio is not None:
+            return self.first_block_lr_ratio ** (1 / num_layers)
+        if self.layer_decay_reference_depth:
+            return self.layer_decay_rate ** (
+                self.layer_decay_reference_depth / num_layers)
+        return self.layer_decay_rate
+
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
         """Map ``paramwise_cfg`` keys to fields (aliases, MMEngine's
@@ -231,6 +262,7 @@ class LayerDecaySettings:
                 given_as[key.target] = name
             else:
                 values[name] = value
+        _check_rate_forms(cfg, values)
         settings = cls(**values, given_as=given_as)
         _check_structure_has_a_rate(cfg)
         return settings
@@ -274,12 +306,40 @@ def _check_aliases_agree(cfg: Mapping) -> None:
                 f'differ: {cfg[a]} != {cfg[b]}; give one')
 
 
+def _check_rate_forms(cfg: Mapping, values: dict) -> None:
+    """One way to give the rate: ``first_block_lr_ratio`` replaces
+    ``layer_decay_rate`` (which then marks layer decay as on, with the
+    ratio standing for the rate until the depth is known);
+    ``layer_decay_reference_depth`` needs a rate to carry."""
+    ratio = cfg.get('first_block_lr_ratio')
+    rate_key = next((k for k in ('layer_decay_rate', 'decay_rate')
+                     if k in cfg), None)
+    if ratio is not None:
+        if rate_key:
+            raise ValueError(
+                f'paramwise_cfg.first_block_lr_ratio and paramwise_cfg.'
+                f'{rate_key} both set the rate; give one')
+        if cfg.get('layer_decay_reference_depth') is not None:
+            raise ValueError(
+                'paramwise_cfg.layer_decay_reference_depth carries a '
+                'layer_decay_rate to another depth; first_block_lr_ratio '
+                'needs none. Give one of them')
+        values['layer_decay_rate'] = check_number(
+            'paramwise_cfg.first_block_lr_ratio', ratio, UNIT_OPEN_CLOSED)
+    elif cfg.get('layer_decay_reference_depth') is not None and not rate_key:
+        raise ValueError(
+            'paramwise_cfg.layer_decay_reference_depth is set but '
+            'layer_decay_rate is not: it says at which depth the rate was '
+            'chosen. Add layer_decay_rate')
+
+
 def _check_structure_has_a_rate(cfg: Mapping) -> None:
     """``num_layers`` (or ``depths``, ``layer_regex``) without any
     ``layer_decay_rate`` trains every layer at the base lr: almost surely
     a forgotten rate.  An explicit ``layer_decay_rate=1.0`` (InternVL's
     head-tuning configs) is a choice and is accepted."""
-    if 'layer_decay_rate' in cfg or 'decay_rate' in cfg:
+    if 'layer_decay_rate' in cfg or 'decay_rate' in cfg or \
+            'first_block_lr_ratio' in cfg:
         return
     given = [k for k in STRUCTURAL_KEYS if cfg.get(k) is not None]
     if given:
@@ -383,6 +443,10 @@ FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
     'reproduce': _one_of(PRESETS, 'not a preset'),
     'tower_lrs': _check_tower_lrs,
     'layer_phases': lambda s, w, v: LayerPhases.from_cfg(v, w),
+    'layer_decay_reference_depth': lambda s, w, v: None if v is None else
+    _validate_positive_int(w, v),
+    'first_block_lr_ratio': lambda s, w, v: None if v is None else
+    check_number(w, v, UNIT_OPEN_CLOSED),
 }
 
 
@@ -404,6 +468,12 @@ def _validate_bool(key: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f'paramwise_cfg.{key} must be True or False, got '
                         f'{value!r}')
+    return value
+
+
+def _validate_positive_int(where: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f'{where} must be a positive int, got {value!r}')
     return value
 
 

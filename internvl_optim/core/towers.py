@@ -185,6 +185,10 @@ def tower_settings(settings, tower: Tower):
         layer_regex=settings.layer_regex if backbone_keys else None,
         decay_type=settings.decay_type if backbone_keys else None,
         freeze_backbone=settings.freeze_backbone if backbone_keys else None,
+        layer_decay_reference_depth=settings.layer_decay_reference_depth
+        if backbone_keys else None,
+        first_block_lr_ratio=settings.first_block_lr_ratio
+        if backbone_keys else None,
         towers=())
 
 

@@ -6,6 +6,8 @@ from typing import List
 
 from ..core.numbers import \
     check_scheduler_arguments as check_scheduler_arguments_of
+from ..checkpoint.json_files import read_json
+from ..core.ratio_guard import deepspeed_scheduler_problem
 from ..core.schedule_floor import judge_floor
 from .optimizers.registration import NAMES
 
@@ -77,6 +79,35 @@ def check_schedulers_keep_ratios(cfg) -> None:
                                scheduler['eta_min'], {'heads': base_lr})
         if error:
             raise ValueError(error)
+
+
+#: ``paramwise_cfg`` keys that give groups different lrs
+LR_KEYS = ('custom_keys', 'towers', 'vision_tower_lr', 'vit_lr',
+           'mm_projector_lr', 'aligner_lr', 'dcn_lr_mul', 'offset_lr_scale',
+           'layer_phases', 'bias_lr_mult', 'dcn_offset_lr_mult',
+           'backbone_small_lr', 'dino_head', 'reproduce')
+
+
+def check_deepspeed_scheduler(cfg) -> None:
+    """A ``scheduler`` in the DeepSpeed config (``strategy.config``, a dict
+    or a JSON file) sets every group to one lr: an error before training
+    when our constructor's groups have different lrs."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    strategy = cfg.get('strategy') or {}
+    if wrapper.get('constructor') not in NAMES or 'DeepSpeed' not in str(
+            strategy.get('type', '')):
+        return
+    paramwise = wrapper.get('paramwise_cfg') or {}
+    rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
+    if rate == 1.0 and not any(paramwise.get(k) for k in LR_KEYS):
+        return  # one lr for all: nothing to erase
+    config, where = strategy.get('config'), 'strategy.config'
+    if isinstance(config, str):
+        where = f'the DeepSpeed config {config!r} (strategy.config)'
+        config = read_json(config)
+    problem = deepspeed_scheduler_problem(config, where)
+    if problem:
+        raise ValueError(problem)
 
 
 def check_backbone_dtype_fits_strategy(cfg) -> None:

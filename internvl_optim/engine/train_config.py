@@ -13,7 +13,8 @@ from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,
                             check_weight_files,
                             check_our_import, check_scheduler_arguments,
-                            check_schedulers_keep_ratios, check_train_cfg)
+                            check_schedulers_keep_ratios, check_train_cfg,
+                            check_deepspeed_scheduler)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
 
@@ -40,6 +41,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_scheduler_arguments(cfg)
     check_train_cfg(cfg)
     check_schedulers_keep_ratios(cfg)
+    check_deepspeed_scheduler(cfg)
     check_backbone_dtype_fits_strategy(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
     if not resume:  # with --resume, load_from is the checkpoint to resume

@@ -1,5 +1,7 @@
 """Log the layer spread of the learning rate, not only the head's; judge
-every absolute ``eta_min`` against the real groups before the first step.
+every absolute ``eta_min`` against the real groups before the first step;
+at the first iteration and every logging interval, check that the live
+lrs keep the plan's ratios.
 
 MMEngine logs ``lr``, the first param group's, which with our groups
 (heads first) is always the base lr's schedule.  This hook adds
@@ -11,6 +13,7 @@ our constructor; with your own script add
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ...core.ratio_guard import ratio_drift
 from ...core.schedule_floor import judge_floor
 
 
@@ -54,6 +57,42 @@ class LayerLrSpreadHook(Hook):
         if groups:
             runner.message_hub.update_scalar(
                 'train/min_lr', min(g['lr'] for g in groups))
+            if runner.iter == 0 or runner.iter % _log_interval(runner) == 0:
+                self.check_ratios(runner, groups)
+
+    def check_ratios(self, runner, groups) -> None:
+        """Every group still at the same fraction of its planned lr (the
+        ratios of the plan); a scheduler or wrapper that changed them is
+        named once, at the iteration it is found
+        (:mod:`internvl_optim.core.ratio_guard`).  Runs with an absolute
+        ``eta_min`` (judged in ``before_train``) are left out."""
+        if getattr(self, '_ratio_warned', False) or any(
+                getattr(s, 'eta_min', None)
+                for s in getattr(runner, 'param_schedulers', None) or []
+                if not isinstance(s, dict)):
+            return
+        drift = ratio_drift(groups)
+        if drift:
+            self._ratio_warned = True
+            names = [type(s).__name__ for s in
+                     getattr(runner, 'param_schedulers', None) or []]
+            runner.logger.warning(
+                f'Iteration {runner.iter}: the layer-wise lr ratios are no '
+                f'longer the plan\'s: {drift}. A scheduler or optimizer '
+                'wrapper set an absolute lr per group, or rebuilt the groups '
+                f'(this run\'s param_scheduler: {names or "none"}). Use '
+                'schedulers that scale every group by one factor (LinearLR, '
+                'CosineAnnealingLR with eta_min_ratio, ...)')
+
+
+def _log_interval(runner) -> int:
+    """The ``LoggerHook`` interval (MMEngine's default 10)."""
+    for hook in getattr(runner, 'hooks', []):
+        if type(hook).__name__ == 'LoggerHook':
+            interval = getattr(hook, 'interval', 10)
+            return interval if isinstance(interval, int) and interval > 0 \
+                else 10
+    return 10
 
 
 def _param_groups(optim_wrapper):
