@@ -33,7 +33,7 @@ if __name__ == '__main__':
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: E402
-                               MODELS, init_default_scope)
+                               MODELS, PARAM_SCHEDULERS, init_default_scope)
 
 from internvl_optim.analysis.param_group_report import (  # noqa: E402
     analyze, format_compact, format_report, rate_given_as, write_json,
@@ -47,6 +47,8 @@ from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
 from internvl_optim.analysis.memory_per_rank import (  # noqa: E402
     count_params, describe_strategy, memory_table, optimizer_states)
 from internvl_optim.analysis.meta_device import meta_device  # noqa: E402
+from internvl_optim.analysis.lr_over_time import (  # noqa: E402
+    lr_over_time, write_schedule_plot)
 from internvl_optim.core.backbone_probe import find_backbone  # noqa: E402
 from internvl_optim.core.names import clean_named_modules  # noqa: E402
 
@@ -123,6 +125,12 @@ def parse_args(argv=None):
                         'merged) instead of one per group')
     parser.add_argument('--plot', help='write a PNG of lr and parameters '
                         'per layer here')
+    parser.add_argument('--plot-schedule', metavar='PNG',
+                        help="write a PNG of each layer's lr over the run's "
+                        'iterations (param_scheduler and layer_phases)')
+    parser.add_argument('--iters', type=positive(int),
+                        help='iterations for --plot-schedule (default: '
+                        'train_cfg.max_iters)')
     parser.add_argument('--real-weights', action='store_true',
                         help='allocate the weights (default: meta device)')
     parser.add_argument('--world-size', type=positive(int), nargs='+',
@@ -225,6 +233,24 @@ def main(argv=None):
         write_plot(report, args.plot,
                    title=osp.splitext(osp.basename(args.config))[0])
         print(f'plot: {args.plot}')
+    if args.plot_schedule:
+        iters = args.iters or (cfg.get('train_cfg') or {}).get('max_iters')
+        if not iters:
+            raise ValueError('--plot-schedule needs --iters (the config has '
+                             'no train_cfg.max_iters)')
+        schedulers = cfg.get('param_scheduler') or []
+        schedulers = [schedulers] if isinstance(schedulers, dict) \
+            else list(schedulers)
+        steps, by_layer, notes = lr_over_time(
+            wrapper, [dict(s) for s in schedulers], iters,
+            lambda c: PARAM_SCHEDULERS.build(
+                c, default_args=dict(optimizer=wrapper)))
+        report['lr_over_time'] = by_layer
+        write_schedule_plot(steps, by_layer, args.plot_schedule,
+                            osp.splitext(osp.basename(args.config))[0])
+        for note in notes:
+            print(f'note: {note}')
+        print(f'lr over time: {args.plot_schedule}')
     return report
 
 
