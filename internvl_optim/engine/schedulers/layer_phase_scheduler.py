@@ -20,7 +20,9 @@ from ...runtime.layer_phases import inner_optimizer, patch_step
 
 @PARAM_SCHEDULERS.register_module()
 class LayerPhaseScheduler(_ParamScheduler):
-    """Args:
+    """Counts the steps of the phases over layers.
+
+    Args:
         optimizer: the optimizer wrapper (built by MMEngine).
         by_epoch: count epochs instead of iterations; by default what
             ``layer_phases.by_epoch`` says (giving the other is an error).
