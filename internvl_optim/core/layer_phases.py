@@ -12,7 +12,10 @@ which its layer joins training (``join_at``) and a warm-up length
   every K steps (the last block at H, the one below at H + K, ..., the
   embeddings last); ``0`` lets all join at H;
 * ``warmup=W``: a layer that joins after step 0 rises linearly to its lr
-  over W steps.
+  over W steps;
+* ``unit='tower'``: with towers (a VLM), whole towers join instead of
+  layers, the last one first (the language model, then the projector,
+  then the vision tower); the parameters outside the towers are the head.
 
 Steps are iterations, or epochs with ``by_epoch=True``.  Pure: the factor is
 applied by :mod:`internvl_optim.runtime.layer_phases`.
@@ -23,7 +26,9 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 #: the group entries the phases are written in
 JOIN_AT, JOIN_WARMUP, JOIN_BY_EPOCH = 'join_at', 'join_warmup', 'join_by_epoch'
-FIELDS = ('head_only', 'unfreeze_every', 'warmup', 'by_epoch')
+FIELDS = ('head_only', 'unfreeze_every', 'warmup', 'by_epoch', 'unit')
+#: what joins at a time: one layer, or one tower of a multi-tower model
+UNITS = ('layer', 'tower')
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class LayerPhases:
     unfreeze_every: int = 0
     warmup: int = 0
     by_epoch: bool = False
+    unit: str = 'layer'
 
     @classmethod
     def from_cfg(cls, value, where: str = 'paramwise_cfg.layer_phases'
@@ -40,7 +46,7 @@ class LayerPhases:
         """``None``, a :class:`LayerPhases`, or a dict of :data:`FIELDS`.
 
         >>> LayerPhases.from_cfg(dict(head_only=100, unfreeze_every=10))
-        LayerPhases(head_only=100, unfreeze_every=10, warmup=0, by_epoch=False)
+        LayerPhases(head_only=100, unfreeze_every=10, warmup=0, by_epoch=False, unit='layer')
         >>> LayerPhases.from_cfg(dict(head_only=-1))
         Traceback (most recent call last):
         ...
@@ -62,6 +68,9 @@ class LayerPhases:
                     item, bool) or item < 0:
                 raise ValueError(f'{where}.{key} must be an int >= 0, got '
                                  f'{item!r}')
+        if value.get('unit', 'layer') not in UNITS:
+            raise ValueError(f'{where}.unit must be one of {UNITS}, got '
+                             f'{value["unit"]!r}')
         if not isinstance(value.get('by_epoch', False), bool):
             raise TypeError(f'{where}.by_epoch must be True or False, got '
                             f'{value["by_epoch"]!r}')
@@ -104,11 +113,27 @@ def phase_factor(join_at: int, warmup: int, step: int) -> float:
 def annotate_groups(groups: Iterable[dict], phases: LayerPhases,
                     tops: Mapping[str, int], default_top: int) -> None:
     """Write ``join_at`` / ``join_warmup`` into each group, from its
-    ``layer_id`` and its tower's head id (``tops[tower]``, else
-    ``default_top``).  Groups here hold one layer each."""
+    ``layer_id`` and its tower's head id (``tops[tower]``, in the towers'
+    order, else ``default_top``).  Groups here hold one layer each.
+
+    >>> groups = [dict(layer_id=3, tower='vision'), dict(layer_id=1),
+    ...           dict(layer_id=1, tower='language')]
+    >>> annotate_groups(groups, LayerPhases(head_only=5, unfreeze_every=2,
+    ...                 unit='tower'), dict(vision=4, language=1), 1)
+    >>> [g['join_at'] for g in groups]
+    [7, 0, 5]
+    """
+    towers = list(tops)
     for group in groups:
-        top = tops.get(group.get('tower') or '', default_top)
-        group[JOIN_AT] = phases.join_at(group['layer_id'], top)
+        tower = group.get('tower') or ''
+        if phases.unit == 'tower':
+            rank = len(towers) - 1 - towers.index(tower) if tower in towers \
+                else None  # outside the towers: the head
+            group[JOIN_AT] = 0 if rank is None else (
+                phases.head_only + rank * phases.unfreeze_every)
+        else:
+            group[JOIN_AT] = phases.join_at(group['layer_id'],
+                                            tops.get(tower, default_top))
         group[JOIN_WARMUP] = phases.warmup
         group[JOIN_BY_EPOCH] = phases.by_epoch
 

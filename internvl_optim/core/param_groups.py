@@ -104,6 +104,20 @@ def build_param_groups(model: nn.Module,
                                  merge_layers=settings.layer_phases is None)
     towers = [(t, rule) for t, rule, _ in view.regions if t is not None]
     if settings.layer_phases is not None:
+        if settings.layer_phases.unit == 'tower' and not towers:
+            raise ValueError(
+                "paramwise_cfg.layer_phases.unit='tower' lets whole towers "
+                'join, but the model has no towers (no VLM layout found, '
+                "no paramwise_cfg.towers); use unit='layer'")
+        if settings.layer_phases.unit == 'tower' and \
+                settings.layer_phases.head_only and \
+                all(g.get('tower') for g in groups):
+            raise ValueError(
+                'paramwise_cfg.layer_phases.head_only trains the parameters '
+                'outside the towers first, but every trainable parameter is '
+                f'in a tower ({", ".join(t.name for t, _ in towers)}): '
+                'nothing would train. Set head_only=0 (the last tower joins '
+                'first), or name fewer towers')
         annotate_groups(groups, settings.layer_phases,
                         {t.name: rule.num_layers + 1 for t, rule in towers},
                         view.main_rule.num_layers + 1)

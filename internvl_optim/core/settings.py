@@ -125,10 +125,10 @@ SCHEMA = (
     Key('aligner_lr', "ms-swift's name of mm_projector_lr",
         field='tower_lrs'),
     Key('layer_phases', 'dict(head_only=H, unfreeze_every=K, warmup=W, '
-        'by_epoch=False): the head trains alone for H steps (LP-FT), then '
-        'the layers join from the top down, one every K steps, each warming '
-        'up over W steps; applied by LayerPhaseScheduler (a param_scheduler '
-        'entry); default none'),
+        "unit='layer', by_epoch=False): the head trains alone for H steps "
+        '(LP-FT), then the layers (or towers) join from the top down, one '
+        'every K steps, each warming up over W steps; applied by '
+        'LayerPhaseScheduler (a param_scheduler entry); default none'),
     # InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
     Key('dino_head', "InternImage: x0.1 lr for the head's sampling_offsets "
         'and reference_points (outside the backbone); default False',

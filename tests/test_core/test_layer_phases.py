@@ -162,7 +162,7 @@ def test_phases_without_a_scheduler_stop_at_the_first_step():
     (dict(unfreeze_every=1.5), 'layer_phases.unfreeze_every must be an int '
      '>= 0, got 1.5'),
     (dict(warm_up=3), "layer_phases has unknown key 'warm_up'; valid: "
-     "('head_only', 'unfreeze_every', 'warmup', 'by_epoch')"),
+     "('head_only', 'unfreeze_every', 'warmup', 'by_epoch', 'unit')"),
     (dict(head_only=0), 'layer_phases sets no phase'),
     (dict(head_only=2, by_epoch='yes'), 'layer_phases.by_epoch must be True '
      'or False'),
@@ -182,3 +182,29 @@ def test_loading_a_bad_phase_state_is_refused():
         with pytest.raises(ValueError, match='last_step must be an int'):
             phases.load_state_dict(dict(last_step=bad))
     assert LayerPhases(head_only=1).join_at(5, top=5) == 0
+
+
+def test_whole_towers_join_the_last_first():
+    """unit='tower' on transformers' InternVL (towers vision, projector,
+    language, in that order): the language model joins first, at 0 with
+    head_only=0, the projector at 3, the vision tower at 6, each tower as
+    one unit whatever its layers."""
+    pytest.importorskip('transformers')
+    from test_towers import tiny_internvl
+    groups = param_groups(tiny_internvl(), lr=1.0, weight_decay=0.05,
+                          layer_decay_rate=0.5,
+                          layer_phases=dict(unfreeze_every=3, unit='tower'))
+    joins = {}
+    for g in groups:
+        joins.setdefault(g['tower'], set()).add(g['join_at'])
+    assert joins == {'language': {0}, 'projector': {3}, 'vision': {6}}
+    with pytest.raises(ValueError, match=(
+            'layer_phases.head_only trains the parameters outside the towers '
+            'first, but every trainable parameter is in a tower \\(vision, '
+            'projector, language\\)')):
+        param_groups(tiny_internvl(), lr=1.0, layer_decay_rate=0.5,
+                     layer_phases=dict(head_only=5, unit='tower'))
+    with pytest.raises(ValueError, match="unit='tower' lets whole towers "
+                       'join, but the model has no towers'):
+        param_groups(vit(), lr=1.0, layer_phases=dict(head_only=5,
+                                                      unit='tower'))
