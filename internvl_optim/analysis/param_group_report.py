@@ -230,8 +230,10 @@ def describe_settings(settings: Dict) -> str:
         'rate_applied', settings['layer_decay_rate'])
     given = settings.get('given_as') or \
         f"layer_decay_rate={settings['layer_decay_rate']}"
-    first = (f" (rate {rate:.4g} between layers; first block lr "
-             f"{settings['base_lr'] * rate ** n:.4e})"
+    carried = settings.get('given_as') and not settings['given_as'].endswith(
+        f"={settings['layer_decay_rate']}")
+    first = (f" ({f'rate {rate:.4g} between layers; ' if carried else ''}"
+             f"first block lr {settings['base_lr'] * rate ** n:.4e})"
              if n and rate != 1.0 else '')
     return (f"layer rule: {settings['layer_rule']}, num_layers={n}, "
             f"{given}{first}, base lr {settings['base_lr']:g}, weight decay "
@@ -240,12 +242,7 @@ def describe_settings(settings: Dict) -> str:
 
 def rate_given_as(settings) -> str:
     """How the rate was given, as the user wrote it."""
-    if settings.first_block_lr_ratio is not None:
-        return f'first_block_lr_ratio={settings.first_block_lr_ratio}'
-    if settings.layer_decay_reference_depth:
-        return (f'layer_decay_rate={settings.layer_decay_rate} at '
-                f'{settings.layer_decay_reference_depth} blocks')
-    return f'layer_decay_rate={settings.layer_decay_rate}'
+    return settings.rate_given_as()
 
 
 def write_json(report: Dict, path: str) -> None:

@@ -236,6 +236,15 @@ class LayerDecaySettings:
                 self.layer_decay_reference_depth / num_layers)
         return self.layer_decay_rate
 
+    def rate_given_as(self) -> str:
+        """How the rate was given, as the user wrote it."""
+        if self.first_block_lr_ratio is not None:
+            return f'first_block_lr_ratio={self.first_block_lr_ratio}'
+        if self.layer_decay_reference_depth:
+            return (f'layer_decay_rate={self.layer_decay_rate} at '
+                    f'{self.layer_decay_reference_depth} blocks')
+        return f'layer_decay_rate={self.layer_decay_rate}'
+
     @classmethod
     def from_paramwise_cfg(cls, cfg: Optional[Mapping]) -> 'LayerDecaySettings':
         """Map ``paramwise_cfg`` keys to fields (aliases, MMEngine's

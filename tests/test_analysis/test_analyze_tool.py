@@ -108,7 +108,8 @@ def test_prints_rule_and_numbers_and_skips_decay_warning_at_wd_zero(capsys):
     report = run(SMALL, '--cfg-options', 'optim_wrapper.optimizer.weight_decay=0')
     out = capsys.readouterr().out
     assert ('layer rule: ViT rule (backbone.layers), num_layers=4, '
-            'layer_decay_rate=0.65, base lr 6e-05, weight decay 0') in out
+            'layer_decay_rate=0.65 (first block lr 1.0710e-05), base lr '
+            '6e-05, weight decay 0') in out
     assert report['settings']['num_layers'] == 4
     assert 'no warnings' in out
 

@@ -21,8 +21,9 @@ def settings(**cfg):
     (dict(layer_decay_rat=0.9), ValueError,
      "Unknown key paramwise_cfg.layer_decay_rat. Did you mean "
      "'layer_decay_rate'? Valid keys: num_layers, layer_decay_rate, "
-     "decay_rate, decay_type, depths, backbone_name, layer_regex, "
-     'custom_keys, dcn_lr_mul, offset_lr_scale, freeze_backbone'),
+     "decay_rate, layer_decay_reference_depth, first_block_lr_ratio, "
+     "decay_type, depths, backbone_name, layer_regex, custom_keys, "
+     'dcn_lr_mul, offset_lr_scale, freeze_backbone'),
     (dict(num_layer=12), ValueError,
      "Unknown key paramwise_cfg.num_layer. Did you mean 'num_layers'?"),
     (dict(foo=1), ValueError, 'Unknown key paramwise_cfg.foo. Valid keys:'),

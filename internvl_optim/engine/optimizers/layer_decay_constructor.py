@@ -131,10 +131,15 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                                   warn=warn)
         apply_freezing(plan)
         if get_rank() == 0:
+            rate = plan.rate
+            first = (f'; rate {rate:.4g} between layers, first block lr '
+                     f'{self.base_lr * rate ** plan.num_layers:.4e}'
+                     if rate != 1.0 and plan.num_layers else '')
             title = (f'LayerDecayOptimizerConstructor: '
                      f'{plan.layer_rule}, num_layers={plan.num_layers}, '
-                     f'layer_decay_rate={self.settings.layer_decay_rate}, '
-                     f'base lr={self.base_lr:g}, weight decay={base_wd:g}')
+                     f'{self.settings.rate_given_as()}, '
+                     f'base lr={self.base_lr:g}, weight decay={base_wd:g}'
+                     f'{first}')
             print_log('\n' + format_group_table(plan.groups, title,
                                                  plan.num_layers,
                                                  dict(plan.towers),
