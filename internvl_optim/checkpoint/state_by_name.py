@@ -111,7 +111,12 @@ def configured(group: Mapping, key: str):
     return group.get(f'initial_{key}', group.get(key))
 
 
+_PLAIN = (float, int, bool, str, type(None))
+
+
 def _same(a, b) -> bool:
+    if a is b or (type(a) is type(b) and type(a) in _PLAIN and a == b):
+        return True
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) \
             and a.shape == b.shape and bool(torch.equal(a, b))
@@ -208,11 +213,9 @@ def _group_lines(saved_groups, groups) -> List[str]:
     lines = []
     for label, group in now.items():
         old = then.get(label)
-        values = ', '.join(
-            f'{k}={_fmt(configured(group, k))}' for k in ('lr',
-                                                          'weight_decay')
-            if k in group)
         if old is None:
+            values = ', '.join(f'{k}={_fmt(configured(group, k))}'
+                               for k in ('lr', 'weight_decay') if k in group)
             lines.append(f'{label}: new group ({len(group["params"])} '
                          f'parameters; {values})')
             continue
@@ -224,9 +227,9 @@ def _group_lines(saved_groups, groups) -> List[str]:
             a, b = configured(old, key), configured(group, key)
             if not _same(a, b):
                 diffs.append(f'{key} {_fmt(a)} -> {_fmt(b)}')
-        before = set(old.get('param_names', ()))
-        after = set(group['param_names'])
-        if before != after:
+        before, after = old.get('param_names', ()), group['param_names']
+        if list(before) != list(after) and set(before) != set(after):
+            before, after = set(before), set(after)
             diffs.append(f'parameters {len(before)} -> {len(after)} '
                          f'(+{len(after - before)} -{len(before - after)})')
         if diffs:
@@ -270,6 +273,14 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
     if index_to_name is None or names_now is None:
         return None
     saved_groups = list(saved['param_groups'])
+    same_layout = len(saved_groups) == len(groups) and all(
+        _group_label(a, i) == _group_label(b, i)
+        and list(a['param_names']) == list(b['param_names'])
+        for i, (a, b) in enumerate(zip(saved_groups, groups)))
+    lines = _group_lines(saved_groups, groups)
+    if same_layout and not lines:  # nothing changed: load it as it is
+        return StateMatch(state_dict=dict(saved), changed=False,
+                          kept=list(names_now))
     saved_state = saved.get('state') or {}
     name_to_index = {n: i for i, n in index_to_name.items()}
     saved_group_of = {}
@@ -320,20 +331,14 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
             if factor is not None:
                 new_group[key] = group[f'initial_{key}'] * factor
         new_groups.append(new_group)
-    removed = [n for n in name_to_index if n not in set(names_now)]
-
-    lines = _group_lines(saved_groups, groups)
-    same_layout = [_group_label(g, i) for i, g in enumerate(saved_groups)] \
-        == [_group_label(g, i) for i, g in enumerate(groups)] and all(
-        list(a['param_names']) == list(b['param_names'])
-        for a, b in zip(saved_groups, groups))
-    changed = bool(lines) or not same_layout
-    if changed and not lines:
+    live = set(names_now)
+    removed = [n for n in name_to_index if n not in live]
+    if not lines:
         lines = ['the groups are the same but in another order']
     result = {k: v for k, v in saved.items()
               if k not in ('state', 'param_groups')}
     result.update(state=state, param_groups=new_groups)
-    return StateMatch(state_dict=result, changed=changed, kept=kept,
+    return StateMatch(state_dict=result, changed=True, kept=kept,
                       added=added, removed=removed, moved=moved,
                       group_lines=lines)
 
