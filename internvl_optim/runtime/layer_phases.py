@@ -32,13 +32,23 @@ NO_SCHEDULER = (
 
 
 def inner_optimizer(optimizer):
-    """The ``torch.optim`` optimizer inside MMEngine's ``OptimWrapper``."""
-    return getattr(optimizer, 'optimizer', optimizer)
+    """The ``torch.optim`` optimizer that takes the step: inside MMEngine's
+    ``OptimWrapper``, and inside DeepSpeed's ZeRO optimizer (which steps
+    the optimizer we built one group at a time)."""
+    seen = set()
+    while hasattr(getattr(optimizer, 'optimizer', None), 'param_groups') \
+            and id(optimizer) not in seen:
+        seen.add(id(optimizer))
+        optimizer = optimizer.optimizer
+    return optimizer
 
 
-def patch_step(optimizer, current_step: Callable[[], int]) -> None:
+def patch_step(optimizer, current_step: Callable[[], int],
+               drop_grads: bool = True) -> None:
     """Make ``optimizer.step`` apply the phase factors of
-    ``current_step()``; once per optimizer."""
+    ``current_step()``; once per optimizer.  ``drop_grads=False`` (DeepSpeed,
+    whose flat partitions must all step) leaves the gradients of layers not
+    joined yet: lr 0 only."""
     optimizer = inner_optimizer(optimizer)
     if not has_phases(optimizer.param_groups):
         raise ValueError(
@@ -59,7 +69,7 @@ def patch_step(optimizer, current_step: Callable[[], int]) -> None:
             saved.append(group['lr'])
             if factor != 1.0:
                 group['lr'] = group['lr'] * factor
-            if factor == 0.0:
+            if factor == 0.0 and drop_grads:
                 for p in group['params']:
                     p.grad = None
         try:

@@ -54,7 +54,9 @@ class LayerPhaseScheduler(_ParamScheduler):
                          last_step=last_step, by_epoch=by_epoch,
                          verbose=verbose)
         ref = weakref.ref(self)
-        patch_step(optimizer, lambda: ref().last_step)
+        # DeepSpeed's ZeRO steps every flat partition: lr 0 only there
+        patch_step(optimizer, lambda: ref().last_step,
+                   drop_grads='DeepSpeed' not in type(optimizer).__name__)
 
     def step(self):
         """Count one step (MMEngine sets a default ``end`` from the loop for
