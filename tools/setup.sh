@@ -11,7 +11,8 @@
 #   mmsegmentation 1.2.2 with ftfy and regex (used but not declared by it)
 #   mmdet 3.3.0 (pure Python)
 #   pytest, deepspeed 0.15.4, timm 1.0.31 (no deps), transformers 5.24.0,
-#   sphinx 9.0.4 + myst-parser 5.2.0 (docs), and this package (editable)
+#   accelerate 1.15.0, trl 1.16.0 + datasets 5.2.0, sphinx 9.0.4 +
+#   myst-parser 5.2.0 (docs), and this package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -57,6 +58,10 @@ installed timm 1.0.31 || { $PIP "$TORCH" huggingface_hub pyyaml && \
 installed transformers 5.24.0 || $PIP "$TORCH" transformers==5.24.0
 # accelerate: what transformers.Trainer runs on (the HF Trainer test)
 installed accelerate 1.15.0 || $PIP "$TORCH" accelerate==1.15.0
+# TRL (pure Python) and datasets: TRL's SFTTrainer test
+installed trl 1.16.0 && installed datasets 5.2.0 || \
+  $PIP "$TORCH" transformers==5.24.0 accelerate==1.15.0 trl==1.16.0 \
+    datasets==5.2.0
 # Sphinx + MyST build the docs site (docs/en), part of the test command
 $PY -c 'import sphinx, myst_parser' 2>/dev/null || \
   $PIP "$TORCH" sphinx==9.0.4 myst-parser==5.2.0
