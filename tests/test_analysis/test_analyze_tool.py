@@ -282,3 +282,34 @@ def test_check_order_runs_the_demo_backbone(capsys):
     assert 'run order: every layer id follows the forward pass (64x64 ' \
         'image)' in out
     assert not any(w.startswith('run order') for w in report['warnings'])
+
+
+@pytest.mark.parametrize('config, rule, ids', [
+    ('configs/transformers/dinov3_vit_tiny_layer_decay.py',
+     'ViT rule (backbone.model.layer), num_layers=4',
+     {'backbone.embeddings.patch_embeddings.weight': 0,
+      'backbone.embeddings.register_tokens': 0,
+      'backbone.model.layer.0.mlp.up_proj.weight': 1,
+      'backbone.model.layer.3.attention.o_proj.weight': 4,
+      'backbone.norm.weight': 5, 'head.weight': 5}),
+    ('configs/transformers/convnext_tiny_layer_decay.py',
+     'stage rule (backbone.encoder.stages, depths [1, 1, 2, 1]), '
+     'num_layers=5',
+     {'backbone.embeddings.patch_embeddings.weight': 0,
+      'backbone.encoder.stages.0.layers.0.dwconv.weight': 1,
+      'backbone.encoder.stages.2.layers.1.pwconv1.weight': 4,
+      'backbone.encoder.stages.3.layers.0.pwconv2.weight': 5,
+      'head.weight': 6}),
+])
+def test_check_order_on_transformers_encoders(config, rule, ids, capsys):
+    """transformers' DINOv3 ViT (blocks at ``model.layer``) and ConvNeXt
+    (``encoder.stages.i.layers.j``) as MMEngine backbones: one id per block
+    in the order the forward pass runs them, embeddings at 0."""
+    report = run(config, '--check-order', '--input-size', '32', '32')
+    out = capsys.readouterr().out
+    assert f'layer rule: {rule}' in out
+    assert 'run order: every layer id follows the forward pass (32x32 ' \
+        'image)' in out
+    layer = {p.name: p.layer_id for p in report['params']}
+    assert {n: layer[n] for n in ids} == ids
+    assert 'no warnings' in out
