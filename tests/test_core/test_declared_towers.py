@@ -201,3 +201,28 @@ def test_a_tower_lr_without_the_tower_is_refused():
         build_plan(qwen2_5_vl(), vit_lr=1e-6, towers=dict(
             vision=dict(module='model.visual', lr_mult=0.1),
             language=dict(module='model.language_model')))
+
+
+def test_glm4v_post_conv_layernorm_runs_before_the_blocks():
+    """GLM-4V (transformers 5.24.0) registers its vision children as
+    embeddings, patch_embed, rotary_pos_emb, blocks, merger,
+    post_conv_layernorm, downsample, post_layernorm, but its forward runs
+    patch_embed -> post_conv_layernorm -> embeddings -> blocks: the norm
+    after the patch convolution is layer 0 with the embeddings, by its
+    name, not at the heads' lr by its registration."""
+    model = on_meta(T.Glm4vForConditionalGeneration, T.Glm4vConfig(
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64,
+                           num_heads=2, out_hidden_size=32, patch_size=14,
+                           image_size=28),
+        text_config=TEXT))
+    assert [n for n, _ in model.model.visual.named_children()].index(
+        'post_conv_layernorm') > [n for n, _ in model.model.visual.
+                                  named_children()].index('blocks')
+    lrs = lr_wd_by_name(build_plan(model, weight_decay=WD,
+                                   layer_decay_rate=0.5).groups)
+    v = 'model.visual.'
+    assert lrs[v + 'post_conv_layernorm.weight'] == (0.125, 0.0)
+    assert lrs[v + 'patch_embed.proj.weight'] == (0.125, WD)
+    assert lrs[v + 'blocks.0.mlp.up_proj.weight'] == (0.25, WD)
+    assert lrs[v + 'post_layernorm.weight'] == (1.0, 0.0)
+    assert lrs[v + 'merger.up_proj.weight'] == (1.0, WD)

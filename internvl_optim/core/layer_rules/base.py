@@ -119,11 +119,21 @@ def check_depths(given: Optional[Sequence[int]], found: Sequence[int],
             f'{where} has depths {list(found)}. Remove depths to infer them')
 
 
+#: norms that run between the patch embedding and the first block, by the
+#: names their models give them, wherever they are registered (GLM-4V
+#: registers ``post_conv_layernorm`` after its blocks; CLIP's
+#: ``pre_layrnorm`` is spelled so in transformers)
+PRE_BLOCK_NORMS = frozenset(('pre_layernorm', 'pre_layrnorm', 'layernorm_pre',
+                             'ln_pre', 'norm_pre', 'post_conv_layernorm'))
+
+
 def outside_placement(rel_name: str, container: str,
                       top_level: Sequence[str], num_layers: int) -> int:
     """Layer of a backbone-relative name outside the blocks or stages:
     a parameter held by the backbone itself is layer 0 when it is a token
-    or position embedding, else ``N + 1``; a sub-module registered before
+    or position embedding, else ``N + 1``; a norm named as one that runs
+    before the blocks (:data:`PRE_BLOCK_NORMS`) is layer 0; a sub-module
+    registered before
     the one holding the blocks runs before them (patch embedding, pre-norm:
     layer 0), one registered after runs after them (final norm, adapters,
     necks inside the backbone: ``N + 1``).
@@ -133,6 +143,9 @@ def outside_placement(rel_name: str, container: str,
     ...  ('cls_token', 'level_embed', 'norm_pre.weight', 'up1.0.weight',
     ...   'patch_embed')]
     [0, 13, 0, 13, 0]
+    >>> outside_placement('post_conv_layernorm.weight', 'blocks',
+    ...                   ('patch_embed', 'blocks', 'post_conv_layernorm'), 2)
+    0
     """
     first = rel_name.split('.', 1)[0]
     if '.' not in rel_name:
@@ -140,6 +153,8 @@ def outside_placement(rel_name: str, container: str,
         # parameter (MMSeg's own ToyBEiT test model holds one)
         return 0 if (is_token_or_position(rel_name)
                      or _BARE_PATCH_EMBED.match(rel_name)) else num_layers + 1
+    if first in PRE_BLOCK_NORMS:
+        return 0
     holder = container.split('.', 1)[0]
     if first in top_level and holder in top_level and \
             top_level.index(first) < top_level.index(holder):
