@@ -14,3 +14,15 @@ def data_root(tmp_path_factory):
     validation images), made once per test session; tests read it only."""
     from internvl_optim.datasets.synthetic_ade20k import make_synthetic_ade20k
     return make_synthetic_ade20k(str(tmp_path_factory.mktemp('ade')))
+
+
+#: what launchers set; HF ``Trainer`` initialises ``torch.distributed``
+#: when it finds them (the tools run in-process set ``LOCAL_RANK``)
+LAUNCHER_VARIABLES = ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE',
+                      'MASTER_ADDR', 'MASTER_PORT')
+
+
+@pytest.fixture
+def single_process(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)

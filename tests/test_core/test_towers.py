@@ -209,7 +209,7 @@ def test_lora_adapters_take_their_layers_lr_and_no_weight_decay():
     assert lrs[layer + 'lora_A.default.weight'] == (0.5, WD)
 
 
-def test_hf_trainer_trains_with_the_groups(tmp_path):
+def test_hf_trainer_trains_with_the_groups(tmp_path, single_process):
     """From HF Trainer: optimizers=(AdamW(param_groups(...)), None); after
     training steps every group keeps its lr and weight decay."""
     from torch.utils.data import Dataset
