@@ -19,8 +19,9 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    """``norm_pre`` is registered after the blocks (so the rules put it
-    with the heads) but runs before them; ``late_embed`` is registered
+    """``extra_norm`` is registered after the blocks (so the rules put it
+    with the heads: its name is none of the known pre-block norms) but
+    runs before them; ``late_embed`` is registered
     first (layer 0) but runs after the blocks."""
 
     def __init__(self, misplaced: bool):
@@ -29,12 +30,12 @@ class ViT(nn.Module):
         self.patch_embed = nn.Linear(4, 4)
         self.late_embed = nn.Linear(4, 4)
         self.blocks = nn.ModuleList(Block() for _ in range(3))
-        self.norm_pre = nn.LayerNorm(4)
+        self.extra_norm = nn.LayerNorm(4)  # registered last, runs first
 
     def forward(self, x):
         x = self.patch_embed(x)
         if self.misplaced:
-            x = self.norm_pre(x)
+            x = self.extra_norm(x)
         for block in self.blocks:
             x = block(x)
         return self.late_embed(x) if self.misplaced else x
@@ -58,7 +59,7 @@ def test_ids_that_follow_the_run_pass():
     ranks = run_order(m, forward)
     assert ranks['backbone.patch_embed.weight'] == 0
     assert ranks['head.weight'] == 4  # patch_embed, 3 blocks, head
-    assert 'backbone.norm_pre.weight' not in ranks  # never ran
+    assert 'backbone.extra_norm.weight' not in ranks  # never ran
 
 
 def test_ids_that_contradict_the_run_are_named():
@@ -66,9 +67,9 @@ def test_ids_that_contradict_the_run_are_named():
     plan = build_plan(m, layer_decay_rate=0.5)
     m.train()
     assert check_run_order(m, plan.groups, forward) == [
-        "backbone.norm_pre.weight is at the heads' layer 4 but runs before "
+        "backbone.extra_norm.weight is at the heads' layer 4 but runs before "
         'the last block',
-        "backbone.norm_pre.bias is at the heads' layer 4 but runs before "
+        "backbone.extra_norm.bias is at the heads' layer 4 but runs before "
         'the last block',
         'backbone.late_embed.weight is at layer 0 but runs after '
         'backbone.blocks.2.attn.weight (layer 3)',
