@@ -19,7 +19,6 @@ import argparse
 import copy
 import os.path as osp
 import sys
-import time
 
 import torch
 
@@ -30,20 +29,12 @@ from internvl_optim.checkpoint.state_by_name import \
     match_state_by_name  # noqa: E402
 from internvl_optim.models.backbones.intern_vit_6b import \
     InternViT6B  # noqa: E402
+from run_benchmarks import best_of  # noqa: E402  (this folder)
 
 
 def optimizer_for(model, rate):
     return torch.optim.AdamW(param_groups(model, lr=1e-4, weight_decay=0.05,
                                           layer_decay_rate=rate))
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -78,12 +69,12 @@ def main():
     print(f'InternViT-6B layout, width {args.width}: {len(saved["state"])} '
           f'tensors, {params:,} parameters, {len(saved["param_groups"])} '
           'groups')
-    base = best(plain, args.repeat)
+    base = best_of(plain, args.repeat)
     print(f'{"resume of the optimizer state":32s} {"ms":>8s} {"ratio":>7s}')
     for name, fn in (('load_state_dict', plain),
                      ('unchanged: match + load', unchanged),
                      ('changed rate: match + load', changed)):
-        seconds = base if fn is plain else best(fn, args.repeat)
+        seconds = base if fn is plain else best_of(fn, args.repeat)
         print(f'{name:32s} {seconds * 1e3:8.2f} {seconds / base:7.3f}')
 
 

@@ -39,3 +39,10 @@ class ToyData(Dataset):
 
     def __getitem__(self, i):
         return dict(inputs=torch.tensor([math.sin(i), math.cos(i)]))
+
+
+def toy_loader(batch_size=4):
+    """A train dataloader config over :class:`ToyData`, in order."""
+    return dict(dataset=ToyData(), batch_size=batch_size, num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                collate_fn=dict(type='default_collate'))

@@ -33,6 +33,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from ..core.numbers import MAX_LR
 from .errors import CheckpointError
 
 #: group entries that are not hyperparameters
@@ -150,8 +151,22 @@ def continue_schedule(live: Mapping, saved: Optional[Mapping]) -> dict:
         factor = _progress(saved, key) if isinstance(saved, Mapping) \
             else None
         if factor is not None:
-            result[key] = live[f'initial_{key}'] * factor
+            result[key] = _continued(str(live.get('group_name', 'group')),
+                                     key, live[f'initial_{key}'], factor)
     return result
+
+
+def _continued(label: str, key: str, initial: float, factor: float) -> float:
+    """``initial * factor``, the new value at the checkpoint's point of the
+    schedule; a factor from the file that makes it non-finite, or an lr
+    above :data:`MAX_LR`, is refused naming the group."""
+    value = initial * factor
+    if not math.isfinite(value) or (key == 'lr' and value > MAX_LR):
+        raise StateMatchError(
+            f'{label}: the checkpoint\'s {key} / initial_{key} ({factor:g}) '
+            f'would put {key} at {value:g} (valid: finite'
+            + (f', at most {MAX_LR:g}' if key == 'lr' else '') + ')')
+    return value
 
 
 def _fmt(value) -> str:
@@ -329,7 +344,8 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
             factor = common_progress(key, origins.items() or
                                      everywhere.items())
             if factor is not None:
-                new_group[key] = group[f'initial_{key}'] * factor
+                new_group[key] = _continued(label, key,
+                                            group[f'initial_{key}'], factor)
         new_groups.append(new_group)
     live = set(names_now)
     removed = [n for n in name_to_index if n not in live]

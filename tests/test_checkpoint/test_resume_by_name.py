@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 import internvl_optim  # noqa: F401  (registers the constructor and hooks)
-from mmengine_toys import ToyData, TinyViT
+from mmengine_toys import TinyViT, toy_loader
 from internvl_optim.checkpoint import CheckpointError
 from internvl_optim.checkpoint.state_by_name import (StateMatchError,
                                                      adapt_scheduler_state,
@@ -66,15 +66,12 @@ class Record(Hook):
 
 def make_runner(work_dir, max_iters, paramwise, resume_from=None,
                 record=None):
-    loader = dict(dataset=ToyData(), batch_size=4, num_workers=0,
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  collate_fn=dict(type='default_collate'))
     hooks = [dict(type='CheckpointTrustHook')] + ([record] if record else [])
     torch.manual_seed(0)  # the same initial weights in every run
     return Runner(
         model=TinyViT(), work_dir=str(work_dir),
         experiment_name=f'by_name_{next(_names)}',
-        train_dataloader=loader,
+        train_dataloader=toy_loader(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=dict(
             optimizer=dict(type='AdamW', lr=BASE_LR, weight_decay=0.05),
@@ -305,3 +302,18 @@ def test_a_per_group_list_the_scheduler_does_not_know_is_refused():
                        'holds one value per saved group'):
         adapt_scheduler_state(dict(eta_mins=[0.1, 0.2], last_epoch=3),
                               dict(eta_mins=[0.1]), [dict(lr=1.0)], 2)
+
+
+def test_a_schedule_point_that_would_overflow_the_lr_is_refused():
+    """lr and initial_lr are each in range, but their ratio from the file
+    (1e4 / 1e-300) would carry the new lr far above 1e4."""
+    w = torch.zeros(2)
+    saved = dict(state={}, param_groups=[dict(
+        params=[0], param_names=['w'], lr=1e4, initial_lr=1e-300,
+        group_name='layer_1_decay')])
+    live = [dict(params=[w], param_names=['w'], lr=0.5, initial_lr=0.5,
+                 weight_decay=0.1, group_name='layer_1_decay')]
+    with pytest.raises(StateMatchError, match=(
+            r"layer_1_decay: the checkpoint's lr / initial_lr \(1e\+304\) "
+            r'would put lr at 5e\+303 \(valid: finite, at most 10000\)')):
+        match_state_by_name(saved, live)

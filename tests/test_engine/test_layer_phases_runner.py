@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 import internvl_optim  # noqa: F401  (registers the scheduler)
 from internvl_optim.engine.train_config import add_layer_phase_scheduler
-from mmengine_toys import TinyViT, ToyData
+from mmengine_toys import TinyViT, toy_loader
 
 _names = itertools.count()
 PHASES = dict(head_only=2, unfreeze_every=1, warmup=2)
@@ -47,9 +47,6 @@ class Moves(Hook):
 
 def make_runner(work_dir, max_iters, resume_from=None, hooks=(),
                 phase_scheduler=True):
-    loader = dict(dataset=ToyData(), batch_size=4, num_workers=0,
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  collate_fn=dict(type='default_collate'))
     torch.manual_seed(0)
     schedulers = [dict(type='LinearLR', start_factor=0.5, by_epoch=False,
                        begin=0, end=2),
@@ -60,7 +57,7 @@ def make_runner(work_dir, max_iters, resume_from=None, hooks=(),
     return Runner(
         model=TinyViT(), work_dir=str(work_dir),
         experiment_name=f'phases_{next(_names)}',
-        train_dataloader=loader,
+        train_dataloader=toy_loader(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=dict(
             optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.05),

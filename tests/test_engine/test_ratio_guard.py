@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 
 import internvl_optim  # noqa: F401
 from internvl_optim.engine.train_config import prepare_train_config
-from mmengine_toys import TinyViT, ToyData
+from mmengine_toys import TinyViT, toy_loader
 from test_train_config import DEMO, ROOT, demo  # noqa: F401  (fixture)
 
 DEEPSPEED_DEMO = os.path.join(
@@ -73,10 +73,7 @@ def run(tmp_path, schedulers):
     runner = Runner(
         model=TinyViT(), work_dir=str(tmp_path),
         experiment_name=f'guard_{next(_names)}',
-        train_dataloader=dict(dataset=ToyData(), batch_size=4, num_workers=0,
-                              sampler=dict(type='DefaultSampler',
-                                           shuffle=False),
-                              collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         train_cfg=dict(by_epoch=False, max_iters=3),
         optim_wrapper=dict(
             optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.05),
