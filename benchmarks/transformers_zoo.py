@@ -3,8 +3,9 @@
 for timm: each built tiny from its default config (depths cut to 3) on the
 meta device, nothing downloaded.
 
-Vision encoders (the base model of every image-classification type, as the
-``backbone`` of a model with a head) are grouped at rate 0.5; the table
+Vision encoders (the base model of every image-classification type, else
+the image feature extractor or backbone class of every other vision type,
+as the ``backbone`` of a model with a head) are grouped at rate 0.5; the table
 gives the rule that placed the layers, ``N`` against the depth the config
 declares (``num_hidden_layers`` or ``sum(depths)``), and a status:
 ``declared`` (N is the declared depth), ``other rule`` (N differs: the
@@ -72,12 +73,28 @@ def plan(model):
     return groups, messages
 
 
+def encoder_sources(auto):
+    """``{type: class name}`` of every vision encoder: the classifier of
+    each image-classification type, else the image feature extractor (a
+    base model), else the backbone class."""
+    sources = {}
+    for mapping in (auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+                    auto.MODEL_FOR_IMAGE_MAPPING_NAMES,
+                    auto.MODEL_FOR_BACKBONE_MAPPING_NAMES):
+        for model_type, class_name in mapping.items():
+            if isinstance(class_name, (list, tuple)):
+                class_name = class_name[0]
+            sources.setdefault(model_type, class_name)
+    return sources
+
+
 def encoder_row(transformers, model_type, class_name):
     try:
-        classifier = build(transformers, model_type, class_name)
-        base = getattr(classifier, classifier.base_model_prefix, None)
+        built = build(transformers, model_type, class_name)
+        prefix = getattr(built, 'base_model_prefix', '')
+        base = getattr(built, prefix, None) if prefix else None
         if not isinstance(base, nn.Module):
-            return model_type, 'no base model', '', '', ''
+            base = built  # a base model or a backbone itself
         model = nn.Module()
         model.backbone = base
         model.head = nn.Linear(2, 2)
@@ -140,8 +157,8 @@ def main():
     from transformers.models.auto import modeling_auto as auto
     print(f'transformers {transformers.__version__}')
     if args.only != 'vlm':
-        mapping = auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
-        rows = [encoder_row(transformers, t, c) for t, c in mapping.items()
+        rows = [encoder_row(transformers, t, c)
+                for t, c in encoder_sources(auto).items()
                 if not args.types or t in args.types]
         print(f'\nvision encoders ({len(rows)} types), rate 0.5:')
         table(rows, ('type', 'status', 'rule', 'N', 'declared'))

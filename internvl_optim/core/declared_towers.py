@@ -147,7 +147,9 @@ def declared_towers(modules: Mapping[str, nn.Module]
     audio, ... one; not a ``backbone_config``): each
     sub-config built as a module is a tower, and with both a vision and a
     language tower the projector is ``projector`` (a second one
-    ``projector_2``, ...).  None for a model without such a config.  The
+    ``projector_2``, ...).  None for a model without such a config, or
+    whose only sub-configs are neither vision nor text and build no module
+    (settings, as Sapiens2's ``head_config``).  The
     caller decides what a model without a vision tower means."""
     for root, module in modules.items():
         config = config_of(module)
@@ -158,6 +160,9 @@ def declared_towers(modules: Mapping[str, nn.Module]
             path = _outermost(modules, root, sub)
             if path is not None:
                 towers[TOWER_NAMES.get(attr, attr[:-len('_config')])] = path
+        if not towers and not any(a in TOWER_NAMES
+                                  for a in sub_configs(config)):
+            continue  # settings only (Sapiens2's head_config): no towers
         if 'vision' not in towers or 'language' not in towers:
             return type(module).__name__, towers
         heads = _output_embeddings(module, modules)

@@ -134,11 +134,14 @@ def declared_layout(modules: Mapping, rate: float
     if 'vision' not in paths:
         if rate == 1.0:
             return None
+        what = ('decayed as one model, its language model would be '
+                'decayed' if 'language' in paths or not paths else
+                'which of them layer decay applies to is not declared')
         raise ValueError(
             f'{root} is a multimodal model without a vision tower that '
             'layer decay could apply to (towers built from its sub-configs: '
-            f'{paths or "none"}); decayed as one model, its language model '
-            'would be decayed. Say what to decay with paramwise_cfg.towers, '
+            f'{paths or "none"}); {what}. Say what to decay with '
+            'paramwise_cfg.towers, '
             f'e.g. {towers_example(paths, modules)}, or use '
             'layer_decay_rate=1.0')
     # vision, projector(s), language, then any other tower

@@ -226,3 +226,58 @@ def test_glm4v_post_conv_layernorm_runs_before_the_blocks():
     assert lrs[v + 'blocks.0.mlp.up_proj.weight'] == (0.25, WD)
     assert lrs[v + 'post_layernorm.weight'] == (1.0, 0.0)
     assert lrs[v + 'merger.up_proj.weight'] == (1.0, WD)
+
+
+def test_a_sub_config_of_settings_is_no_tower():
+    """Sapiens2 (transformers 5.24.0) is one ViT (``embeddings``,
+    ``model.layer.{i}``, ``norm``) whose config also holds a
+    ``head_config`` from which no module is built: a plain backbone, its
+    blocks decayed, not a multimodal model refused."""
+    config = T.Sapiens2Config(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+        num_attention_heads=2, num_key_value_attention_heads=1,
+        num_first_full_attention_layers=1, num_last_full_attention_layers=1,
+        image_size=32, patch_size=16, num_register_tokens=2,
+        out_features=['stage3'])
+    model = torch.nn.Module()
+    model.backbone = on_meta(T.Sapiens2Backbone, config)
+    model.head = torch.nn.Linear(16, 2)
+    plan = build_plan(model, weight_decay=WD, layer_decay_rate=0.5)
+    lrs = lr_wd_by_name(plan.groups)
+    assert plan.num_layers == 3
+    blocks = sorted({n.split('.')[3] for n in lrs
+                     if n.startswith('backbone.model.layer.')})
+    assert blocks == ['0', '1', '2']
+    for i in range(3):
+        assert {lrs[n][0] for n in lrs if n.startswith(
+            f'backbone.model.layer.{i}.')} == {0.5 ** (3 - i)}
+    assert {lrs[n][0] for n in lrs if n.startswith('backbone.embeddings.')
+            } == {0.5 ** 4}
+    assert lrs['head.weight'] == (1.0, WD)
+
+
+def test_two_vision_encoders_without_a_language_model_are_refused():
+    """Depth Pro declares ``image_model_config``, ``patch_model_config``
+    and ``fov_model_config`` (transformers 5.24.0), two of them built as
+    DINOv2 encoders, none as ``vision_config``: which one to decay is not
+    declared, and the message says so rather than blaming a language
+    model."""
+    config = T.AutoConfig.for_model('depth_pro')
+    for sub in (config.image_model_config, config.patch_model_config,
+                config.fov_model_config):
+        sub.num_hidden_layers = 2
+    model = torch.nn.Module()
+    model.backbone = on_meta(T.DepthProModel, config)
+    model.head = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=re.escape(
+            'DepthProModel is a multimodal model without a vision tower that '
+            'layer decay could apply to (towers built from its sub-configs: '
+            "{'image_model': 'backbone.encoder.image_encoder.model', "
+            "'patch_model': 'backbone.encoder.patch_encoder.model'}); which "
+            'of them layer decay applies to is not declared. Say what to '
+            'decay with paramwise_cfg.towers, e.g. towers=dict(image_model='
+            "dict(module='backbone.encoder.image_encoder.model', "
+            'layer_decay_rate=0.9), patch_model=dict(module='
+            "'backbone.encoder.patch_encoder.model')), or use "
+            'layer_decay_rate=1.0')):
+        build_plan(model, layer_decay_rate=0.5)

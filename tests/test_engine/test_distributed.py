@@ -260,6 +260,13 @@ def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
     assert {i: s[1:] for i, s in scalars(one).items()} == {
         i: expected[i][1:] for i in range(6, 11)}
     assert os.path.exists(one / 'iter_10.pth')
+    # and on 3 ranks: the full state is keyed by name, FSDP shards it anew
+    three = resume_dir(tmp_path, 'three', full / 'iter_5.pth')
+    log = train(3, data_root, three, *run, config=FSDP_DEMO, resume=True)
+    assert 'resumed epoch: 0, iter: 5' in log
+    assert {i: s[1:] for i, s in scalars(three).items()} == {
+        i: expected[i][1:] for i in range(6, 11)}
+    assert len(weights(three / 'iter_10.pth')) == len(a)
     # a 'full' checkpoint is one file that tools/test.py evaluates
     result = evaluate(FSDP_DEMO, full / 'iter_10.pth', data_root,
                       tmp_path / 'eval')
