@@ -98,11 +98,15 @@ def _block_child(stage: nn.Module) -> Optional[str]:
 
 
 def declared_depths(module: nn.Module) -> Optional[List[int]]:
-    """The depth a transformers model declares in its config: ``depths``
-    (blocks per stage of a hierarchical encoder; CvT's ``depth``) or
-    ``[num_hidden_layers]``; None without one."""
+    """The depth a transformers model declares in its config:
+    ``stage_num_blocks`` (blocks per stage, HGNetV2's name, whose
+    ``depths`` counts something else), ``depths`` (blocks per stage of a
+    hierarchical encoder; CvT's ``depth``) or ``[num_hidden_layers]``;
+    None without one."""
     config = getattr(module, 'config', None)
-    depths = getattr(config, 'depths', None)
+    depths = getattr(config, 'stage_num_blocks', None)
+    if depths is None:
+        depths = getattr(config, 'depths', None)
     if depths is None and isinstance(getattr(config, 'depth', None),
                                      (list, tuple)):
         depths = config.depth

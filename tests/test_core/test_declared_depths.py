@@ -30,7 +30,8 @@ def on_meta(cls, config):
         return with_head(cls(config))
 
 
-def stage_ids(model, depths, container='backbone.encoder.stages'):
+def stage_ids(model, depths, container='backbone.encoder.stages',
+              blocks='layers'):
     """Expected ids by the stage rule: block b of stage s at
     sum(depths[:s]) + b + 1; what a stage runs before its blocks at its
     first block's id (stage 0: 0); the embeddings 0; the rest N + 1."""
@@ -40,7 +41,7 @@ def stage_ids(model, depths, container='backbone.encoder.stages'):
         if name.startswith(container + '.'):
             parts = name[len(container) + 1:].split('.')
             s = int(parts[0])
-            if parts[1] == 'layers':
+            if parts[1] == blocks:
                 out[name] = sum(depths[:s]) + int(parts[2]) + 1
             else:
                 out[name] = 0 if s == 0 else sum(depths[:s]) + 1
@@ -152,3 +153,42 @@ def test_stages_in_parallel_lists_run_in_order():
         else:  # the final layer_norm and the head
             expected[name] = 6
     assert ids == expected
+
+
+def test_hgnet_v2_blocks_per_stage_are_stage_num_blocks():
+    """HGNetV2 (transformers 5.24.0) builds ``stage_num_blocks[s]`` blocks
+    (``HGNetV2BasicLayer``, its ``_no_split_modules``) at
+    ``encoder.stages.{s}.blocks.{b}``; its config's ``depths`` ([3, 4, 6,
+    3] by default) is not what it builds."""
+    config = T.HGNetV2Config(stage_num_blocks=[1, 2, 1, 1])
+    assert list(config.depths) == [3, 4, 6, 3]
+    with torch.device('meta'):
+        model = with_head(T.HGNetV2Backbone(config))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == ('stage rule (backbone.encoder.stages, depths '
+                               '[1, 2, 1, 1])')
+    assert layer_by_name(plan.groups) == stage_ids(
+        model, [1, 2, 1, 1], blocks='blocks')
+
+
+def test_a_transformers_model_in_module_order_is_named():
+    """SwiftFormer (transformers 5.24.0) declares depths [3, 3, 6, 4] and
+    its ``SwiftFormerEncoderBlock`` class, but interleaves its stages with
+    downsampling layers in ``encoder.network``: no rule finds the declared
+    blocks, and the fallback by module order says so."""
+    messages = []
+    with torch.device('meta'):
+        model = with_head(T.SwiftFormerModel(T.SwiftFormerConfig()))
+    plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
+    assert plan.layer_rule == 'module order rule (backbone.*: 2 units)'
+    assert messages == [
+        "backbone 'backbone' (SwiftFormerModel) declares depths [3, 3, 6, "
+        "4] and block classes ['SwiftFormerEncoderBlock'], but no list of "
+        'blocks or stages of blocks matching it was found: its layer ids '
+        'follow the order of its 2 top-level modules instead, each module '
+        'one id. Check the placement with tools/analyze_param_groups.py '
+        '--check-order, or set paramwise_cfg.layer_regex']
+    # at rate 1.0 every id has the base lr: nothing to say
+    messages.clear()
+    build_plan(model, warn=messages.append)
+    assert messages == []

@@ -13,7 +13,8 @@ from typing import Dict
 
 from torch import nn
 
-from ..backbone_probe import composite_backbones, transformer_towers
+from ..backbone_probe import (composite_backbones, declared_depths,
+                              transformer_towers)
 from ..declared_towers import towers_example
 from ..names import join_name
 from .base import Built, RuleContext, check_num_layers
@@ -92,9 +93,36 @@ def check_single_tower(ctx: RuleContext) -> None:
         'layer_decay_rate=1.0')
 
 
+def declared_structure(module: nn.Module) -> str:
+    """What a transformers model declares about its blocks (its config's
+    depths, its ``_no_split_modules`` block classes), as text; '' for a
+    model that declares nothing (an MMSeg CNN)."""
+    depths = declared_depths(module)
+    blocks = sorted(getattr(module, '_no_split_modules', None) or ())
+    parts = []
+    if depths:
+        parts.append(f'depths {depths}' if len(depths) > 1 else
+                     f'{depths[0]} layers')
+    if blocks:
+        parts.append(f'block classes {blocks}')
+    config = getattr(module, 'config', None)
+    if not parts and isinstance(getattr(config, 'model_type', None), str):
+        parts.append(f'a {config.model_type} config')
+    return ' and '.join(parts)
+
+
 def build(ctx: RuleContext) -> Built:
     check_single_tower(ctx)
     order = units(ctx)
+    declared = declared_structure(composite_backbones(ctx.backbone)[0])
+    if declared and ctx.settings.layer_decay_rate != 1.0:
+        ctx.warn(
+            f'{ctx.desc} declares {declared}, but no list of blocks or '
+            'stages of blocks matching it was found: its layer ids follow '
+            f'the order of its {len(order)} top-level modules instead, each '
+            'module one id. Check the placement with '
+            'tools/analyze_param_groups.py --check-order, or set '
+            'paramwise_cfg.layer_regex')
     n = check_num_layers(ctx.settings.num_layers, len(order) - 1,
                          f'{ctx.desc} ({len(order)} units)')
     return ctx.make_rule(
