@@ -5,10 +5,10 @@ before anything acts on it.
 Pure PyTorch: :mod:`.errors` (``CheckpointError``), :mod:`.tensors`
 (weights floating and finite), :mod:`.resume_state` (everything
 ``--resume`` takes from a file), :mod:`.state_by_name` (optimizer
-state carried to changed groups by parameter name), :mod:`.state_fragments`
-(each rank's slices of it, read at any world size), :mod:`.json_files` (size- and depth-capped
-JSON), :mod:`.work_dir` (finding the checkpoint to resume, one trainer per
-work dir).  Reading (these import MMEngine, whose checkpoints they allow):
+state carried to changed groups by parameter name),
+:mod:`.state_fragments` (each rank's slices of it, read at any world size),
+:mod:`.json_files` (size- and depth-capped JSON), :mod:`.work_dir`
+(finding the checkpoint to resume, one trainer per work dir).  Reading (these import MMEngine, whose checkpoints they allow):
 :mod:`.safe_loading` (``torch.load(weights_only=True)`` with MMEngine's
 types narrowed, the local loader), :mod:`.files` (a checkpoint against a
 model, evaluable files), :mod:`.weight_files` (every released layout:

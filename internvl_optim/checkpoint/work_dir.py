@@ -18,6 +18,7 @@ import zipfile
 from typing import Callable, Optional
 
 from .errors import CheckpointError
+from .state_fragments import fragment_files
 
 ZIP_MAGIC = b'PK\x03\x04'  # torch.save's default format (a zip archive)
 
@@ -28,6 +29,9 @@ CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 #: ``rank{i}.pth`` files of a sharded FSDP checkpoint
 DIRECTORY_CHECKPOINT = re.compile(r'^(mp_rank_\d+_model_states\.pt|'
                                   r'rank\d+\.pth)$')
+#: DeepSpeed's per-rank optimizer files
+ZERO_OPTIM_FILE = re.compile(
+    r'^zero_pp_rank_(\d+)_mp_rank_00_optim_states\.pt$')
 #: ``last_checkpoint`` holds one path; anything longer is not MMEngine's
 LAST_CHECKPOINT_MAX_BYTES = 4096
 
@@ -51,8 +55,21 @@ def is_complete_checkpoint(path: str) -> bool:
         files = [osp.join(path, f) for f in names
                  if f.endswith(('.pt', '.pth'))]
         return (any(DIRECTORY_CHECKPOINT.match(f) for f in names)
-                and all(map(_is_complete_file, files)))
+                and all(map(_is_complete_file, files))
+                and _all_fragments(names))
     return _is_complete_file(path)
+
+
+def _all_fragments(names) -> bool:
+    """A DeepSpeed directory with state saved by name holds one fragment
+    file per rank that saved it (one per ``zero_pp_rank_{r}`` optimizer
+    file): a run killed while the ranks wrote them left fewer."""
+    fragments = fragment_files(names)
+    if not fragments:
+        return True
+    ranks = {int(m.group(1))
+             for m in map(ZERO_OPTIM_FILE.match, names) if m}
+    return set(fragments) == ranks
 
 
 def newest_complete_checkpoint(work_dir: str) -> Optional[str]:

@@ -108,7 +108,8 @@ def _change(contents, rank, name, key, value):
     (lambda c: [c[0], dict(c[1], keys=['exp_avg'])], "'keys'",
      "is ['exp_avg'], but rank 0 saved ['exp_avg', 'exp_avg_sq']"),
 ], ids=['negative_second_moment', 'nan_master', 'integer_moment',
-        'list_moment', 'sparse', 'meta', 'bool_step', 'negative_step', 'huge_slice',
+        'list_moment', 'sparse', 'meta', 'bool_step', 'negative_step',
+        'huge_slice',
         'negative_size', 'huge_world', 'format', 'rank', 'tensor_lr',
         'ranks_disagree'])
 def test_fields_are_checked_naming_file_and_field(tmp_path, edit, field,
@@ -161,3 +162,21 @@ def test_groups_continue_the_schedule_and_report_changes(tmp_path):
     match = match_groups(saved, split)
     assert match.changed and sorted(match.kept) == ['b', 'w']
     assert [g['lr'] for g in match.state_dict['param_groups']] == [0.1, 1.0]
+
+
+def test_a_directory_missing_a_ranks_fragment_is_not_complete(tmp_path):
+    """A run killed while its ranks wrote their fragments leaves fewer
+    fragment files than DeepSpeed optimizer files: not resumed from."""
+    from internvl_optim.checkpoint.work_dir import is_complete_checkpoint
+
+    def save(name):
+        torch.save({}, str(tmp_path / name))
+    for name in ('mp_rank_00_model_states.pt',
+                 'zero_pp_rank_0_mp_rank_00_optim_states.pt',
+                 'zero_pp_rank_1_mp_rank_00_optim_states.pt'):
+        save(name)
+    assert is_complete_checkpoint(str(tmp_path))  # DeepSpeed's own files
+    save('state_by_name_rank0.pth')
+    assert not is_complete_checkpoint(str(tmp_path))
+    save('state_by_name_rank1.pth')
+    assert is_complete_checkpoint(str(tmp_path))

@@ -20,7 +20,6 @@ by name (:mod:`internvl_optim.runtime.zero_state_by_name`).
 import numbers
 import os
 import os.path as osp
-import re
 
 import torch
 import torch.distributed as dist
@@ -30,6 +29,8 @@ from mmengine.registry import STRATEGIES
 from ...checkpoint.errors import CheckpointError
 from ...checkpoint.safe_loading import (drop_executable_meta,
                                         load_checkpoint_file)
+from ...checkpoint.tensors import check_tensors
+from ...checkpoint.work_dir import ZERO_OPTIM_FILE
 from ...checkpoint.state_by_name import (StateMatchError,
                                          adapt_scheduler_state,
                                          continue_schedule)
@@ -50,7 +51,6 @@ DEEPSPEED_KEYS = ('module', 'buffer_names', 'optimizer', 'param_shapes',
                   'skipped_steps', 'global_steps', 'global_samples',
                   'dp_world_size', 'mp_world_size', 'ds_config', 'ds_version')
 COUNTERS = ('global_steps', 'global_samples', 'skipped_steps')
-ZERO_FILE = re.compile(r'^zero_pp_rank_(\d+)_mp_rank_00_optim_states\.pt$')
 
 
 def _world_size() -> int:
@@ -79,6 +79,10 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
             path = fragment_file(filename, content['rank'])
             torch.save(content, path + '.tmp')
             os.replace(path + '.tmp', path)
+            if dist.is_initialized():
+                # every rank's file is written before the checkpoint is
+                # recorded as the last one
+                dist.barrier()
 
     def _zero_optimizer(self):
         optimizer = getattr(getattr(self, 'model', None), 'optimizer', None)
@@ -94,8 +98,8 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
             if self._zero_optimizer() is not None else None
         world_size = _world_size()
         if saved is None:
-            ranks = {int(m.group(1)) for m in map(ZERO_FILE.match, names)
-                     if m}
+            ranks = {int(m.group(1))
+                     for m in map(ZERO_OPTIM_FILE.match, names) if m}
             if ranks and len(ranks) != world_size:
                 raise CheckpointError(
                     f'{filename}: DeepSpeed ZeRO checkpoint saved by '
@@ -180,6 +184,7 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
         the fp32 masters)."""
         if not isinstance(module_state, dict):
             raise CheckpointError(f'{source}: module is not a state dict')
+        check_tensors(module_state, f'{source} (module)')
         if zero_stage(engine.optimizer) < 3:
             engine.module.load_state_dict(module_state, strict=strict)
             return
