@@ -184,7 +184,8 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
         the fp32 masters)."""
         if not isinstance(module_state, dict):
             raise CheckpointError(f'{source}: module is not a state dict')
-        check_tensors(module_state, f'{source} (module)')
+        check_tensors(module_state, f'{source} (module)',
+                      reference=engine.module.state_dict())
         if zero_stage(engine.optimizer) < 3:
             engine.module.load_state_dict(module_state, strict=strict)
             return
