@@ -281,3 +281,30 @@ def test_two_vision_encoders_without_a_language_model_are_refused():
             "'backbone.encoder.patch_encoder.model')), or use "
             'layer_decay_rate=1.0')):
         build_plan(model, layer_decay_rate=0.5)
+
+
+def test_ovis2_embeddings_nested_beside_the_encoder_are_layer_0():
+    """Ovis2 (transformers 5.24.0): ``model.vision_tower`` holds
+    ``transformer`` (children ``embeddings``, ``encoder``, ``rms_norm``,
+    the blocks at ``transformer.encoder.layers``), then ``head_linear`` and
+    ``head_norm``.  The embeddings, two levels above the blocks and
+    registered before them, run first: layer 0 (they were at the heads'
+    lr); the final norm and the visual head after them: the base lr."""
+    config = T.AutoConfig.for_model('ovis2')
+    config.vision_config.num_hidden_layers = 2
+    config.text_config.num_hidden_layers = 2
+    model = on_meta(T.Ovis2ForConditionalGeneration, config)
+    lrs = lr_wd_by_name(build_plan(model, weight_decay=WD,
+                                   layer_decay_rate=0.5).groups)
+    v = 'model.vision_tower.'
+    assert lrs[v + 'transformer.embeddings.patch_embedding.weight'] == (
+        0.125, WD)
+    assert lrs[v + 'transformer.embeddings.position_embedding.weight'] == (
+        0.125, 0.0)
+    assert lrs[v + 'transformer.embeddings.rms_norm.weight'] == (0.125, 0.0)
+    assert lrs[v + 'transformer.encoder.layers.0.ffn.up_proj.weight'] == (
+        0.25, WD)
+    assert lrs[v + 'transformer.encoder.layers.1.ffn.up_proj.weight'] == (
+        0.5, WD)
+    assert lrs[v + 'transformer.rms_norm.weight'] == (1.0, 0.0)
+    assert lrs[v + 'head_linear.weight'] == (1.0, WD)

@@ -8,22 +8,29 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 (``layers.{i}``).  Names are backbone-relative, so a head parameter such as
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
-from typing import Sequence
+from typing import Dict, Mapping, Sequence, Tuple
 
 from ..backbone_probe import composite_backbones, is_block_list
-from ..names import join_name
-from .base import Built, RuleContext, check_num_layers, outside_placement
+from ..names import is_token_or_position, join_name
+from .base import (PRE_BLOCK_NORMS, Built, RuleContext, check_num_layers,
+                   outside_placement)
 
 
 def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
                  block_names: Sequence[str] = (),
                  top_level: Sequence[str] = (),
-                 siblings: Sequence[str] = ()) -> int:
+                 ancestors: Mapping[str, Sequence[str]] = None) -> int:
     """Layer id of a backbone-relative parameter name in a plain ViT: block
     ``i`` (the i-th child of the block list, numbered or named as
-    torchvision's ``encoder_layer_{i}``) is ``i + 1``; other names by
-    :func:`~.base.outside_placement`; ``siblings`` are the children of a
-    nested block list's parent, in registration order.
+    torchvision's ``encoder_layer_{i}``) is ``i + 1``.  A name inside a
+    module that also holds the (nested) block list is placed by
+    registration order there: ``ancestors`` maps each module on the path
+    to the blocks to its children in registration order, and what is
+    registered before the branch leading to the blocks runs before them
+    (layer 0: ``encoder.patch_embed`` beside ``encoder.blocks``, Ovis2's
+    ``transformer.embeddings`` beside ``transformer.encoder.layers``), what
+    comes after runs after them (``N + 1``).  Other names by
+    :func:`~.base.outside_placement`.
 
     >>> vit_layer_id('blocks.3.attn.qkv.weight', 'blocks', 48)
     4
@@ -33,6 +40,10 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
     >>> vit_layer_id('encoder.layers.encoder_layer_2.mlp.0.weight', 'encoder.layers', 4,
     ...              ('encoder_layer_0', 'encoder_layer_1', 'encoder_layer_2'))
     3
+    >>> tree = {'t': ('embeddings', 'encoder', 'norm'), 't.encoder': ('layers',)}
+    >>> [vit_layer_id(n, 't.encoder.layers', 2, (), ('t', ), tree) for n in
+    ...  ('t.embeddings.patch.weight', 't.norm.weight', 't.pos_embed')]
+    [0, 3, 0]
     """
     prefix = block_path + '.'
     if rel_name.startswith(prefix):
@@ -41,15 +52,34 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
             return block_names.index(child) + 1
         if child.isdigit():
             return int(child) + 1
-    parent, _, holder = block_path.rpartition('.')
-    if parent and rel_name.startswith(parent + '.') and siblings:
-        # beside a nested block list (encoder.patch_embed next to
-        # encoder.blocks): before it is layer 0, after it N + 1
-        sibling = rel_name[len(parent) + 1:].split('.', 1)[0]
-        if sibling in siblings and holder in siblings:
-            return 0 if siblings.index(sibling) < siblings.index(holder) \
-                else num_layers + 1
+    path, parts = block_path.split('.'), rel_name.split('.')
+    depth = 0  # how many leading modules the name shares with the blocks
+    while depth < len(path) - 1 and depth < len(parts) - 1 and \
+            parts[depth] == path[depth]:
+        depth += 1
+    if depth and ancestors:
+        below = parts[depth]
+        if depth == len(parts) - 1:  # held by that module itself
+            return 0 if is_token_or_position(below) else num_layers + 1
+        if below in PRE_BLOCK_NORMS:
+            return 0
+        children = ancestors.get('.'.join(path[:depth]), ())
+        if below in children and path[depth] in children:
+            return 0 if children.index(below) < children.index(
+                path[depth]) else num_layers + 1
     return outside_placement(rel_name, block_path, top_level, num_layers)
+
+
+def ancestors_of(module, block_path: str) -> Dict[str, Tuple[str, ...]]:
+    """Each module on the path to the block list (below the backbone
+    itself) -> its children's names in registration order."""
+    path = block_path.split('.')
+    out = {}
+    for depth in range(1, len(path)):
+        name = '.'.join(path[:depth])
+        out[name] = tuple(c for c, _ in module.get_submodule(
+            name).named_children())
+    return out
 
 
 def claims(ctx: RuleContext) -> bool:
@@ -61,10 +91,8 @@ def build(ctx: RuleContext) -> Built:
     names, top = ctx.structure.block_names, ctx.structure.top_level
     n = check_num_layers(ctx.settings.num_layers, count,
                          f'{ctx.desc}.{block_path}')
-    parent = block_path.rpartition('.')[0]
     inner = composite_backbones(ctx.backbone)[0]
-    siblings = tuple(c for c, _ in inner.get_submodule(
-        parent).named_children()) if parent else ()
+    ancestors = ancestors_of(inner, block_path)
     prefix = block_path + '.'
     block_index = {child: i for i, child in enumerate(names)}
 
@@ -73,7 +101,7 @@ def build(ctx: RuleContext) -> Built:
             index = block_index.get(rel[len(prefix):].split('.', 1)[0])
             if index is not None:
                 return index + 1
-        return vit_layer_id(rel, block_path, n, names, top, siblings)
+        return vit_layer_id(rel, block_path, n, names, top, ancestors)
 
     other_lists = [name for name in top if name != block_path
                    and is_block_list(getattr(inner, name, None))]
@@ -88,7 +116,7 @@ def build(ctx: RuleContext) -> Built:
             return True
         if '.' not in rel:
             return vit_layer_id(rel, block_path, n, names, top,
-                                siblings) != n + 1
+                                ancestors) != n + 1
         return not any(rel.startswith(path + '.') for path in other_lists)
 
     return ctx.make_rule(n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
