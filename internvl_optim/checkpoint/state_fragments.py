@@ -106,6 +106,10 @@ def _check_header(content, source: str, rank: int) -> None:
     if not _is_int(world_size) or not 1 <= world_size <= MAX_WORLD_SIZE:
         _fail(source, "'world_size'", f'is {world_size!r}, not an integer '
               f'in [1, {MAX_WORLD_SIZE}]')
+    if content.get('stage') not in (1, 2, 3) or isinstance(
+            content.get('stage'), bool):
+        _fail(source, "'stage'", f'is {content.get("stage")!r}, not a ZeRO '
+              'stage 1, 2 or 3')
     if content.get('rank') != rank or not _is_int(content.get('rank')):
         _fail(source, "'rank'", f'is {content.get("rank")!r}, but the file '
               f'is rank {rank}\'s')

@@ -103,6 +103,8 @@ def _change(contents, rank, name, key, value):
      "'format'/'version'", "are 'other'/1"),
     (lambda c: [dict(c[0], rank=1), c[1]], "'rank'", "is 1, but the file "
      "is rank 0's"),
+    (lambda c: [dict(c[0], stage='2\nFAKE LOG LINE'), c[1]], "'stage'",
+     "is '2\\nFAKE LOG LINE', not a ZeRO stage 1, 2 or 3"),
     (lambda c: [dict(c[0], groups=[dict(GROUPS[0], lr=torch.ones(1))]),
                 c[1]], "'groups'[0]['lr']", 'is not a plain hyperparameter'),
     (lambda c: [c[0], dict(c[1], keys=['exp_avg'])], "'keys'",
@@ -110,7 +112,8 @@ def _change(contents, rank, name, key, value):
 ], ids=['negative_second_moment', 'nan_master', 'integer_moment',
         'list_moment', 'sparse', 'meta', 'bool_step', 'negative_step',
         'huge_slice',
-        'negative_size', 'huge_world', 'format', 'rank', 'tensor_lr',
+        'negative_size', 'huge_world', 'format', 'rank', 'stage',
+        'tensor_lr',
         'ranks_disagree'])
 def test_fields_are_checked_naming_file_and_field(tmp_path, edit, field,
                                                   problem):

@@ -78,3 +78,14 @@ def test_zero2_resumes_on_another_number_of_ranks_or_groups(data_root,
                                             group['lr_scale'])
     assert {i: s[1:] for i, s in scalars(changed).items()} == {
         i: expected[i][1:] for i in range(5, 9)}
+
+    # and under another ZeRO stage: ZeRO-1 on 2 ranks from the ZeRO-2 save
+    stage1 = resume_dir(tmp_path, 'stage1', straight / 'iter_4.pth')
+    log = train(2, data_root, stage1, *OPTIONS,
+                'strategy.zero_optimization.stage=1', config=CONFIG,
+                resume=True)
+    assert 'saved by 2 ranks, resumed on 2; the ZeRO-1 state is taken by ' \
+        'parameter name (saved under ZeRO-2): 107 parameters keep their ' \
+        'state, 0 start fresh, 0 dropped' in log
+    assert {i: s[1:] for i, s in scalars(stage1).items()} == {
+        i: expected[i][1:] for i in range(5, 9)}

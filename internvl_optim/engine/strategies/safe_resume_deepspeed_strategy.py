@@ -110,7 +110,8 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
             extra = super().resume(filename, **kwargs)
         else:
             match = match_groups(saved, live_groups(self.model.optimizer))
-            if saved.world_size == world_size and not match.changed:
+            if saved.world_size == world_size and not match.changed and \
+                    saved.stage == zero_stage(self.model.optimizer):
                 extra = super().resume(filename, **kwargs)
             else:
                 extra = self._resume_by_name(filename, saved, match, kwargs)
@@ -150,7 +151,8 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
                     value, bool) or value < 0:
                 raise CheckpointError(f'{source}: {key} is {value!r}, not '
                                       'an integer >= 0')
-        self._load_module(engine, states.get('module'), source, strict)
+        self._load_module(engine, states.get('module'), source, strict,
+                          saved.stage)
         try:
             kept, added, removed = apply_fragments(optimizer, engine.module,
                                                    saved) \
@@ -168,33 +170,37 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
         if match.changed:
             self._adapt_schedulers(client, match, len(saved.groups),
                                    filename)
+        stage = zero_stage(optimizer)
         self.logger.warning(
             f'{filename}: saved by {saved.world_size} ranks, resumed on '
-            f'{_world_size()}; the ZeRO-{zero_stage(optimizer)} state is '
-            'taken by parameter name: '
+            f'{_world_size()}; the ZeRO-{stage} state is taken by parameter '
+            'name'
+            + (f' (saved under ZeRO-{saved.stage})' if saved.stage != stage
+               else '') + ': '
             f'{len(kept)} parameters keep their state, {len(added)} start '
             f'fresh, {len(removed)} dropped'
             + (f'\n{match.table()}' if match.changed else ''))
         return client
 
     @staticmethod
-    def _load_module(engine, module_state, source, strict) -> None:
+    def _load_module(engine, module_state, source, strict,
+                     saved_stage) -> None:
         """The saved module's weights and buffers (ZeRO-1/2 save the whole
-        module; ZeRO-3 only its buffers: its partitioned weights come from
-        the fp32 masters)."""
+        module; under ZeRO-3, saving or resuming, only the buffers are
+        taken: the partitioned weights come from the fp32 masters)."""
         if not isinstance(module_state, dict):
             raise CheckpointError(f'{source}: module is not a state dict')
         check_tensors(module_state, f'{source} (module)',
                       reference=engine.module.state_dict())
-        if zero_stage(engine.optimizer) < 3:
+        if zero_stage(engine.optimizer) < 3 and saved_stage < 3:
             engine.module.load_state_dict(module_state, strict=strict)
             return
         frozen = [n for n, p in engine.module.named_parameters()
                   if not p.requires_grad]
         if frozen:
             raise CheckpointError(
-                f'{source}: ZeRO-3 at another world size or with other '
-                f'groups: frozen parameters ({frozen[0]}, ...) are '
+                f'{source}: ZeRO-3 at another world size, stage or with '
+                f'other groups: frozen parameters ({frozen[0]}, ...) are '
                 'partitioned outside the optimizer state and cannot be '
                 'carried; resume on the saved world size and groups')
         buffers = dict(engine.module.named_buffers())
