@@ -46,6 +46,10 @@ class StageLayout:
     before: List[frozenset]
     post_norm_ids: List[Optional[List[int]]]
     parallel: Dict[str, str] = field(default_factory=dict)
+    #: stages interleaved with other items in their list (SwiftFormer's
+    #: ``encoder.network``: stage, downsample, stage, ...): the list index
+    #: of each stage; every other item runs before the next stage
+    stage_items: Optional[Tuple[int, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,44 @@ def find_declared_stages(module: nn.Module) -> Optional[StageLayout]:
             children.append(lists[0] if len(lists) == 1 else None)
         if all(children):
             return _stage_layout(path, list(stages), children)
+    return _interleaved_stages(module, depths)
+
+
+def _interleaved_stages(module: nn.Module,
+                        depths: List[int]) -> Optional[StageLayout]:
+    """Stages interleaved with other modules in one list (SwiftFormer's
+    ``encoder.network``: a stage holding ``blocks``, a downsampling
+    embedding, the next stage, ...): the items holding one list of
+    ``depths[s]`` blocks, in order, are the stages."""
+    for path, items in module.named_modules():
+        if not path or not isinstance(items, _LISTS) or \
+                len(items) <= len(depths) or \
+                any(part.isdigit() for part in path.split('.')):
+            continue
+        found = []  # (index, child holding the blocks)
+        for index, item in enumerate(items):
+            # (blocks of more than one class: SwiftFormer ends each stage
+            # with an attention block after its convolution blocks)
+            lists = [n for n, c in item.named_children()
+                     if isinstance(c, _LISTS) and len(c) and all(
+                         next(b.children(), None) is not None for b in c)]
+            if lists:
+                found.append((index, lists))
+        if len(found) != len(depths):
+            continue
+        children = []
+        for (index, lists), depth in zip(found, depths):
+            match = [n for n in lists if len(items[index].get_submodule(n))
+                     == depth]
+            children.append(match[0] if len(match) == 1 else None)
+        if all(children):
+            stages = [items[index] for index, _ in found]
+            layout = _stage_layout(path, stages, children)
+            if layout is not None:
+                return StageLayout(
+                    layout.container, layout.depths, layout.block_child,
+                    layout.before, layout.post_norm_ids,
+                    stage_items=tuple(index for index, _ in found))
     return None
 
 

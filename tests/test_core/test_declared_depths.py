@@ -171,22 +171,52 @@ def test_hgnet_v2_blocks_per_stage_are_stage_num_blocks():
         model, [1, 2, 1, 1], blocks='blocks')
 
 
-def test_a_transformers_model_in_module_order_is_named():
-    """SwiftFormer (transformers 5.24.0) declares depths [3, 3, 6, 4] and
-    its ``SwiftFormerEncoderBlock`` class, but interleaves its stages with
-    downsampling layers in ``encoder.network``: no rule finds the declared
-    blocks, and the fallback by module order says so."""
-    messages = []
+def test_stages_interleaved_with_downsampling_in_one_list():
+    """SwiftFormer (transformers 5.24.0) keeps ``encoder.network`` as
+    stage, downsampling embedding, stage, ...: items 0, 2, 4, 6 hold
+    ``blocks`` lists of ``depths`` [3, 3, 6, 4] blocks (convolution blocks,
+    then one attention block); items 1, 3, 5 run between the stages."""
     with torch.device('meta'):
         model = with_head(T.SwiftFormerModel(T.SwiftFormerConfig()))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == ('stage rule (backbone.encoder.network, '
+                               'depths [3, 3, 6, 4])')
+    ids = layer_by_name(plan.groups)
+    depths, first = [3, 3, 6, 4], [1, 4, 7, 13]
+    for name, _ in model.named_parameters():
+        parts = name.split('.')
+        if name.startswith('backbone.encoder.network.'):
+            item = int(parts[3])
+            if item % 2 == 0:  # stage item // 2, block parts[5]
+                assert parts[4] == 'blocks'
+                expected = first[item // 2] + int(parts[5])
+            else:  # the downsampling before stage (item + 1) // 2
+                expected = first[(item + 1) // 2]
+        elif name.startswith('backbone.patch_embed.'):
+            expected = 0
+        else:
+            expected = sum(depths) + 1
+        assert ids[name] == expected, name
+    order = [ids[n] for n, _ in model.named_parameters()]
+    assert order == sorted(order)  # registration (run) order, never back
+
+
+def test_a_transformers_model_in_module_order_is_named():
+    """LeViT (transformers 5.24.0) declares depths [4, 4, 4] and its
+    ``LevitResidualLayer`` class, but a depth counts an attention and an
+    MLP residual layer, with subsampling layers between the stages: no rule
+    finds the declared blocks, and the fallback by module order says so."""
+    messages = []
+    with torch.device('meta'):
+        model = with_head(T.LevitModel(T.LevitConfig()))
     plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
     assert plan.layer_rule == 'module order rule (backbone.*: 2 units)'
     assert messages == [
-        "backbone 'backbone' (SwiftFormerModel) declares depths [3, 3, 6, "
-        "4] and block classes ['SwiftFormerEncoderBlock'], but no list of "
-        'blocks or stages of blocks matching it was found: its layer ids '
-        'follow the order of its 2 top-level modules instead, each module '
-        'one id. Check the placement with tools/analyze_param_groups.py '
+        "backbone 'backbone' (LevitModel) declares depths [4, 4, 4] and "
+        "block classes ['LevitResidualLayer'], but no list of blocks or "
+        'stages of blocks matching it was found: its layer ids follow the '
+        'order of its 2 top-level modules instead, each module one id. '
+        'Check the placement with tools/analyze_param_groups.py '
         '--check-order, or set paramwise_cfg.layer_regex']
     # at rate 1.0 every id has the base lr: nothing to say
     messages.clear()

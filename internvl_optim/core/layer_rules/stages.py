@@ -99,7 +99,18 @@ def stage_layer_id(rel_name: str, layout: StageLayout,
     container = layout.container + '.'
     if rel_name.startswith(container):
         parts = rel_name[len(container):].split('.')
-        return _in_stage(layout, int(parts[0]), parts[1:])
+        index = int(parts[0])
+        if layout.stage_items is None:
+            return _in_stage(layout, index, parts[1:])
+        if index in layout.stage_items:
+            return _in_stage(layout, layout.stage_items.index(index),
+                             parts[1:])
+        # an item between stages (a downsampling layer) runs before the
+        # next stage: that stage's first block, N + 1 after the last
+        following = sum(1 for i in layout.stage_items if i < index)
+        if following >= len(layout.depths):
+            return sum(layout.depths) + 1
+        return 0 if following == 0 else _first_block(layout, following)
     found = _parallel(layout, rel_name)
     if found is not None:
         return found
