@@ -23,8 +23,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from .errors import CheckpointError
-from .state_by_name import (StateMatch, StateMatchError, continue_schedule,
-                            match_state_by_name)
+from .state_by_name import (_PLAIN, StateMatch, StateMatchError,
+                            continue_schedule, match_state_by_name)
 
 FORMAT = 'internvl_optim.state_fragments'
 VERSION = 1
@@ -38,6 +38,8 @@ MASTER = 'fp32'
 NON_NEGATIVE = ('exp_avg_sq', 'max_exp_avg_sq')
 #: at most this many ranks (a crafted world size is not a loop bound)
 MAX_WORLD_SIZE = 1 << 16
+#: a step count a float32 step tensor holds exactly
+MAX_STEP = 1 << 24
 
 
 def fragment_file(directory: str, rank: int) -> str:
@@ -52,6 +54,12 @@ def fragment_files(names: Sequence[str]) -> Dict[int, str]:
         if match:
             found[int(match.group(1))] = name
     return found
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut for a message (a crafted number can be huge)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:20] + '...'
 
 
 def _is_int(value) -> bool:
@@ -104,7 +112,8 @@ def _check_header(content, source: str, rank: int) -> None:
               f'not {FORMAT!r}/{VERSION}')
     world_size = content.get('world_size')
     if not _is_int(world_size) or not 1 <= world_size <= MAX_WORLD_SIZE:
-        _fail(source, "'world_size'", f'is {world_size!r}, not an integer '
+        _fail(source, "'world_size'", f'is {_short(world_size)}, not an '
+              'integer '
               f'in [1, {MAX_WORLD_SIZE}]')
     if content.get('stage') not in (1, 2, 3) or isinstance(
             content.get('stage'), bool):
@@ -113,9 +122,6 @@ def _check_header(content, source: str, rank: int) -> None:
     if content.get('rank') != rank or not _is_int(content.get('rank')):
         _fail(source, "'rank'", f'is {content.get("rank")!r}, but the file '
               f'is rank {rank}\'s')
-
-
-_PLAIN = (float, int, bool, str, type(None))
 
 
 def _plain(value) -> bool:
@@ -160,8 +166,9 @@ def _check_entry(name, entry, source: str, keys) -> Tuple:
               f'not a slice of the {numel} elements of shape '
               f'{list(shape)}')
     step = entry.get('step')
-    if not _is_int(step) or step < 0:
-        _fail(source, f'{field}.step', f'is {step!r}, not an integer >= 0')
+    if not _is_int(step) or not 0 <= step <= MAX_STEP:
+        _fail(source, f'{field}.step', f'is {_short(step)}, not an integer in '
+              f'[0, {MAX_STEP}]')
     tensors = {}
     for key in (MASTER, *keys):
         value = entry.get(key)
@@ -208,7 +215,8 @@ def read_fragments(directory: str, names: Sequence[str],
             first = content
             keys = content.get('keys')
             if not isinstance(keys, (list, tuple)) or not all(
-                    isinstance(k, str) and k != MASTER and k.isidentifier()
+                    isinstance(k, str) and k not in (MASTER, 'step')
+                    and k.isidentifier()
                     for k in keys):
                 _fail(source, "'keys'", f'is {keys!r}, not a list of state '
                       'names')

@@ -89,9 +89,14 @@ def _change(contents, rank, name, key, value):
      "params['w'].fp32", 'is a meta tensor, not a float32 tensor of 4 '
      'elements'),
     (lambda c: _change(c, 0, 'w', 'step', True),
-     "params['w'].step", 'is True, not an integer >= 0'),
+     "params['w'].step", 'is True, not an integer in [0, 16777216]'),
     (lambda c: _change(c, 0, 'w', 'step', -1),
-     "params['w'].step", 'is -1, not an integer >= 0'),
+     "params['w'].step", 'is -1, not an integer in [0, 16777216]'),
+    (lambda c: _change(c, 0, 'w', 'step', 10 ** 400),
+     "params['w'].step", 'is 10000000000000000000..., not an integer in '
+     '[0, 16777216]'),
+    (lambda c: [dict(c[0], keys=['exp_avg', 'step']), c[1]], "'keys'",
+     "is ['exp_avg', 'step'], not a list of state names"),
     (lambda c: _change(c, 0, 'w', 'numel', 10 ** 9),
      "params['w'].start/numel", 'are 0/1000000000, not a slice of the 6 '
      'elements of shape [2, 3]'),
@@ -111,6 +116,7 @@ def _change(contents, rank, name, key, value):
      "is ['exp_avg'], but rank 0 saved ['exp_avg', 'exp_avg_sq']"),
 ], ids=['negative_second_moment', 'nan_master', 'integer_moment',
         'list_moment', 'sparse', 'meta', 'bool_step', 'negative_step',
+        'huge_step', 'step_as_state',
         'huge_slice',
         'negative_size', 'huge_world', 'format', 'rank', 'stage',
         'tensor_lr',
