@@ -22,8 +22,10 @@ recognised nor refused: what this package must never do).
 """
 import argparse
 import contextlib
+import copy
 import io
 import os.path as osp
+import re
 import sys
 import warnings
 from collections import Counter
@@ -34,13 +36,17 @@ from torch import nn
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from internvl_optim import LayerDecaySettings, build_param_groups  # noqa
+from internvl_optim.analysis.run_order import check_run_order  # noqa
+from internvl_optim.analysis.timm_oracle import import_timm  # noqa
 from internvl_optim.core.backbone_probe import declared_depths  # noqa
 
 DEPTH_KEYS = ('num_hidden_layers', 'depth', 'num_layers')
 
 
-def tiny(config):
-    """Depths cut to 3 in the config and its sub-configs."""
+def tiny(config, cut_lists=False):
+    """Depths cut to 3 in the config and its sub-configs; with
+    ``cut_lists``, a per-layer list (``layer_types``) cut with it, keeping
+    its last entry (the full attention layer a hybrid stack ends with)."""
     subs = [config] + [getattr(config, a) for a in list(vars(config))
                        if a.endswith('_config') and
                        hasattr(getattr(config, a), 'to_dict')]
@@ -53,15 +59,57 @@ def tiny(config):
             if isinstance(value, int) and not isinstance(value, bool) \
                     and value > 3:
                 setattr(sub, key, 3)
+                for attr, per_layer in list(vars(sub).items()) * cut_lists:
+                    if isinstance(per_layer, list) and \
+                            len(per_layer) == value:
+                        setattr(sub, attr, per_layer[:2] + per_layer[-1:])
+                if cut_lists and getattr(sub, 'num_kv_shared_layers', 0):
+                    sub.num_kv_shared_layers = 0  # (Gemma 3n)
     return config
 
 
-def build(transformers, model_type, class_name):
+def timm_backed_models():
+    """Let transformers build its timm-backed models (DETR's default
+    backbone, FastVLM, Gemma 3n, ...): timm is imported with the
+    torchvision stand-in (torchvision cannot be imported beside this torch),
+    and transformers' check for torchvision, which only these models' image
+    processors need, is answered yes."""
+    import_timm()
+    from transformers.utils import import_utils
+    import transformers.utils
+    available = lambda: True  # noqa: E731
+    import_utils.is_timm_available = available
+    transformers.utils.is_timm_available = available
+    import_utils.BACKENDS_MAPPING['timm'] = (
+        available, import_utils.BACKENDS_MAPPING['timm'][1])
+
+
+def build(transformers, model_type, class_name, device='meta'):
     cls = getattr(transformers, class_name, None)
     if cls is None:
         raise RuntimeError(f'{class_name} not in transformers')
-    config = tiny(transformers.AutoConfig.for_model(model_type))
-    with torch.device('meta'), contextlib.redirect_stdout(io.StringIO()):
+    config = transformers.AutoConfig.for_model(model_type)
+    wanted = getattr(cls, 'config_class', None)
+    if isinstance(wanted, type) and not isinstance(config, wanted):
+        # a vision model of a multimodal type (Llama 4's): its sub-config
+        config = next((getattr(config, a) for a in vars(config)
+                       if isinstance(getattr(config, a), wanted)), config)
+    for key, sub_class in (getattr(type(config), 'sub_configs', None)
+                           or {}).items():
+        if getattr(config, key, 0) is None and key in ('vision_config',
+                                                       'audio_config') \
+                and sub_class.__name__ != 'AutoConfig':
+            # a tower the default config leaves out (Gemma 4's vision)
+            setattr(config, key, sub_class())
+    try:
+        return _build(cls, tiny(copy.deepcopy(config)), device)
+    except Exception:  # noqa: BLE001  (Gemma 4: its layer_types too long)
+        return _build(cls, tiny(config, cut_lists=True), device)
+
+
+def _build(cls, config, device):
+    torch.manual_seed(0)
+    with torch.device(device), contextlib.redirect_stdout(io.StringIO()):
         return cls(config)
 
 
@@ -88,24 +136,100 @@ def encoder_sources(auto):
     return sources
 
 
-def encoder_row(transformers, model_type, class_name):
+#: a parameter that is a token or position table by its own name (the
+#: last part), or an ``nn.Embedding`` named as a position table; relative
+#: position bias tables are decayed by design (see the docs' rule) and not
+#: listed
+TOKEN = re.compile(r'(^|_)token(s)?$')
+POSITION = re.compile(r'^(?!relative_)(.*_)?(pos|position|positional)(_|$)'
+                      r'|^pos_embed|^rel_pos_[hw]$')
+
+
+#: the largest encoder (parameters) built with weights for the run-order check
+MAX_RUN = 150_000_000
+
+
+def pixel_input(config):
+    """A batch of one image (or clip) of the size the config declares."""
+    size = getattr(config, 'image_size', 224)
+    size = size if isinstance(size, (list, tuple)) else (size, size)
+    if isinstance(size[0], (list, tuple)):
+        size = size[0]
+    channels = getattr(config, 'num_channels', 3)
+    frames = getattr(config, 'num_frames', None)
+    shape = (1, channels) + tuple(size)
+    if isinstance(frames, int):
+        shape = (1, frames) + shape[1:]
+    return torch.randn(shape)
+
+
+def run_once(base, built):
+    """One forward pass of the encoder on an image (ImageGPT: on pixel
+    tokens; a timm model: positionally)."""
+    config = built.config
+    if getattr(config, 'model_type', '') == 'imagegpt':
+        return base(input_ids=torch.randint(config.vocab_size - 1, (1, 64)))
+    x = pixel_input(config)
+    if not hasattr(base, 'config'):  # a timm model inside a wrapper
+        return base(x)
+    return base(pixel_values=x)
+
+
+def static_checks(model, plan_):
+    """Names failing the checks that need no forward: a norm, bias, 1-D
+    parameter, token or position table with weight decay; the input
+    embeddings not at layer 0."""
+    named = dict(model.named_parameters())
+    modules = dict(model.named_modules())
+    wd = []
+    for p in plan_.params:
+        owner, _, leaf = p.name.rpartition('.')
+        table = POSITION.search(leaf) or TOKEN.search(leaf) or (
+            isinstance(modules.get(owner), nn.Embedding)
+            and POSITION.search(owner.rpartition('.')[2]))
+        if p.weight_decay and (named[p.name].ndim <= 1 or table):
+            wd.append(p.name)
+    embeddings = getattr(model.backbone, 'get_input_embeddings', None)
+    try:
+        embedding = embeddings() if embeddings else None
+    except Exception:  # noqa: BLE001  (not implemented by the model)
+        embedding = None
+    names = {id(p): n for n, p in model.named_parameters()}
+    not_zero = []
+    if isinstance(embedding, nn.Module):
+        ids = {p.name: p.layer_id for p in plan_.params}
+        not_zero = [names[id(p)] for p in embedding.parameters()
+                    if ids.get(names.get(id(p)), 0) != 0]
+    return wd, not_zero
+
+
+def encoder_row(transformers, model_type, class_name, run=True):
+    """(type, status, rule, N, declared, checks); with ``run`` the model is
+    built with weights on the CPU and run once on an image to check the
+    ids against the order its modules run in."""
     try:
         built = build(transformers, model_type, class_name)
-        prefix = getattr(built, 'base_model_prefix', '')
-        base = getattr(built, prefix, None) if prefix else None
-        if not isinstance(base, nn.Module):
-            base = built  # a base model or a backbone itself
+        if run and sum(p.numel() for p in built.parameters()) > MAX_RUN:
+            run = False  # too large to allocate: checked without the run
+        if run:
+            built = build(transformers, model_type, class_name, 'cpu')
+        base = built
+        if class_name.endswith('ForImageClassification'):
+            prefix = getattr(built, 'base_model_prefix', '')
+            base = getattr(built, prefix, None) if prefix else None
+            if not isinstance(base, nn.Module):
+                base = built  # (a classifier without a base model)
         model = nn.Module()
         model.backbone = base
         model.head = nn.Linear(2, 2)
     except Exception as err:  # a default config that does not build
-        return model_type, 'build failed', str(err)[:60], '', ''
+        return model_type, 'build failed', str(err).strip()[:60], '', '', ''
     depths = declared_depths(base)
     declared = sum(depths) if depths else None
     try:
         groups, messages = plan(model)
     except ValueError as err:
-        return model_type, 'refused', str(err)[:60], '', declared
+        return model_type, 'refused', str(err)[:60], '', declared, ''
     rule = groups.layer_rule
     if rule.startswith('module order'):
         status = 'module order'
@@ -115,7 +239,27 @@ def encoder_row(transformers, model_type, class_name):
         status = 'other rule'
     if messages:
         status += ' (warned)'
-    return model_type, status, rule[:60], groups.num_layers, declared
+    wd, not_zero = static_checks(model, groups)
+    found = []
+    if wd:
+        found.append(f'decayed: {wd[0]}' + (f' +{len(wd) - 1}'
+                                            if len(wd) > 1 else ''))
+    if not_zero:
+        found.append(f'embeddings not at 0: {not_zero[0]}')
+    if not run:
+        found.append('not run: too large')
+    else:
+        try:
+            order = check_run_order(model, groups.groups,
+                                    lambda m: run_once(m.backbone, built))
+        except Exception as err:  # noqa: BLE001
+            found.append(f'not run: {str(err).strip()[:40]}')
+        else:
+            if order:
+                found.append(f'order: {order[0]}' + (
+                    f' +{len(order) - 1}' if len(order) > 1 else ''))
+    return (model_type, status, rule[:48], groups.num_layers, declared,
+            '; '.join(found) or 'ok')
 
 
 def vlm_row(transformers, model_type, class_name):
@@ -151,17 +295,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--only', choices=['vlm', 'encoders'])
     parser.add_argument('--types', nargs='+', help='only these model types')
+    parser.add_argument('--no-run', action='store_true',
+                        help='build the encoders on the meta device and '
+                        'skip the run-order check')
     args = parser.parse_args()
     warnings.filterwarnings('ignore')
+    timm_backed_models()
     import transformers
     from transformers.models.auto import modeling_auto as auto
     print(f'transformers {transformers.__version__}')
     if args.only != 'vlm':
-        rows = [encoder_row(transformers, t, c)
-                for t, c in encoder_sources(auto).items()
-                if not args.types or t in args.types]
+        rows = []
+        for t, c in encoder_sources(auto).items():
+            if not args.types or t in args.types:
+                print(t, file=sys.stderr, flush=True)
+                rows.append(encoder_row(transformers, t, c, not args.no_run))
         print(f'\nvision encoders ({len(rows)} types), rate 0.5:')
-        table(rows, ('type', 'status', 'rule', 'N', 'declared'))
+        table(rows, ('type', 'status', 'rule', 'N', 'declared', 'checks'))
         print(dict(Counter(r[1] for r in rows)))
     if args.only != 'encoders':
         mapping = auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES

@@ -11,6 +11,9 @@ holding parameters first run, and reports:
 * a parameter at the heads' layer (``N + 1``) whose module runs before the
   last block of its tower.
 
+A parameter held directly by a module that also holds parameter-holding
+modules is not checked (when its parent uses it is not seen by hooks).
+
 Pure PyTorch; the model is run under ``torch.no_grad()`` and left as it
 was (hooks removed, training mode restored).
 """
@@ -26,7 +29,11 @@ def run_order(model: nn.Module, run: Callable[[nn.Module], object]
               ) -> Dict[str, int]:
     """``{parameter name: rank}``: the rank (0, 1, ...) at which the module
     holding the parameter first ran in ``run(model)``; parameters of
-    modules that did not run are absent."""
+    modules that did not run are absent, and so are those held directly by
+    a module that also holds modules with parameters (Deformable DETR's
+    ``level_embed``, CvT's stage ``cls_token``): its forward starts before
+    its children run, and when inside it the parameter is used is not seen
+    by hooks."""
     order: List[nn.Module] = []
     seen = set()
 
@@ -48,9 +55,12 @@ def run_order(model: nn.Module, run: Callable[[nn.Module], object]
             handle.remove()
         model.train(training)
     rank = {id(m): i for i, m in enumerate(order)}
+    holder_ids = {id(m) for m in holders}
     out = {}
     for module_name, module in model.named_modules():
-        if id(module) not in rank:
+        if id(module) not in rank or any(
+                id(m) in holder_ids for m in module.modules() if m is not
+                module):
             continue
         for own, _ in module.named_parameters(recurse=False):
             name = f'{module_name}.{own}' if module_name else own

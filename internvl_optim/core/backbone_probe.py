@@ -13,6 +13,7 @@ from torch import nn
 
 from .names import (BACKBONE_ATTRIBUTES, BLOCK_CONTAINERS,
                     STAGE_CONTAINERS, is_embedding_name, join_name)
+from .declared_towers import declared_backbone
 from .weight_decay import is_norm_module
 
 _LISTS = (nn.ModuleList, nn.Sequential)
@@ -415,10 +416,17 @@ def find_backbone(modules: Mapping[str, nn.Module],
     :data:`BACKBONE_ATTRIBUTES` the model has (else the whole model), and
     within it the module that holds the parameters when the found one
     only wraps it (:func:`sole_holder`: ``backbone.timm_model`` for
-    ``TIMMBackbone``).  A given ``backbone_name`` is taken as it is."""
+    ``TIMMBackbone``); when the found module is a transformers detector or
+    segmenter, the backbone its config declares (``backbone_config``:
+    :func:`~.declared_towers.declared_backbone`, DETR's
+    ``model.backbone.model``).  A given ``backbone_name`` is taken as it
+    is."""
     if backbone_name is None:
         backbone_name = holder_within(modules, next(
             (n for n in BACKBONE_ATTRIBUTES if n in modules), ''))
+        declared = declared_backbone(modules, backbone_name)
+        if declared is not None:
+            backbone_name = holder_within(modules, declared)
     if backbone_name not in modules:
         children = sorted(n for n in modules if n and '.' not in n)
         raise ValueError(

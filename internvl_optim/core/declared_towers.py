@@ -140,12 +140,40 @@ def find_projectors(modules: Mapping[str, nn.Module], towers: Mapping[str, str],
     return inside
 
 
+def declared_backbone(modules: Mapping[str, nn.Module], root: str = ''
+                      ) -> Optional[str]:
+    """The path of the backbone a transformers detector or segmenter
+    declares by its ``backbone_config`` (DETR, Deformable DETR, RT-DETR,
+    Grounding DINO, UperNet, Mask2Former): the outermost module under
+    ``root`` built from that very config, or, for a timm backbone
+    (``TimmBackboneConfig``: DETR's default ``resnet50``), the outermost
+    timm module under ``root``.  None when the module at ``root`` declares
+    no backbone config, or no module was built from it."""
+    module = modules.get(root)
+    config = config_of(module) if module is not None else None
+    backbone = getattr(config, 'backbone_config', None) \
+        if config is not None else None
+    if backbone is None or not callable(getattr(backbone, 'to_dict', None)):
+        return None
+    found = _outermost(modules, root, backbone)
+    if found is not None or 'Timm' not in type(backbone).__name__:
+        return found
+    for name, candidate in modules.items():
+        if name != root and (not root or name.startswith(root + '.')) and \
+                type(candidate).__module__.startswith('timm.'):
+            return name
+    return None
+
+
 def declared_towers(modules: Mapping[str, nn.Module]
                     ) -> Optional[Tuple[str, Dict[str, str]]]:
     """``(root class, {tower name: module path})`` for the outermost
     module whose config declares sub-configs (a vision, text, protein,
     audio, ... one; not a ``backbone_config``): each
-    sub-config built as a module is a tower, and with both a vision and a
+    sub-config built as a module is a tower (without a vision sub-config,
+    the backbone declared by ``backbone_config`` is the vision tower: a
+    text-conditioned detector, whose detection transformer stays outside
+    the towers), and with both a vision and a
     language tower the projector is ``projector`` (a second one
     ``projector_2``, ...).  None for a model without such a config, or
     whose only sub-configs are neither vision nor text and build no module
@@ -160,10 +188,18 @@ def declared_towers(modules: Mapping[str, nn.Module]
             path = _outermost(modules, root, sub)
             if path is not None:
                 towers[TOWER_NAMES.get(attr, attr[:-len('_config')])] = path
+        backbone = declared_backbone(modules, root)
+        if 'vision' not in towers and backbone is not None:
+            # a text-conditioned detector (Grounding DINO): the declared
+            # image backbone is its vision tower
+            towers['vision'] = backbone
         if not towers and not any(a in TOWER_NAMES
                                   for a in sub_configs(config)):
             continue  # settings only (Sapiens2's head_config): no towers
-        if 'vision' not in towers or 'language' not in towers:
+        if 'vision' not in towers or 'language' not in towers or \
+                towers['vision'] == backbone:
+            # (a detector's encoder and decoder are no projector: they stay
+            # outside the towers, at the base lr as heads)
             return type(module).__name__, towers
         heads = _output_embeddings(module, modules)
         for i, path in enumerate(find_projectors(

@@ -62,6 +62,30 @@ def test_ids_that_follow_the_run_pass():
     assert 'backbone.extra_norm.weight' not in ranks  # never ran
 
 
+class Detector(nn.Module):
+    """``level_embed`` is held by the module that also holds the blocks:
+    its hook fires before any block, though it is used after them."""
+
+    def __init__(self):
+        super().__init__()
+        self.vit = ViT(misplaced=False)
+        self.level_embed = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        return self.vit(x) + self.level_embed
+
+
+def test_a_parameter_of_a_module_holding_others_is_not_placed_by_the_run():
+    m = nn.Module()
+    m.backbone = Detector()
+    m.head = nn.Linear(4, 2)
+    ranks = run_order(m, forward)
+    assert 'backbone.level_embed' not in ranks
+    assert ranks['backbone.vit.patch_embed.weight'] == 1  # after Detector
+    plan = build_plan(m, layer_decay_rate=0.5, backbone_name='backbone.vit')
+    assert check_run_order(m, plan.groups, forward) == []
+
+
 def test_ids_that_contradict_the_run_are_named():
     m = model(misplaced=True)
     plan = build_plan(m, layer_decay_rate=0.5)

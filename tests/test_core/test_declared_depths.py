@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import build_plan, layer_by_name
+from helpers import build_plan, layer_by_name, lr_wd_by_name
 
 T = pytest.importorskip('transformers')
 
@@ -222,3 +222,73 @@ def test_a_transformers_model_in_module_order_is_named():
     messages.clear()
     build_plan(model, warn=messages.append)
     assert messages == []
+
+
+def test_a_position_table_beside_the_blocks_is_layer_0():
+    """YOLOS (transformers 5.24.0) keeps its mid-position embeddings, added
+    to the tokens inside the blocks, at
+    ``encoder.interpolation.mid_position_embeddings``, a module registered
+    after ``encoder.layer``: a position table, layer 0 with the other
+    embeddings, no weight decay."""
+    with torch.device('meta'):
+        model = with_head(T.YolosModel(T.YolosConfig(
+            hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+            intermediate_size=32, image_size=[32, 32], patch_size=8,
+            num_detection_tokens=2, use_mid_position_embeddings=True)))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == 'ViT rule (backbone.encoder.layer)'
+    lrs, ids = lr_wd_by_name(plan.groups), layer_by_name(plan.groups)
+    for name in ('embeddings.cls_token', 'embeddings.detection_tokens',
+                 'embeddings.position_embeddings',
+                 'encoder.interpolation.mid_position_embeddings'):
+        assert (ids['backbone.' + name], lrs['backbone.' + name]) == \
+            (0, (0.0625, 0.0)), name
+    assert ids['backbone.encoder.layer.2.output.dense.weight'] == 3
+    assert lrs['backbone.layernorm.weight'] == (1.0, 0.0)
+
+
+def test_a_stem_beside_a_nested_stage_list_is_layer_0():
+    """PP-LCNet (transformers 5.24.0) keeps its stem convolution at
+    ``encoder.convolution``, registered before the stages at
+    ``encoder.blocks.{s}.layers.{b}`` (depths [1, 2, 2, 6, 2]); it runs
+    first."""
+    depths = [1, 2, 2, 6, 2]
+    with torch.device('meta'):
+        model = with_head(T.PPLCNetBackbone(T.PPLCNetConfig()))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == ('stage rule (backbone.encoder.blocks, depths '
+                               '[1, 2, 2, 6, 2])')
+    ids = layer_by_name(plan.groups)
+    for name, _ in model.named_parameters():
+        parts = name.split('.')
+        if name.startswith('backbone.encoder.convolution.'):
+            assert ids[name] == 0, name
+        elif name.startswith('backbone.encoder.blocks.'):
+            s, b = int(parts[3]), int(parts[5])
+            assert ids[name] == sum(depths[:s]) + b + 1, name
+        else:
+            assert ids[name] == sum(depths) + 1, name
+
+
+def test_a_second_transformer_inside_the_encoder_is_named():
+    """Mllama's vision model (transformers 5.24.0) runs ``transformer.
+    layers`` (``num_hidden_layers``, the declared depth) and then
+    ``global_transformer.layers`` (``num_global_layers``): the block list
+    of the declared depth decides the ids, and the second list, at the
+    heads' layer, is named in a warning."""
+    config = T.MllamaVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_global_layers=2, attention_heads=2, image_size=16, patch_size=8,
+        intermediate_layers_indices=[0, 1])
+    with torch.device('meta'):
+        model = with_head(T.MllamaVisionModel(config))
+    messages = []
+    plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
+    assert plan.layer_rule == 'ViT rule (backbone.transformer.layers)'
+    ids = layer_by_name(plan.groups)
+    assert ids['backbone.transformer.layers.1.mlp.fc1.weight'] == 2
+    assert ids['backbone.global_transformer.layers.0.mlp.fc1.weight'] == 3
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "28 backbone parameters are claimed by no layer rule and get the "
+        "heads' layer N + 1: backbone.global_transformer.layers.0.gate_attn,")

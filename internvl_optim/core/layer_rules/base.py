@@ -2,7 +2,8 @@
 sees of the model, and the checks of configured numbers against the model."""
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, FrozenSet, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 from torch import nn
 
@@ -160,3 +161,42 @@ def outside_placement(rel_name: str, container: str,
             top_level.index(first) < top_level.index(holder):
         return 0
     return num_layers + 1
+
+
+def ancestors_of(module, block_path: str) -> Dict[str, Tuple[str, ...]]:
+    """Each module on the path to the block list (below the backbone
+    itself) -> its children's names in registration order."""
+    path = block_path.split('.')
+    out = {}
+    for depth in range(1, len(path)):
+        name = '.'.join(path[:depth])
+        out[name] = tuple(c for c, _ in module.get_submodule(
+            name).named_children())
+    return out
+
+
+def registered_before(rel_name: str, container: str,
+                      ancestors: Mapping[str, Sequence[str]]
+                      ) -> Optional[bool]:
+    """Whether a name outside a nested block container sits in a branch
+    registered before the container's, at the deepest module holding both
+    (:func:`ancestors_of`): True runs before the blocks (PP-LCNet's
+    ``encoder.convolution`` beside ``encoder.blocks``), False after, None
+    when they share no module below the backbone.
+
+    >>> tree = {'encoder': ('convolution', 'blocks', 'norm')}
+    >>> [registered_before(n, 'encoder.blocks', tree) for n in
+    ...  ('encoder.convolution.weight', 'encoder.norm.weight', 'fc.weight')]
+    [True, False, None]
+    """
+    path, parts = container.split('.'), rel_name.split('.')
+    depth = 0
+    while depth < len(path) - 1 and depth < len(parts) - 1 and \
+            parts[depth] == path[depth]:
+        depth += 1
+    if not depth:
+        return None
+    children = ancestors.get('.'.join(path[:depth]), ())
+    if parts[depth] in children and path[depth] in children:
+        return children.index(parts[depth]) < children.index(path[depth])
+    return None

@@ -7,6 +7,9 @@ block: MiT's and timm Swin's patch embedding / downsample); the ones
 registered after run at its end and take the id of the next stage's first
 block, ``sum(depths[:s + 1]) + 1``, ``N + 1`` after the last stage (MMSeg
 Swin's downsample, InternImage's norm and downsample, MiT's norm).
+Beside a nested stage list, a module registered before it is layer 0
+(PP-LCNet's stem ``encoder.convolution`` beside ``encoder.blocks``), one
+registered after it ``N + 1``.
 InternImage-H/G's ``post_norms.{k}`` take the id of the block they follow
 (``post_norm_block_ids[k]``).  Twins keeps per-stage modules in parallel
 lists: ``patch_embeds.{s}`` at the start of stage s (``patch_embeds.0`` is
@@ -21,10 +24,10 @@ Twins PCPVT/SVT (``layers.{s}.{b}``).
 """
 from typing import Optional
 
-from ..backbone_probe import StageLayout
+from ..backbone_probe import StageLayout, composite_backbones
 from ..names import is_token_or_position, join_name
-from .base import (Built, RuleContext, check_depths, check_num_layers,
-                   outside_placement)
+from .base import (Built, RuleContext, ancestors_of, check_depths,
+                   check_num_layers, outside_placement, registered_before)
 
 
 def _first_block(layout: StageLayout, stage: int) -> int:
@@ -75,7 +78,7 @@ def _parallel(layout: StageLayout, rel_name: str) -> Optional[int]:
 
 
 def stage_layer_id(rel_name: str, layout: StageLayout,
-                   top_level=()) -> int:
+                   top_level=(), ancestors=None) -> int:
     """Layer id in a hierarchical backbone (see the module docstring).
 
     >>> swin = StageLayout('levels', [2, 2, 6, 2], ['blocks'] * 4,
@@ -114,6 +117,9 @@ def stage_layer_id(rel_name: str, layout: StageLayout,
     found = _parallel(layout, rel_name)
     if found is not None:
         return found
+    before = registered_before(rel_name, layout.container, ancestors or {})
+    if before is not None and '.' in rel_name:
+        return 0 if before else sum(layout.depths) + 1
     return outside_placement(rel_name, layout.container, top_level,
                              sum(layout.depths))
 
@@ -129,8 +135,10 @@ def build(ctx: RuleContext) -> Built:
                          f'{ctx.desc}.{layout.container} (depths '
                          f'{layout.depths})')
     kind = 'parallel ' if layout.parallel else ''
+    ancestors = ancestors_of(composite_backbones(ctx.backbone)[0],
+                             layout.container)
     rule = ctx.make_rule(
         n, f'{kind}stage rule ({join_name(ctx.prefix, layout.container)}, '
         f'depths {layout.depths})',
-        lambda rel: stage_layer_id(rel, layout, top))
+        lambda rel: stage_layer_id(rel, layout, top, ancestors))
     return rule, frozenset({'depths'})

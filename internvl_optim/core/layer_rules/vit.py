@@ -10,10 +10,11 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 """
 from typing import Dict, Mapping, Sequence, Tuple
 
-from ..backbone_probe import composite_backbones, is_block_list
+from ..backbone_probe import (composite_backbones, is_block_list,
+                              transformer_towers)
 from ..names import is_token_or_position, join_name
-from .base import (PRE_BLOCK_NORMS, Built, RuleContext, check_num_layers,
-                   outside_placement)
+from .base import (PRE_BLOCK_NORMS, Built, RuleContext, ancestors_of,
+                   check_num_layers, outside_placement)
 
 
 def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
@@ -29,8 +30,8 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
     registered before the branch leading to the blocks runs before them
     (layer 0: ``encoder.patch_embed`` beside ``encoder.blocks``, Ovis2's
     ``transformer.embeddings`` beside ``transformer.encoder.layers``), what
-    comes after runs after them (``N + 1``).  Other names by
-    :func:`~.base.outside_placement`.
+    comes after runs after them (``N + 1``).  A position table held by any
+    module outside the blocks is layer 0 (YOLOS' mid-position embeddings).  Other names by :func:`~.base.outside_placement`.
 
     >>> vit_layer_id('blocks.3.attn.qkv.weight', 'blocks', 48)
     4
@@ -42,8 +43,9 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
     3
     >>> tree = {'t': ('embeddings', 'encoder', 'norm'), 't.encoder': ('layers',)}
     >>> [vit_layer_id(n, 't.encoder.layers', 2, (), ('t', ), tree) for n in
-    ...  ('t.embeddings.patch.weight', 't.norm.weight', 't.pos_embed')]
-    [0, 3, 0]
+    ...  ('t.embeddings.patch.weight', 't.norm.weight', 't.pos_embed',
+    ...   'enc.interpolation.mid_position_embeddings')]
+    [0, 3, 0, 0]
     """
     prefix = block_path + '.'
     if rel_name.startswith(prefix):
@@ -53,6 +55,12 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
         if child.isdigit():
             return int(child) + 1
     path, parts = block_path.split('.'), rel_name.split('.')
+    if len(parts) > 1 and is_token_or_position(parts[-1]) and \
+            'token' not in parts[-1]:
+        return 0  # a position table, wherever it is held (YOLOS'
+        # encoder.interpolation.mid_position_embeddings, added in the
+        # blocks); a token of a pooling head (AIMv2's head.cls_token) is not
+        # an embedding
     depth = 0  # how many leading modules the name shares with the blocks
     while depth < len(path) - 1 and depth < len(parts) - 1 and \
             parts[depth] == path[depth]:
@@ -68,18 +76,6 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
             return 0 if children.index(below) < children.index(
                 path[depth]) else num_layers + 1
     return outside_placement(rel_name, block_path, top_level, num_layers)
-
-
-def ancestors_of(module, block_path: str) -> Dict[str, Tuple[str, ...]]:
-    """Each module on the path to the block list (below the backbone
-    itself) -> its children's names in registration order."""
-    path = block_path.split('.')
-    out = {}
-    for depth in range(1, len(path)):
-        name = '.'.join(path[:depth])
-        out[name] = tuple(c for c, _ in module.get_submodule(
-            name).named_children())
-    return out
 
 
 def claims(ctx: RuleContext) -> bool:
@@ -105,12 +101,16 @@ def build(ctx: RuleContext) -> Built:
 
     other_lists = [name for name in top if name != block_path
                    and is_block_list(getattr(inner, name, None))]
+    other_lists += [path for path, _ in transformer_towers(inner)
+                    if path not in other_lists and path != block_path
+                    and not block_path.startswith(path + '.')]
 
     def claimed(name: str) -> bool:
         """Not claimed (the audit names them): a bare backbone parameter
         that is no token or embedding, and a second list of attention
-        blocks (XCiT's ``cls_attn_blocks``, CaiT's ``blocks_token_only``),
-        which land at N + 1 with the heads."""
+        blocks (XCiT's ``cls_attn_blocks``, CaiT's ``blocks_token_only``,
+        Mllama's ``global_transformer.layers``, at any depth), which land
+        at N + 1 with the heads."""
         rel = ctx.rule_names.get(name)
         if rel is None:
             return True
