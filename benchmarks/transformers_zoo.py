@@ -22,6 +22,7 @@ recognised nor refused: what this package must never do).
 """
 import argparse
 import contextlib
+import inspect
 import copy
 import io
 import os.path as osp
@@ -39,6 +40,7 @@ from internvl_optim import LayerDecaySettings, build_param_groups  # noqa
 from internvl_optim.analysis.run_order import check_run_order  # noqa
 from internvl_optim.analysis.timm_oracle import import_timm  # noqa
 from internvl_optim.core.backbone_probe import declared_depths  # noqa
+from internvl_optim.core.declared_towers import declared_towers  # noqa
 
 DEPTH_KEYS = ('num_hidden_layers', 'depth', 'num_layers')
 
@@ -138,15 +140,15 @@ def encoder_sources(auto):
 
 #: a parameter that is a token or position table by its own name (the
 #: last part), or an ``nn.Embedding`` named as a position table; relative
-#: position bias tables are decayed by design (see the docs' rule) and not
-#: listed
+#: position tables (Swin's bias tables, SAM's ``rel_pos_h/w``) are decayed
+#: by design (see the docs' rule) and not listed
 TOKEN = re.compile(r'(^|_)token(s)?$')
-POSITION = re.compile(r'^(?!relative_)(.*_)?(pos|position|positional)(_|$)'
-                      r'|^pos_embed|^rel_pos_[hw]$')
+POSITION = re.compile(r'^(?!relative_|rel_pos_)(.*_)?(pos|position|'
+                      r'positional)(_|$)|^pos_embed')
 
 
 #: the largest encoder (parameters) built with weights for the run-order check
-MAX_RUN = 150_000_000
+MAX_RUN = 600_000_000
 
 
 def pixel_input(config):
@@ -169,6 +171,17 @@ def run_once(base, built):
     config = built.config
     if getattr(config, 'model_type', '') == 'imagegpt':
         return base(input_ids=torch.randint(config.vocab_size - 1, (1, 64)))
+    parameters = inspect.signature(base.forward).parameters
+    if 'grid_thw' in parameters:  # Qwen-VL-style: flattened patches
+        patch = getattr(config, 'patch_size', 14)
+        frames = getattr(config, 'temporal_patch_size', 1) or 1
+        channels = getattr(config, 'in_channels',
+                           getattr(config, 'in_chans', 3))
+        side = 2 * (getattr(config, 'spatial_merge_size', 2) or 1)
+        patches = torch.randn(side * side, channels * frames * patch * patch)
+        first = next(iter(parameters))
+        return base(**{first: patches,
+                       'grid_thw': torch.tensor([[1, side, side]])})
     x = pixel_input(config)
     if not hasattr(base, 'config'):  # a timm model inside a wrapper
         return base(x)
@@ -239,6 +252,12 @@ def encoder_row(transformers, model_type, class_name, run=True):
         status = 'other rule'
     if messages:
         status += ' (warned)'
+    return (model_type, status, rule[:48], groups.num_layers, declared,
+            checks(model, built, groups, run))
+
+
+def checks(model, built, groups, run):
+    """What fails the checks, in a few words ('ok': nothing)."""
     wd, not_zero = static_checks(model, groups)
     found = []
     if wd:
@@ -258,27 +277,55 @@ def encoder_row(transformers, model_type, class_name, run=True):
             if order:
                 found.append(f'order: {order[0]}' + (
                     f' +{len(order) - 1}' if len(order) > 1 else ''))
-    return (model_type, status, rule[:48], groups.num_layers, declared,
-            '; '.join(found) or 'ok')
+    return '; '.join(found) or 'ok'
 
 
-def vlm_row(transformers, model_type, class_name):
+def vision_tower_checks(model):
+    """The checks of the encoders on a VLM's vision tower alone: rebuilt
+    with weights from its own config, grouped as the backbone of a model
+    with a head, run once on an image."""
+    found = declared_towers(dict(model.named_modules()))
+    path = found and found[1].get('vision')
+    if not path:
+        return ''
+    tower = model.get_submodule(path)
+    config = getattr(tower, 'config', None)
+    if config is None or not hasattr(type(tower), 'config_class'):
+        return 'not run: no config of its own'
+    if sum(p.numel() for p in tower.parameters()) > MAX_RUN:
+        return 'not run: too large'
+    try:
+        built = _build(type(tower), config, 'cpu')
+    except Exception as err:  # noqa: BLE001
+        return f'not built alone: {str(err).strip()[:40]}'
+    alone = nn.Module()
+    alone.backbone = built
+    alone.head = nn.Linear(2, 2)
+    try:
+        groups, _ = plan(alone)
+    except ValueError as err:
+        return f'refused alone: {str(err)[:40]}'
+    return checks(alone, built, groups, True)
+
+
+def vlm_row(transformers, model_type, class_name, run=True):
     try:
         model = build(transformers, model_type, class_name)
     except Exception as err:
-        return model_type, 'build failed', str(err)[:80]
+        return model_type, 'build failed', str(err).strip()[:80], ''
     try:
         groups, _ = plan(model)
     except ValueError as err:
-        return model_type, 'refused', str(err)[:80]
+        return model_type, 'refused', str(err)[:80], ''
     if groups.towers:
         return model_type, 'towers', ', '.join(
-            f'{name} ({n})' for name, n in groups.towers)
+            f'{name} ({n})' for name, n in groups.towers), \
+            vision_tower_checks(model) if run else ''
     config = getattr(model, 'config', None)
     if not any(a.endswith('_config') for a in vars(config or object())):
         # no tower declared: one model, decayed along its block list
-        return model_type, 'one model', groups.layer_rule[:80]
-    return model_type, 'silent', groups.layer_rule[:80]
+        return model_type, 'one model', groups.layer_rule[:80], ''
+    return model_type, 'silent', groups.layer_rule[:80], ''
 
 
 def table(rows, header):
@@ -315,10 +362,14 @@ def main():
         print(dict(Counter(r[1] for r in rows)))
     if args.only != 'encoders':
         mapping = auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-        rows = [vlm_row(transformers, t, c) for t, c in mapping.items()
-                if not args.types or t in args.types]
+        rows = []
+        for t, c in mapping.items():
+            if not args.types or t in args.types:
+                print(t, file=sys.stderr, flush=True)
+                rows.append(vlm_row(transformers, t, c, not args.no_run))
         print(f'\nimage-text-to-text ({len(rows)} types), rate 0.5:')
-        table(rows, ('type', 'status', 'towers / message'))
+        table(rows, ('type', 'status', 'towers / message',
+                     'vision tower alone'))
         print(dict(Counter(r[1] for r in rows)))
 
 

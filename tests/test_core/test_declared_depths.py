@@ -127,6 +127,27 @@ def test_position_tables_get_no_weight_decay():
         [True, True, True, True, False, False]
 
 
+def test_sam_relative_position_tables_are_decayed_as_vitdet_does():
+    """SAM's vision encoder (transformers 5.24.0) holds ``pos_embed`` and,
+    per block, ``attn.rel_pos_h`` / ``rel_pos_w``. ViTDet's recipe
+    (detectron2 ``projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py``
+    at 1d650efc: ``overrides = {"pos_embed": {"weight_decay": 0.0}}``)
+    exempts only the absolute table; a custom key exempts the others."""
+    from helpers import lr_wd_by_name
+    model = on_meta(T.SamVisionModel, T.SamVisionConfig(
+        hidden_size=16, output_channels=8, num_hidden_layers=2,
+        num_attention_heads=2, image_size=32, patch_size=8, mlp_dim=32,
+        global_attn_indexes=[1], window_size=2, use_rel_pos=True))
+    lrs = lr_wd_by_name(build_plan(model, layer_decay_rate=0.5).groups)
+    encoder = 'backbone.vision_encoder.'
+    assert lrs[encoder + 'pos_embed'] == (0.125, 0.0)
+    assert lrs[encoder + 'layers.0.attn.rel_pos_h'] == (0.25, 0.05)
+    assert lrs[encoder + 'layers.1.attn.rel_pos_w'] == (0.5, 0.05)
+    lrs = lr_wd_by_name(build_plan(model, layer_decay_rate=0.5, custom_keys={
+        'rel_pos_': dict(decay_mult=0.0)}).groups)
+    assert lrs[encoder + 'layers.0.attn.rel_pos_h'] == (0.25, 0.0)
+
+
 def test_stages_in_parallel_lists_run_in_order():
     # HF PVT: encoder.patch_embeddings.{s} (with stage 3's cls_token) run at
     # the start of stage s, encoder.block.{s}.{b} are its blocks, the final
