@@ -61,6 +61,14 @@ def tiny(config, cut_lists=False):
             if isinstance(value, int) and not isinstance(value, bool) \
                     and value > 3:
                 setattr(sub, key, 3)
+                for attr, indices in list(vars(sub).items()):
+                    if ('indices' in attr or 'indexes' in attr) and \
+                            isinstance(indices, list) and all(
+                                isinstance(i, int) for i in indices):
+                        # layers named by index (Mllama's intermediate
+                        # layers): those left
+                        setattr(sub, attr, [i for i in indices if i < 3]
+                                or indices[:1] and [0])
                 for attr, per_layer in list(vars(sub).items()) * cut_lists:
                     if isinstance(per_layer, list) and \
                             len(per_layer) == value:
@@ -182,6 +190,14 @@ def run_once(base, built):
         first = next(iter(parameters))
         return base(**{first: patches,
                        'grid_thw': torch.tensor([[1, side, side]])})
+    if 'aspect_ratio_ids' in parameters:  # Mllama: tiles of one image
+        tiles = config.max_num_tiles
+        size = config.image_size
+        return base(pixel_values=torch.randn(1, 1, tiles, config.num_channels,
+                                             size, size),
+                    aspect_ratio_ids=torch.tensor([[1]]),
+                    aspect_ratio_mask=torch.ones(1, 1, tiles,
+                                                 dtype=torch.long))
     x = pixel_input(config)
     if not hasattr(base, 'config'):  # a timm model inside a wrapper
         return base(x)

@@ -291,25 +291,39 @@ def test_a_stem_beside_a_nested_stage_list_is_layer_0():
             assert ids[name] == sum(depths) + 1, name
 
 
-def test_a_second_transformer_inside_the_encoder_is_named():
+def test_a_second_transformer_the_config_declares_continues_the_ids():
     """Mllama's vision model (transformers 5.24.0) runs ``transformer.
-    layers`` (``num_hidden_layers``, the declared depth) and then
-    ``global_transformer.layers`` (``num_global_layers``): the block list
-    of the declared depth decides the ids, and the second list, at the
-    heads' layer, is named in a warning."""
+    layers`` (``num_hidden_layers``), then ``layernorm_post`` and
+    ``post_tile_positional_embedding`` (both registered before the
+    transformers), then ``global_transformer.layers`` (``num_global_layers``,
+    same ``MllamaVisionEncoderLayer`` class): the global blocks continue the
+    ids, the post-modules take the first global block's id."""
     config = T.MllamaVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_global_layers=2, attention_heads=2, image_size=16, patch_size=8,
+        num_global_layers=3, attention_heads=2, image_size=16, patch_size=8,
         intermediate_layers_indices=[0, 1])
     with torch.device('meta'):
         model = with_head(T.MllamaVisionModel(config))
     messages = []
     plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
-    assert plan.layer_rule == 'ViT rule (backbone.transformer.layers)'
-    ids = layer_by_name(plan.groups)
-    assert ids['backbone.transformer.layers.1.mlp.fc1.weight'] == 2
-    assert ids['backbone.global_transformer.layers.0.mlp.fc1.weight'] == 3
-    assert len(messages) == 1
-    assert messages[0].startswith(
-        "28 backbone parameters are claimed by no layer rule and get the "
-        "heads' layer N + 1: backbone.global_transformer.layers.0.gate_attn,")
+    assert messages == []
+    assert plan.layer_rule == ('ViT rule (backbone.transformer.layers + '
+                               'backbone.global_transformer.layers)')
+    assert plan.num_layers == 5
+    ids, lrs = layer_by_name(plan.groups), lr_wd_by_name(plan.groups)
+    for name, _ in model.named_parameters():
+        parts = name.split('.')
+        if name.startswith('backbone.transformer.layers.'):
+            expected = int(parts[3]) + 1
+        elif name.startswith('backbone.global_transformer.layers.'):
+            expected = 3 + int(parts[3])
+        elif parts[1] in ('layernorm_post', 'post_tile_positional_embedding'):
+            expected = 3
+        elif name.startswith('backbone.'):
+            expected = 0  # embeddings, tile embeddings, layernorm_pre
+        else:
+            expected = 6
+        assert ids[name] == expected, name
+    assert lrs['backbone.global_transformer.layers.2.mlp.fc1.weight'] == \
+        (0.5, 0.05)
+    assert lrs['backbone.layernorm_pre.weight'] == (0.5 ** 6, 0.0)

@@ -8,7 +8,8 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 (``layers.{i}``).  Names are backbone-relative, so a head parameter such as
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
-from typing import Dict, Mapping, Sequence, Tuple
+import re
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
@@ -82,35 +83,84 @@ def claims(ctx: RuleContext) -> bool:
     return ctx.structure.blocks is not None
 
 
+#: a module named as one that runs after blocks (``layernorm_post``,
+#: ``post_layernorm``, Mllama's ``post_tile_positional_embedding``)
+_POST = re.compile(r'^post_|_post$')
+
+
+def declared_continuations(inner, block_path: str, others: Sequence[str]
+                           ) -> List[Tuple[str, int]]:
+    """``(path, blocks)`` of the further block lists that continue the main
+    one, in module order: registered after it, of its block class, and of
+    a length the model's config declares in a field of its own (Mllama's
+    vision ``global_transformer.layers``: ``num_global_layers``; ViT-MAE's
+    decoder: ``decoder_num_hidden_layers``).  Their blocks continue the
+    ids; a ``post_*`` / ``*_post`` module (Mllama's ``layernorm_post`` and
+    ``post_tile_positional_embedding``, registered before the lists but run
+    between them) takes the id of the next list's first block."""
+    config = vars(inner).get('config')
+    if config is None or not hasattr(config, '__dict__'):
+        return []
+    main = inner.get_submodule(block_path)
+    declared = [v for k, v in vars(config).items() if 'layers' in k
+                and isinstance(v, int) and not isinstance(v, bool)]
+    order = {name: i for i, (name, _) in enumerate(inner.named_modules())}
+    found = []
+    for path in sorted(others, key=lambda p: order.get(p, -1)):
+        blocks = inner.get_submodule(path)
+        if order.get(path, -1) > order[block_path] and len(blocks) and \
+                type(blocks[0]) is type(main[0]) and \
+                len(blocks) in declared:
+            declared.remove(len(blocks))
+            found.append((path, len(blocks)))
+    return found
+
+
 def build(ctx: RuleContext) -> Built:
     block_path, count = ctx.structure.blocks
     names, top = ctx.structure.block_names, ctx.structure.top_level
-    n = check_num_layers(ctx.settings.num_layers, count,
-                         f'{ctx.desc}.{block_path}')
     inner = composite_backbones(ctx.backbone)[0]
+    other_lists = [name for name in top if name != block_path
+                   and is_block_list(getattr(inner, name, None))]
+    other_lists += [path for path, _ in transformer_towers(inner)
+                    if path not in other_lists and path != block_path
+                    and not block_path.startswith(path + '.')]
+    following = declared_continuations(inner, block_path, other_lists)
+    other_lists = [p for p in other_lists if p not in dict(following)]
+    n = check_num_layers(ctx.settings.num_layers,
+                         count + sum(k for _, k in following),
+                         f'{ctx.desc}.{block_path}')
     ancestors = ancestors_of(inner, block_path)
     prefix = block_path + '.'
     block_index = {child: i for i, child in enumerate(names)}
+    starts, first = [], count + 1
+    for path, blocks in following:  # their blocks continue the ids
+        starts.append((path + '.', first))
+        first += blocks
 
     def layer_id(rel: str) -> int:
         if rel.startswith(prefix):  # the common case, by dict lookup
             index = block_index.get(rel[len(prefix):].split('.', 1)[0])
             if index is not None:
                 return index + 1
+        for start, first_id in starts:
+            if rel.startswith(start):
+                child = rel[len(start):].split('.', 1)[0]
+                if child.isdigit():
+                    return first_id + int(child)
+        if starts and '.' in rel and _POST.search(rel.split('.', 1)[0]):
+            # a post-module before the lists (Mllama's layernorm_post and
+            # post_tile_positional_embedding, run after transformer.layers):
+            # with the next list's first block
+            return starts[0][1]
         return vit_layer_id(rel, block_path, n, names, top, ancestors)
-
-    other_lists = [name for name in top if name != block_path
-                   and is_block_list(getattr(inner, name, None))]
-    other_lists += [path for path, _ in transformer_towers(inner)
-                    if path not in other_lists and path != block_path
-                    and not block_path.startswith(path + '.')]
 
     def claimed(name: str) -> bool:
         """Not claimed (the audit names them): a bare backbone parameter
         that is no token or embedding, and a second list of attention
-        blocks (XCiT's ``cls_attn_blocks``, CaiT's ``blocks_token_only``,
-        Mllama's ``global_transformer.layers``, at any depth), which land
-        at N + 1 with the heads."""
+        blocks that does not continue the first (XCiT's
+        ``cls_attn_blocks``, CaiT's ``blocks_token_only``, at any depth),
+        which land at N + 1 with the heads."""
         rel = ctx.rule_names.get(name)
         if rel is None:
             return True
@@ -119,5 +169,7 @@ def build(ctx: RuleContext) -> Built:
                                 ancestors) != n + 1
         return not any(rel.startswith(path + '.') for path in other_lists)
 
-    return ctx.make_rule(n, f'ViT rule ({join_name(ctx.prefix, block_path)})',
-                         layer_id, claimed), frozenset()
+    source = join_name(ctx.prefix, block_path) + ''.join(
+        f' + {join_name(ctx.prefix, path)}' for path, _ in following)
+    return ctx.make_rule(n, f'ViT rule ({source})', layer_id,
+                         claimed), frozenset()
