@@ -51,6 +51,10 @@ class StageLayout:
     #: ``encoder.network``: stage, downsample, stage, ...): the list index
     #: of each stage; every other item runs before the next stage
     stage_items: Optional[Tuple[int, ...]] = None
+    #: items of a stage's list that make one declared block (LeViT: an
+    #: attention and an MLP residual layer); items after the last block
+    #: run at the stage's end (LeViT's subsampling into the next stage)
+    items_per_block: int = 1
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,42 @@ def find_declared_stages(module: nn.Module) -> Optional[StageLayout]:
             children.append(lists[0] if len(lists) == 1 else None)
         if all(children):
             return _stage_layout(path, list(stages), children)
+        grouped = _grouped_stages(path, list(stages), depths)
+        if grouped is not None:
+            return grouped
     return _interleaved_stages(module, depths)
+
+
+def _signature(item: nn.Module) -> tuple:
+    """An item's class and its children's classes."""
+    return (type(item),) + tuple(type(c) for c in item.children())
+
+
+def _grouped_stages(path: str, stages, depths: List[int],
+                    per_block: int = 2) -> Optional[StageLayout]:
+    """Stages whose declared depth counts groups of ``per_block``
+    consecutive items of their one list (LeViT: ``depths`` [4, 4, 4]
+    counts attention + MLP residual pairs in ``stages.{s}.layers``, each
+    list ending with the subsampling into the next stage): each list starts
+    with ``depths[s]`` repeats of one group of distinct items."""
+    children = []
+    for stage, depth in zip(stages, depths):
+        lists = [n for n, c in stage.named_children()
+                 if isinstance(c, _LISTS) and len(c) >= per_block * depth]
+        if len(lists) != 1:
+            return None
+        items = [_signature(i) for i in stage.get_submodule(lists[0])]
+        group = items[:per_block]
+        if len(set(group)) != per_block or \
+                items[:per_block * depth] != group * depth:
+            return None
+        children.append(lists[0])
+    layout = _stage_layout(path, stages, children)
+    if layout is None:
+        return None
+    return StageLayout(layout.container, list(depths), layout.block_child,
+                       layout.before, layout.post_norm_ids,
+                       items_per_block=per_block)
 
 
 def _interleaved_stages(module: nn.Module,

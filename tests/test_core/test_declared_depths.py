@@ -222,23 +222,49 @@ def test_stages_interleaved_with_downsampling_in_one_list():
     assert order == sorted(order)  # registration (run) order, never back
 
 
-def test_a_transformers_model_in_module_order_is_named():
-    """LeViT (transformers 5.24.0) declares depths [4, 4, 4] and its
-    ``LevitResidualLayer`` class, but a depth counts an attention and an
-    MLP residual layer, with subsampling layers between the stages: no rule
-    finds the declared blocks, and the fallback by module order says so."""
-    messages = []
+def test_a_declared_block_of_two_items_gets_one_id():
+    """LeViT (transformers 5.24.0) declares depths [4, 4, 4], counting
+    attention + MLP residual pairs (``LevitResidualLayer`` wrapping a
+    ``LevitAttention``, then one wrapping a ``LevitMLPLayer``) in
+    ``encoder.stages.{s}.layers``; stages 0 and 1 end with the subsampling
+    into the next stage (``LevitAttentionSubsample`` and an MLP residual
+    layer), which runs before that stage's first block."""
     with torch.device('meta'):
         model = with_head(T.LevitModel(T.LevitConfig()))
+    plan = build_plan(model, layer_decay_rate=0.5)
+    assert plan.layer_rule == ('stage rule (backbone.encoder.stages, depths '
+                               '[4, 4, 4])')
+    ids = layer_by_name(plan.groups)
+    for name, _ in model.named_parameters():
+        parts = name.split('.')
+        if name.startswith('backbone.encoder.stages.'):
+            s, item = int(parts[3]), int(parts[5])
+            # pairs 0-3 are blocks 4s+1..4s+4, the subsampling pair (items
+            # 8, 9) the next stage's first block
+            assert ids[name] == 4 * s + item // 2 + 1, name
+        elif name.startswith('backbone.patch_embeddings.'):
+            assert ids[name] == 0, name
+        else:
+            assert ids[name] == 13, name
+    order = [ids[n] for n, _ in model.named_parameters()]
+    assert order == sorted(order)
+
+
+def test_a_transformers_model_in_module_order_is_named():
+    """MobileNetV2 (transformers 5.24.0) declares neither depth nor block
+    list its layout matches: the fallback by module order says so."""
+    messages = []
+    with torch.device('meta'):
+        model = with_head(T.MobileNetV2Model(T.MobileNetV2Config()))
     plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
-    assert plan.layer_rule == 'module order rule (backbone.*: 2 units)'
+    assert plan.layer_rule == 'module order rule (backbone.*: 3 units)'
     assert messages == [
-        "backbone 'backbone' (LevitModel) declares depths [4, 4, 4] and "
-        "block classes ['LevitResidualLayer'], but no list of blocks or "
-        'stages of blocks matching it was found: its layer ids follow the '
-        'order of its 2 top-level modules instead, each module one id. '
-        'Check the placement with tools/analyze_param_groups.py '
-        '--check-order, or set paramwise_cfg.layer_regex']
+        "backbone 'backbone' (MobileNetV2Model) declares a mobilenet_v2 "
+        'config, but no list of blocks or stages of blocks matching it was '
+        'found: its layer ids follow the order of its 3 top-level modules '
+        'instead, each module one id. Check the placement with '
+        'tools/analyze_param_groups.py --check-order, or set '
+        'paramwise_cfg.layer_regex']
     # at rate 1.0 every id has the base lr: nothing to say
     messages.clear()
     build_plan(model, warn=messages.append)

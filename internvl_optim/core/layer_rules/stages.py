@@ -9,7 +9,10 @@ block, ``sum(depths[:s + 1]) + 1``, ``N + 1`` after the last stage (MMSeg
 Swin's downsample, InternImage's norm and downsample, MiT's norm).
 Beside a nested stage list, a module registered before it is layer 0
 (PP-LCNet's stem ``encoder.convolution`` beside ``encoder.blocks``), one
-registered after it ``N + 1``.
+registered after it ``N + 1``.  Where a declared block is a group of
+consecutive items (LeViT: an attention and an MLP residual layer), item
+``i`` is block ``i // k``; items after the last block run at the stage's
+end.
 InternImage-H/G's ``post_norms.{k}`` take the id of the block they follow
 (``post_norm_block_ids[k]``).  Twins keeps per-stage modules in parallel
 lists: ``patch_embeds.{s}`` at the start of stage s (``patch_embeds.0`` is
@@ -46,7 +49,10 @@ def _in_stage(layout: StageLayout, stage: int, parts) -> int:
         return _end_of_stage(layout, stage)
     if child == layout.block_child[stage] and len(parts) > 1 and \
             parts[1].isdigit():
-        return sum(layout.depths[:stage]) + int(parts[1]) + 1
+        block = int(parts[1]) // layout.items_per_block
+        if block >= layout.depths[stage]:  # after the blocks (LeViT's
+            return _end_of_stage(layout, stage)  # subsampling)
+        return sum(layout.depths[:stage]) + block + 1
     ids = layout.post_norm_ids[stage]
     if child == 'post_norms' and len(parts) > 1 and parts[1].isdigit():
         k = int(parts[1])
