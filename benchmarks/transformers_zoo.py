@@ -18,7 +18,13 @@ declares no tower: decayed along its one block list, as a text model or a
 single multimodal encoder), ``silent`` (towers declared but neither
 recognised nor refused: what this package must never do).
 
-    python benchmarks/transformers_zoo.py [--only vlm|encoders] [--types a b]
+Vision task models of every other type (detectors, segmenters, depth
+estimators, mask generators, zero-shot models) are grouped whole, as a
+user passes them: the rules find their backbone (a declared
+``backbone_config``) or towers; the same checks.
+
+    python benchmarks/transformers_zoo.py [--only vlm|encoders|tasks]
+        [--types a b] [--no-run]
 """
 import argparse
 import contextlib
@@ -53,6 +59,9 @@ def tiny(config, cut_lists=False):
                        if a.endswith('_config') and
                        hasattr(getattr(config, a), 'to_dict')]
     for sub in subs:
+        if getattr(sub, 'out_indices', None) or \
+                getattr(sub, 'out_features', None):
+            continue  # a backbone config: its outputs name its layers
         # (an alias of another field, as ConvNeXt's num_hidden_layers of
         # num_stages, is left alone: cutting it breaks the config)
         aliases = getattr(type(sub), 'attribute_map', {}) or {}
@@ -160,8 +169,11 @@ MAX_RUN = 600_000_000
 
 
 def pixel_input(config):
-    """A batch of one image (or clip) of the size the config declares."""
-    size = getattr(config, 'image_size', 224)
+    """A batch of one image (or clip) of the size the config declares
+    (or its vision sub-config: SAM's 1024)."""
+    vision = getattr(config, 'vision_config', None)
+    size = getattr(config, 'image_size', None) or getattr(
+        vision, 'image_size', None) or 224
     size = size if isinstance(size, (list, tuple)) else (size, size)
     if isinstance(size[0], (list, tuple)):
         size = size[0]
@@ -204,7 +216,7 @@ def run_once(base, built):
     return base(pixel_values=x)
 
 
-def static_checks(model, plan_):
+def static_checks(model, plan_, encoder):
     """Names failing the checks that need no forward: a norm, bias, 1-D
     parameter, token or position table with weight decay; the input
     embeddings not at layer 0."""
@@ -218,7 +230,7 @@ def static_checks(model, plan_):
             and POSITION.search(owner.rpartition('.')[2]))
         if p.weight_decay and (named[p.name].ndim <= 1 or table):
             wd.append(p.name)
-    embeddings = getattr(model.backbone, 'get_input_embeddings', None)
+    embeddings = getattr(encoder, 'get_input_embeddings', None)
     try:
         embedding = embeddings() if embeddings else None
     except Exception:  # noqa: BLE001  (not implemented by the model)
@@ -272,9 +284,11 @@ def encoder_row(transformers, model_type, class_name, run=True):
             checks(model, built, groups, run))
 
 
-def checks(model, built, groups, run):
-    """What fails the checks, in a few words ('ok': nothing)."""
-    wd, not_zero = static_checks(model, groups)
+def checks(model, built, groups, run, encoder=None):
+    """What fails the checks, in a few words ('ok': nothing); the run
+    calls ``encoder`` (default: ``model.backbone``)."""
+    encoder = encoder or model.backbone
+    wd, not_zero = static_checks(model, groups, encoder)
     found = []
     if wd:
         found.append(f'decayed: {wd[0]}' + (f' +{len(wd) - 1}'
@@ -286,7 +300,7 @@ def checks(model, built, groups, run):
     else:
         try:
             order = check_run_order(model, groups.groups,
-                                    lambda m: run_once(m.backbone, built))
+                                    lambda m: run_once(encoder, built))
         except Exception as err:  # noqa: BLE001
             found.append(f'not run: {str(err).strip()[:40]}')
         else:
@@ -324,6 +338,49 @@ def vision_tower_checks(model):
     return checks(alone, built, groups, True)
 
 
+#: the task models whose types are no vision encoder above: detectors,
+#: segmenters, depth estimators, mask generators, zero-shot models
+TASKS = ('OBJECT_DETECTION', 'SEMANTIC_SEGMENTATION', 'UNIVERSAL_SEGMENTATION',
+         'INSTANCE_SEGMENTATION', 'DEPTH_ESTIMATION', 'VIDEO_CLASSIFICATION',
+         'MASK_GENERATION', 'ZERO_SHOT_OBJECT_DETECTION',
+         'ZERO_SHOT_IMAGE_CLASSIFICATION', 'KEYPOINT_DETECTION')
+
+
+def task_sources(auto, skip):
+    sources = {}
+    for task in TASKS:
+        for model_type, class_name in getattr(
+                auto, f'MODEL_FOR_{task}_MAPPING_NAMES', {}).items():
+            if model_type not in skip:
+                if isinstance(class_name, (list, tuple)):
+                    class_name = class_name[0]
+                sources.setdefault(model_type, class_name)
+    return sources
+
+
+def task_row(transformers, model_type, class_name, run=True):
+    """(type, status, rule, checks) of a whole task model, as a user
+    passes it: the rules find its backbone or towers."""
+    try:
+        model = build(transformers, model_type, class_name)
+        run = run and sum(p.numel() for p in model.parameters()) <= MAX_RUN
+        if run:
+            model = build(transformers, model_type, class_name, 'cpu')
+    except Exception as err:  # noqa: BLE001
+        return model_type, 'build failed', str(err).strip()[:60], ''
+    try:
+        groups, messages = plan(model)
+    except ValueError as err:
+        return model_type, 'refused', str(err)[:60], ''
+    rule = groups.layer_rule
+    status = 'towers' if groups.towers else 'module order' \
+        if rule.startswith('module order') else 'rule'
+    if messages:
+        status += ' (warned)'
+    return model_type, status, rule[:60], checks(model, model, groups, run,
+                                                  model)
+
+
 def vlm_row(transformers, model_type, class_name, run=True):
     try:
         model = build(transformers, model_type, class_name)
@@ -356,7 +413,7 @@ def table(rows, header):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--only', choices=['vlm', 'encoders'])
+    parser.add_argument('--only', choices=['vlm', 'encoders', 'tasks'])
     parser.add_argument('--types', nargs='+', help='only these model types')
     parser.add_argument('--no-run', action='store_true',
                         help='build the encoders on the meta device and '
@@ -367,7 +424,7 @@ def main():
     import transformers
     from transformers.models.auto import modeling_auto as auto
     print(f'transformers {transformers.__version__}')
-    if args.only != 'vlm':
+    if args.only in (None, 'encoders'):
         rows = []
         for t, c in encoder_sources(auto).items():
             if not args.types or t in args.types:
@@ -376,7 +433,18 @@ def main():
         print(f'\nvision encoders ({len(rows)} types), rate 0.5:')
         table(rows, ('type', 'status', 'rule', 'N', 'declared', 'checks'))
         print(dict(Counter(r[1] for r in rows)))
-    if args.only != 'encoders':
+    if args.only is None or args.only == 'tasks':
+        skip = set(encoder_sources(auto)) | set(
+            auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)
+        rows = []
+        for t, c in task_sources(auto, skip).items():
+            if not args.types or t in args.types:
+                print(t, file=sys.stderr, flush=True)
+                rows.append(task_row(transformers, t, c, not args.no_run))
+        print(f'\nvision task models ({len(rows)} more types), rate 0.5:')
+        table(rows, ('type', 'status', 'rule', 'checks'))
+        print(dict(Counter(r[1] for r in rows)))
+    if args.only in (None, 'vlm'):
         mapping = auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
         rows = []
         for t, c in mapping.items():

@@ -12,7 +12,8 @@ holding parameters first run, and reports:
   last block of its tower.
 
 A parameter held directly by a module that also holds parameter-holding
-modules is not checked (when its parent uses it is not seen by hooks).
+modules is not checked (when its parent uses it is not seen by hooks), nor
+is a tower whose groups all have one lr (its ids change nothing).
 
 Pure PyTorch; the model is run under ``torch.no_grad()`` and left as it
 was (hooks removed, training mode restored).
@@ -75,9 +76,11 @@ def check_run_order(model: nn.Module, groups: Sequence[dict],
     param groups (``param_names``, ``layer_id``, ``tower``), ``run(model)``
     one forward pass on a small input.  Empty: the ids follow the run."""
     layer: Dict[str, Tuple[Optional[str], int]] = {}
+    lrs: Dict[Optional[str], set] = {}
     for group in groups:
         for name in group.get('param_names', ()):
             layer[name] = (group.get('tower'), group['layer_id'])
+        lrs.setdefault(group.get('tower'), set()).add(group.get('lr'))
     ranks = run_order(model, run)
     messages = []
     by_tower: Dict[Optional[str], List[Tuple[int, int, str, int]]] = {}
@@ -87,6 +90,9 @@ def check_run_order(model: nn.Module, groups: Sequence[dict],
             by_tower.setdefault(tower, []).append(
                 (rank, index, name, layer_id))
     for tower, rows in by_tower.items():
+        if len(lrs[tower]) == 1:
+            continue  # one lr throughout (a tower at the base lr): the ids
+            # change nothing
         rows.sort()  # by run, then model order
         where = f' in tower {tower!r}' if tower else ''
         top = max(row[3] for row in rows)

@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .backbone_probe import holder_within
-from .declared_towers import declared_towers, towers_example
+from .declared_towers import (declared_backbone, declared_towers,
+                              towers_example)
 from .layer_rules import LayerRule, resolve_layer_rule
 from .names import relative_name
 from .numbers import (NON_NEGATIVE, UNIT_OPEN_CLOSED, check_fields,
@@ -238,9 +239,13 @@ def regions(modules: Mapping, names: List[str], settings,
                 f'{sorted(n for n in modules if n and "." not in n)}')
         # a tower that only wraps its model (GIT's image_encoder.vision_model,
         # Kosmos-2's vision_model.model) is read inside the wrapper
+        # a found tower that declares its own backbone (SAM 2's vision
+        # encoder: a Hiera trunk by backbone_config, then its neck) is
+        # decayed inside that backbone; the rest of the tower is its head
+        inner = (declared_backbone(modules, tower.module)
+                 if layout is not None else None) or tower.module
         tsettings = replace(tower_settings(settings, tower),
-                            backbone_name=holder_within(modules,
-                                                        tower.module))
+                            backbone_name=holder_within(modules, inner))
         regions.append((tower, resolve_layer_rule(modules, names, tsettings,
                                                   warn), tsettings))
     rest = LayerRule(0, 'outside the towers: base lr', '',

@@ -100,6 +100,10 @@ def test_ids_that_contradict_the_run_are_named():
         'backbone.late_embed.bias is at layer 0 but runs after '
         'backbone.blocks.2.attn.weight (layer 3)']
     assert m.training  # left as it was
+    # one lr throughout: the ids change nothing, nothing to report
+    assert len({g['lr'] for g in plan.groups}) > 1
+    one_lr = [dict(g, lr=1.0) for g in plan.groups]
+    assert check_run_order(m, one_lr, forward) == []
 
 
 def test_a_transformers_encoder_runs_in_the_order_of_its_ids():

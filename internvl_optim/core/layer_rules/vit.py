@@ -88,13 +88,19 @@ def claims(ctx: RuleContext) -> bool:
 _POST = re.compile(r'^post_|_post$')
 
 
+def _parent_type(module, path: str):
+    parent = path.rpartition('.')[0]
+    return type(module.get_submodule(parent)) if parent else None
+
+
 def declared_continuations(inner, block_path: str, others: Sequence[str]
                            ) -> List[Tuple[str, int]]:
     """``(path, blocks)`` of the further block lists that continue the main
-    one, in module order: registered after it, of its block class, and of
-    a length the model's config declares in a field of its own (Mllama's
-    vision ``global_transformer.layers``: ``num_global_layers``; ViT-MAE's
-    decoder: ``decoder_num_hidden_layers``).  Their blocks continue the
+    one, in module order: registered after it, of its block class, held by
+    a module of the same class as the main list's holder (a second encoder,
+    not a predictor or decoder: V-JEPA 2's ``predictor.layer`` is left
+    out), and of a length the model's config declares in a field of its own (Mllama's
+    vision ``global_transformer.layers``: ``num_global_layers``).  Their blocks continue the
     ids; a ``post_*`` / ``*_post`` module (Mllama's ``layernorm_post`` and
     ``post_tile_positional_embedding``, registered before the lists but run
     between them) takes the id of the next list's first block."""
@@ -110,7 +116,8 @@ def declared_continuations(inner, block_path: str, others: Sequence[str]
         blocks = inner.get_submodule(path)
         if order.get(path, -1) > order[block_path] and len(blocks) and \
                 type(blocks[0]) is type(main[0]) and \
-                len(blocks) in declared:
+                _parent_type(inner, path) is _parent_type(inner, block_path) \
+                and len(blocks) in declared:
             declared.remove(len(blocks))
             found.append((path, len(blocks)))
     return found
