@@ -16,7 +16,12 @@ holds a ``TimmBackboneConfig`` (a timm ``resnet50`` at the same path).
 ``GroundingDinoForObjectDetection`` builds its image backbone at
 ``model.backbone.conv_encoder.model`` (a ``SwinBackbone``, stages at
 ``swin.encoder.layers.{s}.blocks.{b}``) and its text model at
-``model.text_backbone`` (BERT)."""
+``model.text_backbone`` (BERT).  ``Sam2Model`` builds ``vision_encoder``
+(a ``Sam2VisionModel`` whose config holds a ``Sam2HieraDetConfig`` as
+``backbone_config``) as ``backbone`` (``patch_embed``, ``pos_embed``,
+``pos_embed_window``, ``blocks``: ``sum(blocks_per_stage)`` = 12 by
+default) and ``neck`` (the FPN), beside ``prompt_encoder`` and
+``mask_decoder``."""
 import pytest
 import torch
 
@@ -121,3 +126,28 @@ def test_a_text_conditioned_detector_has_its_backbone_as_vision_tower():
                  'query.weight', 'model.text_projection.weight',
                  'model.level_embed'):
         assert towers[name] is None and lrs[name][0] == 1.0, name
+
+
+def test_a_tower_that_declares_its_backbone_is_decayed_inside_it():
+    with torch.device('meta'):
+        model = T.Sam2Model(T.Sam2Config())
+    messages = []
+    plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
+    assert messages == []
+    assert plan.towers == [('vision', 12), ('mask_decoder', 2)]
+    assert plan.layer_rule.startswith(
+        'towers (Sam2Model: sub-configs): vision = vision_encoder, ViT rule '
+        '(vision_encoder.backbone.blocks), rate 0.5; ')
+    lrs = lr_wd_by_name(plan.groups)
+    trunk = 'vision_encoder.backbone.'
+    assert lrs[trunk + 'patch_embed.projection.weight'] == (0.5 ** 13, 0.05)
+    assert lrs[trunk + 'pos_embed'] == (0.5 ** 13, 0.0)
+    assert lrs[trunk + 'pos_embed_window'] == (0.5 ** 13, 0.0)
+    for i in range(12):
+        assert lrs[trunk + f'blocks.{i}.attn.qkv.weight'] == \
+            (0.5 ** (12 - i), 0.05)
+    # the neck runs after the trunk: the tower's top, the base lr
+    assert lrs['vision_encoder.neck.convs.0.weight'] == (1.0, 0.05)
+    assert lrs['mask_decoder.transformer.layers.0.self_attn.q_proj.'
+               'weight'] == (1.0, 0.05)
+    assert lrs['prompt_encoder.point_embed.weight'][0] == 1.0

@@ -353,3 +353,29 @@ def test_a_second_transformer_the_config_declares_continues_the_ids():
     assert lrs['backbone.global_transformer.layers.2.mlp.fc1.weight'] == \
         (0.5, 0.05)
     assert lrs['backbone.layernorm_pre.weight'] == (0.5 ** 6, 0.0)
+
+
+def test_a_predictor_of_the_same_block_class_is_not_continued():
+    """V-JEPA 2 (transformers 5.24.0) holds ``encoder.layer``
+    (``num_hidden_layers``) and ``predictor.layer``
+    (``pred_num_hidden_layers``), both of ``VJEPA2Layer`` but held by a
+    ``VJEPA2Encoder`` and a ``VJEPA2Predictor``: the predictor is no second
+    encoder; its blocks stay at the heads' layer, named in a warning, and
+    the encoder's ids are not pushed down by them."""
+    config = T.VJEPA2Config(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        mlp_ratio=2, pred_hidden_size=16, pred_num_hidden_layers=2,
+        pred_num_attention_heads=2, crop_size=16, patch_size=8,
+        frames_per_clip=2, tubelet_size=2)
+    with torch.device('meta'):
+        model = with_head(T.VJEPA2Model(config))
+    messages = []
+    plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
+    assert plan.layer_rule == 'ViT rule (backbone.encoder.layer)'
+    assert plan.num_layers == 2
+    ids = layer_by_name(plan.groups)
+    assert ids['backbone.encoder.layer.1.attention.query.weight'] == 2
+    assert ids['backbone.predictor.layer.0.attention.query.weight'] == 3
+    assert len(messages) == 1 and messages[0].startswith(
+        "32 backbone parameters are claimed by no layer rule and get the "
+        "heads' layer N + 1: backbone.predictor.layer.0.norm1.weight, ")
