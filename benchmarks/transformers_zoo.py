@@ -192,7 +192,18 @@ def run_once(base, built):
     if getattr(config, 'model_type', '') == 'imagegpt':
         return base(input_ids=torch.randint(config.vocab_size - 1, (1, 64)))
     parameters = inspect.signature(base.forward).parameters
-    if 'grid_thw' in parameters:  # Qwen-VL-style: flattened patches
+    grid = next((p for p in ('grid_thw', 'image_grid_thw')
+                 if p in parameters), None)
+    if 'spatial_shapes' in parameters:  # SigLIP 2: patches of one image
+        vision = getattr(config, 'vision_config', None) or config
+        patch, side = vision.patch_size, 4
+        patches = torch.randn(1, side * side,
+                              vision.num_channels * patch * patch)
+        return base(pixel_values=patches,
+                    pixel_attention_mask=torch.ones(1, side * side,
+                                                    dtype=torch.long),
+                    spatial_shapes=torch.tensor([[side, side]]))
+    if grid is not None:  # Qwen-VL-style: flattened patches
         patch = getattr(config, 'patch_size', 14)
         frames = getattr(config, 'temporal_patch_size', 1) or 1
         channels = getattr(config, 'in_channels',
@@ -201,7 +212,7 @@ def run_once(base, built):
         patches = torch.randn(side * side, channels * frames * patch * patch)
         first = next(iter(parameters))
         return base(**{first: patches,
-                       'grid_thw': torch.tensor([[1, side, side]])})
+                       grid: torch.tensor([[1, side, side]])})
     if 'aspect_ratio_ids' in parameters:  # Mllama: tiles of one image
         tiles = config.max_num_tiles
         size = config.image_size
@@ -211,8 +222,9 @@ def run_once(base, built):
                     aspect_ratio_mask=torch.ones(1, 1, tiles,
                                                  dtype=torch.long))
     x = pixel_input(config)
-    if not hasattr(base, 'config'):  # a timm model inside a wrapper
-        return base(x)
+    if not hasattr(base, 'config') or \
+            next(iter(parameters)) == 'hidden_states':
+        return base(x)  # a timm model inside a wrapper; Florence-2's DaViT
     return base(pixel_values=x)
 
 
