@@ -32,7 +32,8 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
     (layer 0: ``encoder.patch_embed`` beside ``encoder.blocks``, Ovis2's
     ``transformer.embeddings`` beside ``transformer.encoder.layers``), what
     comes after runs after them (``N + 1``).  A position table held by any
-    module outside the blocks is layer 0 (YOLOS' mid-position embeddings).  Other names by :func:`~.base.outside_placement`.
+    module outside the blocks is layer 0 (YOLOS' mid-position embeddings).
+    Other names by :func:`~.base.outside_placement`.
 
     >>> vit_layer_id('blocks.3.attn.qkv.weight', 'blocks', 48)
     4
@@ -99,13 +100,14 @@ def declared_continuations(inner, block_path: str, others: Sequence[str]
     one, in module order: registered after it, of its block class, held by
     a module of the same class as the main list's holder (a second encoder,
     not a predictor or decoder: V-JEPA 2's ``predictor.layer`` is left
-    out), and of a length the model's config declares in a field of its own (Mllama's
-    vision ``global_transformer.layers``: ``num_global_layers``).  Their blocks continue the
-    ids; a ``post_*`` / ``*_post`` module (Mllama's ``layernorm_post`` and
+    out), and of a length the model's config declares in a field of its
+    own (Mllama's vision ``global_transformer.layers``:
+    ``num_global_layers``).  Their blocks continue the ids; a ``post_*`` /
+    ``*_post`` module (Mllama's ``layernorm_post`` and
     ``post_tile_positional_embedding``, registered before the lists but run
     between them) takes the id of the next list's first block."""
     config = vars(inner).get('config')
-    if config is None or not hasattr(config, '__dict__'):
+    if not others or config is None or not hasattr(config, '__dict__'):
         return []
     main = inner.get_submodule(block_path)
     declared = [v for k, v in vars(config).items() if 'layers' in k
