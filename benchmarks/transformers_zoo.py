@@ -59,9 +59,9 @@ def tiny(config, cut_lists=False):
                        if a.endswith('_config') and
                        hasattr(getattr(config, a), 'to_dict')]
     for sub in subs:
-        if getattr(sub, 'out_indices', None) or \
-                getattr(sub, 'out_features', None):
-            continue  # a backbone config: its outputs name its layers
+        if sub is not config and (getattr(sub, 'out_indices', None) or
+                                  getattr(sub, 'out_features', None)):
+            continue  # a backbone sub-config: its outputs name its layers
         # (an alias of another field, as ConvNeXt's num_hidden_layers of
         # num_stages, is left alone: cutting it breaks the config)
         aliases = getattr(type(sub), 'attribute_map', {}) or {}
