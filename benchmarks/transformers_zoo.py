@@ -203,6 +203,14 @@ def run_once(base, built):
                     pixel_attention_mask=torch.ones(1, side * side,
                                                     dtype=torch.long),
                     spatial_shapes=torch.tensor([[side, side]]))
+    if 'pixel_position_ids' in parameters:  # Gemma 4: patches and (x, y)
+        patch = config.patch_size
+        side = 2 * (getattr(config, 'pooling_kernel_size', 1) or 1)
+        ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side),
+                                indexing='ij')
+        positions = torch.stack([xs.flatten(), ys.flatten()], -1)[None]
+        patches = torch.rand(1, side * side, 3 * patch * patch)
+        return base(pixel_values=patches, pixel_position_ids=positions)
     if grid is not None:  # Qwen-VL-style: flattened patches
         patch = getattr(config, 'patch_size', 14)
         frames = getattr(config, 'temporal_patch_size', 1) or 1
