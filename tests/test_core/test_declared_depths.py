@@ -379,3 +379,38 @@ def test_a_predictor_of_the_same_block_class_is_not_continued():
     assert len(messages) == 1 and messages[0].startswith(
         "32 backbone parameters are claimed by no layer rule and get the "
         "heads' layer N + 1: backbone.predictor.layer.0.norm1.weight, ")
+
+
+def test_an_encoder_decoder_one_model_continues_into_its_decoder():
+    """UDOP (transformers 5.24.0) declares no towers: ``encoder.block``
+    (``num_layers``) and ``decoder.block`` (``num_decoder_layers``), both
+    held by a ``UdopStack``, of one ``UdopBlock`` class.  The decoder's
+    blocks continue the ids; the encoder's 2-D cell position embeddings
+    (``encoder.cell_2d_embedding``, registered after the blocks) run first,
+    its final norm before the decoder; the decoder's patch embedding at its
+    start, its final norm last."""
+    config = T.UdopConfig(
+        d_model=16, d_kv=8, d_ff=32, num_layers=2, num_decoder_layers=3,
+        num_heads=2, vocab_size=50, image_size=32, patch_size=16,
+        relative_bias_args=[{'type': '1d'}])
+    with torch.device('meta'):
+        model = T.UdopForConditionalGeneration(config)
+    messages = []
+    plan = build_plan(model, layer_decay_rate=0.5, warn=messages.append)
+    assert messages == []
+    assert plan.layer_rule == 'ViT rule (encoder.block + decoder.block)'
+    ids = layer_by_name(plan.groups)
+    for name in ids:
+        parts = name.split('.')
+        if parts[1] == 'block':
+            expected = int(parts[2]) + (1 if parts[0] == 'encoder' else 3)
+        elif parts[0] in ('shared', 'patch_embed') or \
+                parts[1] == 'cell_2d_embedding':
+            expected = 0
+        elif name in ('encoder.final_layer_norm.weight',) or \
+                parts[1] == 'embed_patches':
+            expected = 3
+        else:  # decoder.final_layer_norm
+            assert name == 'decoder.final_layer_norm.weight'
+            expected = 6
+        assert ids[name] == expected, name

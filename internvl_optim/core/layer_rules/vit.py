@@ -11,9 +11,11 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 import re
 from typing import Dict, List, Mapping, Sequence, Tuple
 
+from torch import nn
+
 from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
-from ..names import is_token_or_position, join_name
+from ..names import is_embedding_name, is_token_or_position, join_name
 from .base import (PRE_BLOCK_NORMS, Built, RuleContext, ancestors_of,
                    check_num_layers, outside_placement)
 
@@ -89,6 +91,47 @@ def claims(ctx: RuleContext) -> bool:
 _POST = re.compile(r'^post_|_post$')
 
 
+def _stacks(inner, lists, n: int) -> List[Tuple[str, frozenset, int, int]]:
+    """With continued lists, each list's holder as a stage: ``(holder
+    prefix, children registered before the list, the id of what runs
+    before its blocks, the id of what runs after them)``.  An embedding
+    named as one (UDOP's ``encoder.cell_2d_embedding``) runs first wherever
+    it is registered; what follows a list (``encoder.final_layer_norm``)
+    runs before the next list's first block.  Empty without continued
+    lists, or where a list's holder holds another list."""
+    if len(lists) < 2:
+        return []
+    holders = [path.rpartition('.')[0] for path, _ in lists]
+    if not all(holders) or len(set(holders)) < len(holders) or any(
+            a != b and a.startswith(b + '.') for a in holders
+            for b in holders):
+        return []
+    out = []
+    for k, ((path, first_id), holder) in enumerate(zip(lists, holders)):
+        leaf = path.rpartition('.')[2]
+        children = [c for c, _ in inner.get_submodule(holder).named_children()]
+        before = frozenset(children[:children.index(leaf)])
+        start = 0 if k == 0 else first_id
+        following = lists[k + 1][1] if k + 1 < len(lists) else n + 1
+        out.append((holder + '.', before, start, following))
+    return out
+
+
+def _sibling_lists(inner, block_path: str) -> List[str]:
+    """The lists of the same name held by other modules of the class that
+    holds the block list (UDOP's ``decoder.block`` beside
+    ``encoder.block``, both held by a ``UdopStack``), whatever the lists
+    are called."""
+    holder, _, leaf = block_path.rpartition('.')
+    if not holder:
+        return []
+    kind = type(inner.get_submodule(holder))
+    return [f'{path}.{leaf}' for path, module in inner.named_modules()
+            if path and path != holder and type(module) is kind
+            and isinstance(getattr(module, leaf, None),
+                           (nn.ModuleList, nn.Sequential))]
+
+
 def _parent_type(module, path: str):
     parent = path.rpartition('.')[0]
     return type(module.get_submodule(parent)) if parent else None
@@ -134,6 +177,8 @@ def build(ctx: RuleContext) -> Built:
     other_lists += [path for path, _ in transformer_towers(inner)
                     if path not in other_lists and path != block_path
                     and not block_path.startswith(path + '.')]
+    other_lists += [path for path in _sibling_lists(inner, block_path)
+                    if path not in other_lists]
     following = declared_continuations(inner, block_path, other_lists)
     other_lists = [p for p in other_lists if p not in dict(following)]
     n = check_num_layers(ctx.settings.num_layers,
@@ -146,6 +191,8 @@ def build(ctx: RuleContext) -> Built:
     for path, blocks in following:  # their blocks continue the ids
         starts.append((path + '.', first))
         first += blocks
+    stacks = _stacks(inner, [(block_path, 1)] + [
+        (path[:-1], first_id) for path, first_id in starts], n)
 
     def layer_id(rel: str) -> int:
         if rel.startswith(prefix):  # the common case, by dict lookup
@@ -157,6 +204,12 @@ def build(ctx: RuleContext) -> Built:
                 child = rel[len(start):].split('.', 1)[0]
                 if child.isdigit():
                     return first_id + int(child)
+        for holder, before, first_id, next_id in stacks:
+            if rel.startswith(holder):
+                child = rel[len(holder):].split('.', 1)[0]
+                if is_embedding_name(child) or child in before:
+                    return first_id
+                return next_id
         if starts and '.' in rel and _POST.search(rel.split('.', 1)[0]):
             # a post-module before the lists (Mllama's layernorm_post and
             # post_tile_positional_embedding, run after transformer.layers):
