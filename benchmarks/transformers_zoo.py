@@ -62,6 +62,7 @@ def tiny(config, cut_lists=False):
         if sub is not config and (getattr(sub, 'out_indices', None) or
                                   getattr(sub, 'out_features', None)):
             continue  # a backbone sub-config: its outputs name its layers
+            # (a top-level one that breaks is built uncut, see build)
         # (an alias of another field, as ConvNeXt's num_hidden_layers of
         # num_stages, is left alone: cutting it breaks the config)
         aliases = getattr(type(sub), 'attribute_map', {}) or {}
@@ -123,7 +124,13 @@ def build(transformers, model_type, class_name, device='meta'):
     try:
         return _build(cls, tiny(copy.deepcopy(config)), device)
     except Exception:  # noqa: BLE001  (Gemma 4: its layer_types too long)
-        return _build(cls, tiny(config, cut_lists=True), device)
+        pass
+    try:
+        return _build(cls, tiny(copy.deepcopy(config), cut_lists=True),
+                      device)
+    except Exception:  # noqa: BLE001  (a backbone whose outputs name its
+        # layers: ViTPose's out_indices) at its own depth
+        return _build(cls, config, device)
 
 
 def _build(cls, config, device):
