@@ -8,16 +8,15 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 (``layers.{i}``).  Names are backbone-relative, so a head parameter such as
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
-import re
-from typing import Dict, List, Mapping, Sequence, Tuple
-
-from torch import nn
+from typing import Mapping, Sequence
 
 from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
 from ..names import is_embedding_name, is_token_or_position, join_name
 from .base import (PRE_BLOCK_NORMS, Built, RuleContext, ancestors_of,
                    check_num_layers, outside_placement)
+from .continued_lists import (POST, declared_continuations, sibling_lists,
+                              stacks)
 
 
 def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
@@ -86,88 +85,6 @@ def claims(ctx: RuleContext) -> bool:
     return ctx.structure.blocks is not None
 
 
-#: a module named as one that runs after blocks (``layernorm_post``,
-#: ``post_layernorm``, Mllama's ``post_tile_positional_embedding``)
-_POST = re.compile(r'^post_|_post$')
-
-
-def _stacks(inner, lists, n: int) -> List[Tuple[str, frozenset, int, int]]:
-    """With continued lists, each list's holder as a stage: ``(holder
-    prefix, children registered before the list, the id of what runs
-    before its blocks, the id of what runs after them)``.  An embedding
-    named as one (UDOP's ``encoder.cell_2d_embedding``) runs first wherever
-    it is registered; what follows a list (``encoder.final_layer_norm``)
-    runs before the next list's first block.  Empty without continued
-    lists, or where a list's holder holds another list."""
-    if len(lists) < 2:
-        return []
-    holders = [path.rpartition('.')[0] for path, _ in lists]
-    if not all(holders) or len(set(holders)) < len(holders) or any(
-            a != b and a.startswith(b + '.') for a in holders
-            for b in holders):
-        return []
-    out = []
-    for k, ((path, first_id), holder) in enumerate(zip(lists, holders)):
-        leaf = path.rpartition('.')[2]
-        children = [c for c, _ in inner.get_submodule(holder).named_children()]
-        before = frozenset(children[:children.index(leaf)])
-        start = 0 if k == 0 else first_id
-        following = lists[k + 1][1] if k + 1 < len(lists) else n + 1
-        out.append((holder + '.', before, start, following))
-    return out
-
-
-def _sibling_lists(inner, block_path: str) -> List[str]:
-    """The lists of the same name held by other modules of the class that
-    holds the block list (UDOP's ``decoder.block`` beside
-    ``encoder.block``, both held by a ``UdopStack``), whatever the lists
-    are called."""
-    holder, _, leaf = block_path.rpartition('.')
-    if not holder:
-        return []
-    kind = type(inner.get_submodule(holder))
-    return [f'{path}.{leaf}' for path, module in inner.named_modules()
-            if path and path != holder and type(module) is kind
-            and isinstance(getattr(module, leaf, None),
-                           (nn.ModuleList, nn.Sequential))]
-
-
-def _parent_type(module, path: str):
-    parent = path.rpartition('.')[0]
-    return type(module.get_submodule(parent)) if parent else None
-
-
-def declared_continuations(inner, block_path: str, others: Sequence[str]
-                           ) -> List[Tuple[str, int]]:
-    """``(path, blocks)`` of the further block lists that continue the main
-    one, in module order: registered after it, of its block class, held by
-    a module of the same class as the main list's holder (a second encoder,
-    not a predictor or decoder: V-JEPA 2's ``predictor.layer`` is left
-    out), and of a length the model's config declares in a field of its
-    own (Mllama's vision ``global_transformer.layers``:
-    ``num_global_layers``).  Their blocks continue the ids; a ``post_*`` /
-    ``*_post`` module (Mllama's ``layernorm_post`` and
-    ``post_tile_positional_embedding``, registered before the lists but run
-    between them) takes the id of the next list's first block."""
-    config = vars(inner).get('config')
-    if not others or config is None or not hasattr(config, '__dict__'):
-        return []
-    main = inner.get_submodule(block_path)
-    declared = [v for k, v in vars(config).items() if 'layers' in k
-                and isinstance(v, int) and not isinstance(v, bool)]
-    order = {name: i for i, (name, _) in enumerate(inner.named_modules())}
-    found = []
-    for path in sorted(others, key=lambda p: order.get(p, -1)):
-        blocks = inner.get_submodule(path)
-        if order.get(path, -1) > order[block_path] and len(blocks) and \
-                type(blocks[0]) is type(main[0]) and \
-                _parent_type(inner, path) is _parent_type(inner, block_path) \
-                and len(blocks) in declared:
-            declared.remove(len(blocks))
-            found.append((path, len(blocks)))
-    return found
-
-
 def build(ctx: RuleContext) -> Built:
     block_path, count = ctx.structure.blocks
     names, top = ctx.structure.block_names, ctx.structure.top_level
@@ -177,7 +94,7 @@ def build(ctx: RuleContext) -> Built:
     other_lists += [path for path, _ in transformer_towers(inner)
                     if path not in other_lists and path != block_path
                     and not block_path.startswith(path + '.')]
-    other_lists += [path for path in _sibling_lists(inner, block_path)
+    other_lists += [path for path in sibling_lists(inner, block_path)
                     if path not in other_lists]
     following = declared_continuations(inner, block_path, other_lists)
     other_lists = [p for p in other_lists if p not in dict(following)]
@@ -191,7 +108,7 @@ def build(ctx: RuleContext) -> Built:
     for path, blocks in following:  # their blocks continue the ids
         starts.append((path + '.', first))
         first += blocks
-    stacks = _stacks(inner, [(block_path, 1)] + [
+    holders = stacks(inner, [(block_path, 1)] + [
         (path[:-1], first_id) for path, first_id in starts], n)
 
     def layer_id(rel: str) -> int:
@@ -204,13 +121,13 @@ def build(ctx: RuleContext) -> Built:
                 child = rel[len(start):].split('.', 1)[0]
                 if child.isdigit():
                     return first_id + int(child)
-        for holder, before, first_id, next_id in stacks:
+        for holder, before, first_id, next_id in holders:
             if rel.startswith(holder):
                 child = rel[len(holder):].split('.', 1)[0]
                 if is_embedding_name(child) or child in before:
                     return first_id
                 return next_id
-        if starts and '.' in rel and _POST.search(rel.split('.', 1)[0]):
+        if starts and '.' in rel and POST.search(rel.split('.', 1)[0]):
             # a post-module before the lists (Mllama's layernorm_post and
             # post_tile_positional_embedding, run after transformer.layers):
             # with the next list's first block
