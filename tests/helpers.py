@@ -50,3 +50,13 @@ def build_plan(model, lr=1.0, weight_decay=0.05, warn=None, **paramwise):
     return build_param_groups(
         model, LayerDecaySettings.from_paramwise_cfg(paramwise), lr,
         weight_decay, warn=warn or (lambda msg: None))
+
+
+def with_head(backbone):
+    """``backbone`` as the ``backbone`` of a model with a linear ``head``
+    (what a segmentor or classifier looks like to the rules)."""
+    from torch import nn
+    model = nn.Module()
+    model.backbone = backbone
+    model.head = nn.Linear(2, 2)
+    return model

@@ -5,20 +5,12 @@ the rules give are the declared ones.  ``benchmarks/transformers_zoo.py``
 runs the same check on every type."""
 import pytest
 import torch
-from torch import nn
 
 from internvl_optim.analysis.run_order import check_run_order
 
-from helpers import build_plan
+from helpers import build_plan, with_head
 
 T = pytest.importorskip('transformers')
-
-
-def with_head(backbone):
-    model = nn.Module()
-    model.backbone = backbone
-    model.head = nn.Linear(2, 2)
-    return model
 
 
 def image(size, channels=3):

@@ -11,18 +11,10 @@ stage holds a ``cls_token`` itself); DINOv3-ViT keeps its blocks at
 embeddings are registered first and its final norm after the encoder."""
 import pytest
 import torch
-from torch import nn
 
-from helpers import build_plan, layer_by_name, lr_wd_by_name
+from helpers import build_plan, layer_by_name, lr_wd_by_name, with_head
 
 T = pytest.importorskip('transformers')
-
-
-def with_head(backbone):
-    model = nn.Module()
-    model.backbone = backbone
-    model.head = nn.Linear(2, 2)
-    return model
 
 
 def on_meta(cls, config):
@@ -108,7 +100,6 @@ def test_position_tables_get_no_weight_decay():
     # relative position bias tables are decayed as BEiT's recipe (and
     # MMSeg's reproduction of it) does; Swin's recipe exempts them, which
     # MMSeg's Swin configs say with a custom key
-    from helpers import lr_wd_by_name
     model = on_meta(T.SwinModel, T.SwinConfig(
         depths=[1, 1], num_heads=[1, 1], embed_dim=8, image_size=32,
         patch_size=4, window_size=2))
@@ -133,7 +124,6 @@ def test_sam_relative_position_tables_are_decayed_as_vitdet_does():
     (detectron2 ``projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py``
     at 1d650efc: ``overrides = {"pos_embed": {"weight_decay": 0.0}}``)
     exempts only the absolute table; a custom key exempts the others."""
-    from helpers import lr_wd_by_name
     model = on_meta(T.SamVisionModel, T.SamVisionConfig(
         hidden_size=16, output_channels=8, num_hidden_layers=2,
         num_attention_heads=2, image_size=32, patch_size=8, mlp_dim=32,

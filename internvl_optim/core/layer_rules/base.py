@@ -175,6 +175,21 @@ def ancestors_of(module, block_path: str) -> Dict[str, Tuple[str, ...]]:
     return out
 
 
+def shared_depth(rel_name: str, container: str) -> int:
+    """How many leading modules a name outside a nested container shares
+    with the path to it (below the container itself).
+
+    >>> shared_depth('encoder.norm.weight', 'encoder.blocks')
+    1
+    """
+    path, parts = container.split('.'), rel_name.split('.')
+    depth = 0
+    while depth < len(path) - 1 and depth < len(parts) - 1 and \
+            parts[depth] == path[depth]:
+        depth += 1
+    return depth
+
+
 def registered_before(rel_name: str, container: str,
                       ancestors: Mapping[str, Sequence[str]]
                       ) -> Optional[bool]:
@@ -190,10 +205,7 @@ def registered_before(rel_name: str, container: str,
     [True, False, None]
     """
     path, parts = container.split('.'), rel_name.split('.')
-    depth = 0
-    while depth < len(path) - 1 and depth < len(parts) - 1 and \
-            parts[depth] == path[depth]:
-        depth += 1
+    depth = shared_depth(rel_name, container)
     if not depth:
         return None
     children = ancestors.get('.'.join(path[:depth]), ())

@@ -14,7 +14,8 @@ from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
 from ..names import is_embedding_name, is_token_or_position, join_name
 from .base import (PRE_BLOCK_NORMS, Built, RuleContext, ancestors_of,
-                   check_num_layers, outside_placement)
+                   check_num_layers, outside_placement, registered_before,
+                   shared_depth)
 from .continued_lists import (POST, declared_continuations, sibling_lists,
                               stacks)
 
@@ -57,27 +58,23 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
             return block_names.index(child) + 1
         if child.isdigit():
             return int(child) + 1
-    path, parts = block_path.split('.'), rel_name.split('.')
+    parts = rel_name.split('.')
     if len(parts) > 1 and is_token_or_position(parts[-1]) and \
             'token' not in parts[-1]:
         return 0  # a position table, wherever it is held (YOLOS'
         # encoder.interpolation.mid_position_embeddings, added in the
         # blocks); a token of a pooling head (AIMv2's head.cls_token) is not
         # an embedding
-    depth = 0  # how many leading modules the name shares with the blocks
-    while depth < len(path) - 1 and depth < len(parts) - 1 and \
-            parts[depth] == path[depth]:
-        depth += 1
+    depth = shared_depth(rel_name, block_path)
     if depth and ancestors:
         below = parts[depth]
         if depth == len(parts) - 1:  # held by that module itself
             return 0 if is_token_or_position(below) else num_layers + 1
         if below in PRE_BLOCK_NORMS:
             return 0
-        children = ancestors.get('.'.join(path[:depth]), ())
-        if below in children and path[depth] in children:
-            return 0 if children.index(below) < children.index(
-                path[depth]) else num_layers + 1
+        before = registered_before(rel_name, block_path, ancestors)
+        if before is not None:
+            return 0 if before else num_layers + 1
     return outside_placement(rel_name, block_path, top_level, num_layers)
 
 
