@@ -42,13 +42,19 @@ GLOBAL_BATCH = 6
 
 def build(stage, world_size):
     import deepspeed
+    zero = dict(stage=stage)
+    if stage == 3:
+        # DeepSpeed 0.15.4 re-gathers ZeRO-3's persistent (small)
+        # parameters after every step with one asynchronous all-gather per
+        # parameter and waits for the last one only
+        # (Init._allgather_params_coalesced); gloo runs them on several
+        # threads, so the next forward can read a buffer not filled yet
+        # (inf, then NaN weights on every rank). No parameter persistent:
+        # each is gathered by one waited all-gather before its module runs
+        zero.update(stage3_param_persistence_threshold=0)
     config = dict(train_batch_size=GLOBAL_BATCH,
                   train_micro_batch_size_per_gpu=GLOBAL_BATCH // world_size,
-                  gradient_accumulation_steps=1,
-                  # ZeRO-3 overlaps its gradient reduction with the backward
-                  # by default, which on CPU under load gave NaN weights
-                  # once in an uninterrupted 2-rank run: not overlapped here
-                  zero_optimization=dict(stage=stage, overlap_comm=False))
+                  gradient_accumulation_steps=1, zero_optimization=zero)
     torch.manual_seed(0)
     if stage == 3:
         # (zero.Init sees one rank before deepspeed.initialize: no batch
