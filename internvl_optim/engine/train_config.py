@@ -8,6 +8,7 @@ import torch
 from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
 from ..checkpoint.files import resume_fallback
+from ..checkpoint.json_files import read_json
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,
@@ -56,6 +57,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     if launcher != 'none':
         configure_timeout(cfg)
         if not torch.cuda.is_available():
+            zero3_without_persistent_params(cfg, log)
             use_cpu_distributed(cfg)
     use_safe_strategies(cfg, log)
     add_zero_consolidate_hook(cfg)
@@ -99,6 +101,53 @@ def use_cpu_distributed(cfg) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+#: DeepSpeed's key for the size under which ZeRO-3 keeps a parameter whole
+PERSISTENCE_KEY = 'stage3_param_persistence_threshold'
+
+
+def zero3_without_persistent_params(cfg,
+                                    log: Callable[[str], None]) -> None:
+    """DeepSpeed ZeRO-3 on gloo processes: no persistent parameters.
+
+    DeepSpeed 0.15.4 gathers ZeRO-3's persistent parameters (those under
+    ``stage3_param_persistence_threshold`` elements, 100k by default) after
+    every step with one asynchronous all-gather each and waits for the last
+    one only; gloo runs them on several threads, so the next forward can
+    read a buffer not filled yet and the run ends with inf, then NaN,
+    weights.  An unset threshold is set to 0 (and said); any other value is
+    an error naming the key."""
+    strategy = cfg.get('strategy') or {}
+    if strategy.get('type') not in ('DeepSpeedStrategy',
+                                    'SafeResumeDeepSpeedStrategy'):
+        return
+    zero = strategy.get('zero_optimization')
+    field, where = f'strategy.zero_optimization.{PERSISTENCE_KEY}', ''
+    if zero is None:
+        config = strategy.get('config')
+        field = f'strategy.config.zero_optimization.{PERSISTENCE_KEY}'
+        if isinstance(config, str):
+            field = f'zero_optimization.{PERSISTENCE_KEY}'
+            where = f' in the DeepSpeed config {config!r} (strategy.config)'
+            config = read_json(config)
+        zero = (config.get('zero_optimization') if isinstance(
+            config, dict) else None) or {}
+    if not isinstance(zero, dict) or zero.get('stage') != 3:
+        return
+    threshold = zero.get(PERSISTENCE_KEY)
+    if threshold is None:
+        cfg.strategy.zero_optimization = {**zero, PERSISTENCE_KEY: 0}
+        log(f'strategy: ZeRO-3 on CPU processes (gloo): {PERSISTENCE_KEY}=0 '
+            '(DeepSpeed does not wait for every gather of persistent '
+            'parameters there)')
+    elif threshold != 0:
+        raise ValueError(
+            f'{field}={threshold!r}{where} with ZeRO-3 on CPU processes '
+            '(gloo): '
+            'DeepSpeed 0.15.4 re-gathers persistent parameters after each '
+            'step without waiting for every gather there, and the weights '
+            'become inf/NaN. Set it to 0 (or leave it unset) on CPU')
 
 
 def use_safe_strategies(cfg, log: Callable[[str], None]) -> None:

@@ -63,3 +63,65 @@ def test_the_config_checks_run_first(demo):
     cfg = demo(custom_imports=dict(imports=[]))
     with pytest.raises(ValueError, match='does not import internvl_optim'):
         prepare_train_config(cfg, 'c.py')
+
+
+DEEPSPEED_DEMO = os.path.join(
+    ROOT, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k_deepspeed.py')
+KEY = 'stage3_param_persistence_threshold'
+
+
+def test_zero3_on_cpu_processes_has_no_persistent_params(demo):
+    """DeepSpeed 0.15.4 re-gathers ZeRO-3's persistent parameters after each
+    step with one asynchronous all-gather per parameter and waits for the
+    last one only (``Init._allgather_params_coalesced``); on gloo the next
+    forward can read a buffer not yet filled."""
+    from internvl_optim.engine.train_config import \
+        zero3_without_persistent_params
+    said = []
+    cfg = demo(DEEPSPEED_DEMO, **{'strategy.zero_optimization': dict(
+        stage=3, overlap_comm=True)})
+    zero3_without_persistent_params(cfg, said.append)
+    assert cfg.strategy.zero_optimization == {
+        'stage': 3, 'overlap_comm': True, KEY: 0}
+    assert said == [f'strategy: ZeRO-3 on CPU processes (gloo): {KEY}=0 '
+                    '(DeepSpeed does not wait for every gather of '
+                    'persistent parameters there)']
+    # set already: left as it is, nothing said
+    zero3_without_persistent_params(cfg, said.append)
+    assert len(said) == 1
+    # ZeRO-1 (the demo's): untouched
+    cfg = demo(DEEPSPEED_DEMO)
+    zero3_without_persistent_params(cfg, said.append)
+    assert cfg.strategy.zero_optimization == {'stage': 1} and len(said) == 1
+
+
+def test_zero3_persistent_params_on_cpu_are_refused_naming_the_key(
+        demo, tmp_path):
+    from internvl_optim.engine.train_config import \
+        zero3_without_persistent_params
+    cfg = demo(DEEPSPEED_DEMO, **{'strategy.zero_optimization': dict(
+        stage=3, **{KEY: 100000})})
+    with pytest.raises(ValueError) as err:
+        zero3_without_persistent_params(cfg, print)
+    assert str(err.value).startswith(
+        f'strategy.zero_optimization.{KEY}=100000 with ZeRO-3 on CPU '
+        'processes (gloo): DeepSpeed 0.15.4 re-gathers persistent parameters')
+    assert str(err.value).endswith('Set it to 0 (or leave it unset) on CPU')
+    # the same in a DeepSpeed JSON file named by strategy.config
+    path = tmp_path / 'ds.json'
+    path.write_text('{"zero_optimization": {"stage": 3, "%s": 10}}' % KEY)
+    cfg = demo(DEEPSPEED_DEMO)
+    cfg.strategy.pop('zero_optimization')
+    cfg.strategy.config = str(path)
+    with pytest.raises(ValueError, match=(
+            f"^zero_optimization.{KEY}=10 in the DeepSpeed config "
+            f"'{path}' \\(strategy.config\\) with ZeRO-3 on CPU")):
+        zero3_without_persistent_params(cfg, print)
+    # through prepare_train_config on a CPU launch: before any process group
+    cfg = demo(DEEPSPEED_DEMO, **{'strategy.zero_optimization': dict(
+        stage=3, **{KEY: 5})})
+    with pytest.raises(ValueError, match=f'^strategy.zero_optimization.{KEY}'
+                                         '=5 with ZeRO-3'):
+        prepare_train_config(cfg, 'ds.py', launcher='pytorch')
+    import torch.distributed as dist
+    assert not dist.is_initialized()
