@@ -88,6 +88,16 @@ LR_KEYS = ('custom_keys', 'towers', 'vision_tower_lr', 'vit_lr',
            'backbone_small_lr', 'dino_head', 'reproduce')
 
 
+def deepspeed_config(strategy) -> tuple:
+    """The DeepSpeed config a strategy names (``strategy.config``: a dict,
+    or a JSON file read safely) and how a message names it."""
+    config, where = strategy.get('config'), 'strategy.config'
+    if isinstance(config, str):
+        where = f'the DeepSpeed config {config!r} (strategy.config)'
+        config = read_json(config)
+    return config, where
+
+
 def check_deepspeed_scheduler(cfg) -> None:
     """A ``scheduler`` in the DeepSpeed config (``strategy.config``, a dict
     or a JSON file) sets every group to one lr: an error before training
@@ -101,10 +111,7 @@ def check_deepspeed_scheduler(cfg) -> None:
     rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
     if rate == 1.0 and not any(paramwise.get(k) for k in LR_KEYS):
         return  # one lr for all: nothing to erase
-    config, where = strategy.get('config'), 'strategy.config'
-    if isinstance(config, str):
-        where = f'the DeepSpeed config {config!r} (strategy.config)'
-        config = read_json(config)
+    config, where = deepspeed_config(strategy)
     problem = deepspeed_scheduler_problem(config, where)
     if problem:
         raise ValueError(problem)

@@ -8,14 +8,13 @@ import torch
 from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
 from ..checkpoint.files import resume_fallback
-from ..checkpoint.json_files import read_json
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,
                             check_weight_files,
                             check_our_import, check_scheduler_arguments,
                             check_schedulers_keep_ratios, check_train_cfg,
-                            check_deepspeed_scheduler)
+                            check_deepspeed_scheduler, deepspeed_config)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
 
@@ -125,12 +124,12 @@ def zero3_without_persistent_params(cfg,
     zero = strategy.get('zero_optimization')
     field, where = f'strategy.zero_optimization.{PERSISTENCE_KEY}', ''
     if zero is None:
-        config = strategy.get('config')
-        field = f'strategy.config.zero_optimization.{PERSISTENCE_KEY}'
-        if isinstance(config, str):
+        config, where = deepspeed_config(strategy)
+        if where == 'strategy.config':
+            field, where = f'{where}.zero_optimization.{PERSISTENCE_KEY}', ''
+        else:
             field = f'zero_optimization.{PERSISTENCE_KEY}'
-            where = f' in the DeepSpeed config {config!r} (strategy.config)'
-            config = read_json(config)
+            where = ' in ' + where
         zero = (config.get('zero_optimization') if isinstance(
             config, dict) else None) or {}
     if not isinstance(zero, dict) or zero.get('stage') != 3:
