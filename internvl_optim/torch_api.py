@@ -23,7 +23,7 @@ from typing import Callable, List, Optional
 from torch import nn
 
 from .core.numbers import LEARNING_RATE, NON_NEGATIVE, check_number
-from .core.param_groups import build_param_groups
+from .core.pipeline import build_param_groups
 from .core.settings import LayerDecaySettings
 from .runtime.freezing import apply_freezing
 

@@ -1,10 +1,10 @@
 """The lr of every layer over iterations, as the run will apply it: the
 config's parameter schedulers stepped on the built groups, times the phase
-factor of each group (:mod:`internvl_optim.core.layer_phases`).  Used by
+factor of each group (:mod:`internvl_optim.core.phase_schedule`).  Used by
 ``tools/analyze_param_groups.py --plot-schedule``; no training happens."""
 from typing import Dict, List, Sequence, Tuple
 
-from ..core.layer_phases import group_factors
+from ..core.phase_schedule import group_factors
 
 #: schedulers that only count steps for the phases (applied here directly)
 PHASE_SCHEDULERS = ('LayerPhaseScheduler', )

@@ -1,17 +1,56 @@
-"""Per-parameter planning: what one parameter gets (layer, lr scale, weight
-decay and why), before any grouping.  Pure PyTorch."""
+"""What each parameter gets, and why: its layer id, weight decay and lr,
+before any grouping.  The lr is computed here and only here::
+
+    lr = base_lr * rate ** (N + 1 - layer_id)        (the layer scale)
+              * deformable (dcn_lr_mul, offset_lr_scale)
+              * custom key (or MMEngine's *_mult)
+              * InternImage's detection keys
+              * the tower's (lr_mult, or vision_tower_lr / base_lr, ...)
+
+The factors besides the layer scale are the functions at the end of this
+file.
+
+Deformable layers in the backbone (InternImage's recipes):
+
+* ``offset_lr_scale``: backbone names containing ``sampling_offsets`` or
+  ``reference_points`` (deformable attention);
+* ``dcn_lr_mul``: other backbone names containing ``offset`` (InternImage's
+  DCNv3 ``offset``, MMCV's DCN ``conv_offset``), ``attention_weights``,
+  ``center_feature_scale_proj`` or ``alpha_beta``.
+
+MMEngine's ``DefaultOptimWrapperConstructor`` multipliers: each configured
+``*_decay_mult`` sets ``weight_decay = base_wd * mult`` for its kind of
+parameter, overriding this package's default (zero for norms, biases and
+1-D parameters), in MMEngine's order of precedence: norm, bias, depthwise
+conv, 1-D ("flat").  ``bias_lr_mult`` and ``dcn_offset_lr_mult`` multiply
+the layer lr.  As in MMEngine, none of them applies to a parameter that a
+``custom_keys`` entry matched, and:
+
+* ``bias_lr_mult``: biases outside norm layers and outside DCN modules;
+* ``dcn_offset_lr_mult``: parameters of a ``Conv2d`` named ``...conv_offset``
+  directly inside a deformable conv (MMCV's ``DeformConv2dPack`` /
+  ``ModulatedDeformConv2dPack``, recognised by class name);
+* ``bias_decay_mult``: biases outside DCN modules; ``flat_decay_mult``:
+  1-D parameters outside DCN modules; ``dwconv_decay_mult``: parameters of a
+  ``Conv2d`` with ``groups == in_channels``.
+
+Which parameters get no weight decay at all is
+:mod:`~internvl_optim.core.weight_decay`.  Norms are recognised as
+everywhere in this package (by type, RMSNorm included).  Pure PyTorch.
+"""
 import enum
-import math
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from torch import nn
 
 from .layer_rules import LayerRule
-from .multipliers import (backbone_multiplier, decay_multiplier,
-                          internimage_multiplier, lr_multiplier)
+from .model_view import ModelView, numel
+from .module_kinds import is_depthwise_conv, parent_is_dcn
 from .names import relative_name
-from .towers import Tower, tower_factors
-from .numbers import MAX_LR
-from .weight_decay import SkipList, no_decay_reason
+from .tower_schema import Tower
+from .weight_decay import is_norm_module, no_decay_reason
+
 
 class Placement(enum.Enum):
     """How a parameter got its layer id."""
@@ -69,29 +108,37 @@ def match_custom_key(name: str, ordered_keys: Sequence[str]) -> Optional[str]:
     return None
 
 
-def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
-                   skip_list: SkipList, settings, base_lr: float,
-                   base_weight_decay: float,
-                   parent_is_dcn: bool = False,
-                   ordered_keys: Optional[Sequence[str]] = None,
-                   tower: Optional[Tower] = None) -> ParamPlan:
-    """The plan of one trainable parameter (``ndim`` as the model defined
-    it, ``owner`` the module holding it, ``parent_is_dcn`` whether that
-    module sits directly in a deformable conv; ``ordered_keys`` the custom
-    keys in :func:`order_custom_keys` order, computed once per build;
-    ``tower`` the ``paramwise_cfg.towers`` entry holding it).
+@dataclass(frozen=True)
+class PlanBase:
+    """What every parameter's plan starts from: the optimizer's ``lr`` and
+    ``weight_decay``, and the custom keys in :func:`order_custom_keys`
+    order (computed once per build)."""
+    lr: float
+    weight_decay: float
+    ordered_keys: Tuple[str, ...] = ()
 
-    Its lr is computed here and only here: ``base_lr`` times the product of
-    the layer scale, the deformable-layer, custom-key (or MMEngine) and
-    InternImage detection multipliers, and the tower's ``lr_mult``."""
+
+def plan_parameter(name: str, param, *, view: ModelView,
+                   base: PlanBase) -> ParamPlan:
+    """The plan of one trainable parameter, read from the model view (its
+    region's rule, settings, skip list and tower; its shape as the model
+    defined it; the module holding it).
+
+    Its lr is computed here and only here: ``base.lr`` times the product
+    of the layer scale, the deformable-layer, custom-key (or MMEngine) and
+    InternImage detection multipliers, and the tower's factor."""
+    region = view.region(name)
+    rule, settings, tower = region.rule, region.settings, region.tower
+    owner = view.owners.get(name)
+    ndim = len(view.shape(name, param))
+    dcn_parent = view.has_dcn and parent_is_dcn(name, view.modules)
+    base_weight_decay = base.weight_decay
     layer_id = rule.layer_id(name)
     # the backbone-relative name, computed once for what follows
     in_backbone = relative_name(name, rule.backbone_prefix)
-    reason = no_decay_reason(name, ndim, owner, skip_list)
+    reason = no_decay_reason(name, ndim, owner, region.skip_list)
     weight_decay = 0.0 if reason else base_weight_decay
-    if ordered_keys is None:
-        ordered_keys = order_custom_keys(settings.custom_keys)
-    key = match_custom_key(name, ordered_keys)
+    key = match_custom_key(name, base.ordered_keys)
     lr_mult, tags = 1.0, []
     if key is not None:  # as in MMEngine, other multipliers do not apply
         mults = settings.custom_keys[key]
@@ -101,9 +148,9 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     elif settings.mmengine_mults:  # MMEngine's multipliers, if configured
         owner_name = name.rsplit('.', 1)[0] if '.' in name else ''
         lr_mult, lr_tag = lr_multiplier(name, owner, owner_name,
-                                        parent_is_dcn, settings)
+                                        dcn_parent, settings)
         decay_mult, decay_tag = decay_multiplier(name, ndim, owner,
-                                                 parent_is_dcn, settings)
+                                                 dcn_parent, settings)
         if decay_mult is not None:
             weight_decay = base_weight_decay * decay_mult
             reason = f'{decay_tag}_mult=0' if decay_mult == 0 else None
@@ -122,15 +169,15 @@ def plan_parameter(name: str, numel: int, ndim: int, owner, rule: LayerRule,
     tag = '_'.join(t for t in [deform_tag] + tags if t) or None
     if weight_decay == 0 and reason is None:
         reason = f'custom_keys[{key!r}].decay_mult=0' if key else 'weight_decay=0'
-    tower_lr, tower_decay = tower_factors(tower, base_lr)
+    tower_lr, tower_decay = tower_factors(tower, base.lr)
     lr_scale *= tower_lr
     if tower_decay != 1.0 and weight_decay:
         weight_decay *= tower_decay
         if weight_decay == 0:
             reason = f'towers[{tower.name!r}].decay_mult=0'
     how, placed_by = placement(name, rule, in_backbone is not None)
-    return ParamPlan(name, layer_id, lr_scale, base_lr * lr_scale,
-                     weight_decay, reason, key, numel, tag, placed_by,
+    return ParamPlan(name, layer_id, lr_scale, base.lr * lr_scale,
+                     weight_decay, reason, key, numel(param), tag, placed_by,
                      tower.name if tower else None, how)
 
 
@@ -146,92 +193,117 @@ def placement(name: str, rule: LayerRule,
     return Placement.RULE, rule.source
 
 
-def unmatched_custom_keys(settings, names: Sequence[str]) -> List[str]:
-    """Custom keys that occur in no parameter name (MMEngine allows them,
-    and shipped recipes carry some, e.g. Swin's ``absolute_pos_embed`` with
-    ``use_abs_pos_embed=False``)."""
-    return [k for k in order_custom_keys(settings.custom_keys)
-            if not any(k in nm for nm in names)]
+
+# --- the factors of the lr besides the layer scale -------------------------
+
+OFFSET_KEYWORDS = ('sampling_offsets', 'reference_points')
+DCN_KEYWORDS = ('offset', 'attention_weights', 'center_feature_scale_proj',
+                'alpha_beta')
+
+#: what ``dcn_lr_mul`` / ``offset_lr_scale`` look for, by multiplier tag
+MULTIPLIER_KEYWORDS = {'dcn': DCN_KEYWORDS, 'offset': OFFSET_KEYWORDS}
 
 
-def check_some_lr_is_positive(plans: List[ParamPlan],
-                              warn: Callable[[str], None]) -> None:
-    """An lr of 0 comes from a ``custom_keys`` ``lr_mult=0`` (a choice,
-    said in a warning) or from layer decay underflowing (``rate ** (N +
-    1)`` below the smallest float); either may stop part of the model, not
-    all of it."""
-    stopped = [p for p in plans if p.lr == 0]
-    if not stopped:
-        return
-    keys = sorted({p.custom_key for p in stopped if p.custom_key})
-    by_key = [p for p in stopped if p.custom_key]
-    underflow = [p for p in stopped if not p.custom_key]
-    causes = []
-    if by_key:
-        causes.append(f'{len(by_key)} through paramwise_cfg.custom_keys '
-                      f'{keys} (lr_mult=0)')
-    if underflow:
-        layers = sorted({p.layer_id for p in underflow})
-        causes.append(f'{len(underflow)} because layer decay underflows to '
-                      f'0 in layers {layers} (layer_decay_rate ** (N + 1 - '
-                      'layer) is below the smallest float)')
-    if len(stopped) < len(plans):
-        warn(f'{len(stopped)} trainable parameter tensors get lr 0: '
-             f'{"; ".join(causes)}; they stay in the optimizer but do not '
-             'change')
-        return
-    raise ValueError(
-        f'Every trainable parameter ({len(plans)} tensors) gets lr 0: '
-        f'{"; ".join(causes)}; nothing would train. Give lr_mult > 0 or '
-        'raise paramwise_cfg.layer_decay_rate, and freeze what should not '
-        'train (paramwise_cfg.freeze_backbone, requires_grad=False)')
 
 
-def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
-    """One warning naming the backbone parameters no rule claimed."""
-    unclaimed = [p.name for p in plans if p.placement is Placement.UNCLAIMED]
-    if unclaimed:
-        more = f' and {len(unclaimed) - 5} more' if len(unclaimed) > 5 else ''
-        warn(f'{len(unclaimed)} backbone parameters are claimed by no layer '
-             f'rule and get the heads\' layer N + 1: '
-             f'{", ".join(unclaimed[:5])}{more}. Extend '
-             'paramwise_cfg.layer_regex or give the backbone get_layer_id')
+def deformable_lr_multiplier(rel_name: str, dcn_lr_mul: float,
+                             offset_lr_scale: float
+                             ) -> Tuple[float, Optional[str]]:
+    """``(multiplier, tag)`` for a backbone-relative name; tag is
+    ``'offset'``, ``'dcn'`` or ``None`` (multiplier 1).
+
+    >>> deformable_lr_multiplier('levels.0.blocks.1.dcn.offset.weight', 0.1, 1.0)
+    (0.1, 'dcn')
+    >>> deformable_lr_multiplier('levels.0.blocks.1.dcn.input_proj.weight', 0.1, 1.0)
+    (1.0, None)
+    """
+    if offset_lr_scale != 1.0 and any(k in rel_name
+                                       for k in OFFSET_KEYWORDS):
+        return offset_lr_scale, 'offset'
+    if any(k in rel_name for k in OFFSET_KEYWORDS):
+        return 1.0, None
+    if dcn_lr_mul != 1.0 and any(k in rel_name for k in DCN_KEYWORDS):
+        return dcn_lr_mul, 'dcn'
+    return 1.0, None
 
 
-#: the largest float32: weights, and ``lr * weight_decay`` (AdamW scales
-#: them by ``1 - lr * weight_decay``) must stay below it
-FLOAT32_MAX = 3.4028234663852886e38
-#: below ``base_lr * LR_FLOOR`` a group's updates vanish against float32
-#: weights (float32 resolves about 1e-7 relative; Adam's steps are ~lr)
-LR_FLOOR = 1e-12
+#: configured-key -> tag used in group names
+DECAY_MULT_KEYS = {'norm_decay_mult': 'norm_decay',
+                   'bias_decay_mult': 'bias_decay',
+                   'dwconv_decay_mult': 'dwconv_decay',
+                   'flat_decay_mult': 'flat_decay'}
+LR_MULT_KEYS = {'bias_lr_mult': 'bias_lr',
+                'dcn_offset_lr_mult': 'dcn_offset_lr'}
 
 
-def check_final_numbers(plans: List[ParamPlan], base_lr: float,
-                        warn: Callable[[str], None]) -> None:
-    """Every lr and weight decay as the optimizer will see them: finite
-    (``lr=1e308`` times ``lr_mult=10`` passes each check alone and
-    overflows), and a warning for lrs so small they cannot change a weight
-    (``layer_decay_rate=1e-8``)."""
-    bad = [p for p in plans
-           if not (math.isfinite(p.lr) and math.isfinite(p.weight_decay)
-                   and p.lr <= MAX_LR
-                   and p.lr * p.weight_decay <= FLOAT32_MAX)]
-    if bad:
-        first = bad[0]
-        raise ValueError(
-            f'{len(bad)} parameter(s) get an lr above {MAX_LR:g} or a '
-            'non-finite lr or weight decay once the multipliers are '
-            f'applied, e.g. {first.name}: lr {first.lr} (base lr '
-            f'{base_lr:g} x scale {first.lr_scale:g}), weight decay '
-            f'{first.weight_decay}. Lower optim_wrapper.optimizer.lr or the '
-            'lr_mult / decay_mult of paramwise_cfg.custom_keys')
-    floor = base_lr * LR_FLOOR
-    tiny = [p for p in plans if 0 < p.lr < floor]
-    if tiny:
-        layers = sorted({p.layer_id for p in tiny})
-        warn(f'{len(tiny)} parameter tensors (layers {layers}) get an lr '
-             f'below {floor:.3g} (base lr x {LR_FLOOR:g}), e.g. '
-             f'{tiny[0].name}: {tiny[0].lr:.3g}; their updates vanish in '
-             'float32, so they effectively do not train. Raise '
-             'paramwise_cfg.layer_decay_rate (layers 0 and 1 get rate ** '
-             '(N + 1) and rate ** N), or freeze them on purpose')
+def decay_multiplier(name: str, ndim: int, owner: Optional[nn.Module],
+                     parent_is_dcn: bool,
+                     settings) -> Tuple[Optional[float], Optional[str]]:
+    """``(mult, tag)`` of the first configured MMEngine decay rule that
+    applies, else ``(None, None)``."""
+    own = name.rsplit('.', 1)[-1]
+    if not settings.mmengine_mults:  # none configured (the common case)
+        return None, None
+    applies = {
+        'norm_decay_mult': owner is not None and is_norm_module(owner),
+        'bias_decay_mult': own == 'bias' and not parent_is_dcn,
+        'dwconv_decay_mult': is_depthwise_conv(owner),
+        'flat_decay_mult': ndim == 1 and not parent_is_dcn,
+    }
+    for key, tag in DECAY_MULT_KEYS.items():
+        mult = settings.mmengine_mults.get(key)
+        if mult is not None and applies[key]:
+            return mult, tag
+    return None, None
+
+
+def lr_multiplier(name: str, owner: Optional[nn.Module], owner_name: str,
+                  parent_is_dcn: bool,
+                  settings) -> Tuple[float, Optional[str]]:
+    """``(mult, tag)`` from ``bias_lr_mult`` / ``dcn_offset_lr_mult``;
+    ``(1.0, None)`` when neither is configured or applies."""
+    mults = settings.mmengine_mults
+    if ('dcn_offset_lr_mult' in mults and parent_is_dcn
+            and 'conv_offset' in owner_name
+            and isinstance(owner, nn.Conv2d)):
+        return mults['dcn_offset_lr_mult'], LR_MULT_KEYS['dcn_offset_lr_mult']
+    if ('bias_lr_mult' in mults and name.rsplit('.', 1)[-1] == 'bias'
+            and not parent_is_dcn
+            and not (owner is not None and is_norm_module(owner))):
+        return mults['bias_lr_mult'], LR_MULT_KEYS['bias_lr_mult']
+    return 1.0, None
+
+
+def backbone_multiplier(rel: Optional[str],
+                        settings) -> Tuple[float, Optional[str]]:
+    """``(multiplier, tag)`` from ``dcn_lr_mul`` / ``offset_lr_scale`` for a
+    backbone-relative parameter name (``None``: outside the backbone, which
+    they do not affect)."""
+    if rel is None:
+        return 1.0, None
+    return deformable_lr_multiplier(rel, settings.dcn_lr_mul,
+                                    settings.offset_lr_scale)
+
+
+def internimage_multiplier(name: str, in_backbone: bool, layer_scale: float,
+                           settings) -> Tuple[float, Optional[str]]:
+    """InternImage's detection keys: ``dino_head`` (x0.1 for the head's
+    ``sampling_offsets`` / ``reference_points``, tag ``dino_head``) and
+    ``backbone_small_lr`` (x0.1 wherever the layer scale is below 1, as
+    InternImage's ``scale < 1`` test)."""
+    mult, tag = 1.0, None
+    if settings.dino_head and not in_backbone and any(
+            k in name for k in OFFSET_KEYWORDS):
+        mult, tag = 0.1, 'dino_head'
+    if settings.backbone_small_lr and layer_scale < 1:
+        mult *= 0.1
+    return mult, tag
+
+
+def tower_factors(tower: Optional[Tower],
+                  base_lr: float) -> Tuple[float, float]:
+    """``(lr factor, weight-decay factor)`` of a tower (1, 1 outside)."""
+    if tower is None:
+        return 1.0, 1.0
+    lr_factor = tower.lr_mult if tower.lr is None else tower.lr / base_lr
+    return lr_factor, tower.decay_mult

@@ -16,9 +16,9 @@ import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
-from .layer_phases import LayerPhases
-from .layer_rules.regex import RegexLayerRule
-from .towers import Tower, validate_towers
+from .phase_schedule import LayerPhases
+from .layer_regex import RegexLayerRule
+from .tower_schema import Tower, validate_towers
 from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE,
                       UNIT_OPEN_CLOSED, check_fields, check_number,
                       is_numeric_text)

@@ -3,7 +3,7 @@ for, made explicitly by whoever builds the optimizer (our MMEngine
 constructor, :func:`internvl_optim.param_groups`)."""
 from torch import nn
 
-from ..core.param_groups import GroupPlan
+from ..core.pipeline import GroupPlan
 from ..core.weight_decay import is_norm_module
 from .norm_eval import keep_norms_in_eval
 

@@ -1,4 +1,4 @@
-"""Apply the phases over layers (:mod:`internvl_optim.core.layer_phases`)
+"""Apply the phases over layers (:mod:`internvl_optim.core.phase_schedule`)
 to a live optimizer: an explicit patch of its ``step``.
 
 Around each ``optimizer.step()`` the lr of every group is multiplied by
@@ -19,7 +19,7 @@ parameter scheduler is
 import functools
 from typing import Callable
 
-from ..core.layer_phases import group_factors, has_phases
+from ..core.phase_schedule import group_factors, has_phases
 
 _PATCHED = '_internvl_optim_layer_phases'
 _UNPHASED = '_internvl_optim_unphased_step'

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from internvl_optim import param_groups
-from internvl_optim.core.layer_phases import LayerPhases, phase_factor
+from internvl_optim.core.phase_schedule import LayerPhases, phase_factor
 from internvl_optim.core.settings import LayerDecaySettings
 from internvl_optim.runtime.layer_phases import (NO_SCHEDULER, LayerPhaseLR,
                                                  require_phase_scheduler)

@@ -1,4 +1,6 @@
-"""Which layer each parameter belongs to: an ordered table of providers.
+"""Which layer each parameter belongs to: the rule (:class:`LayerRule`), what
+a provider sees of the model (:class:`RuleContext`) and the ordered table
+of providers that builds it.
 
 Each provider answers "is this model mine?" and, if so, builds the rule;
 the first that claims the model wins.  The order (:data:`PROVIDERS`):
@@ -25,15 +27,114 @@ error naming it.  Layer ids run from 0 (embeddings) to ``num_layers + 1``
 and structure, never on which parameters are trainable.
 """
 import dataclasses
-from typing import Callable, List, Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from torch import nn
 
-from ..backbone_probe import find_backbone, probe
+from ..backbone_probe import BackboneStructure, find_backbone, probe
 from ..names import BLOCK_CONTAINERS, CBNET_PREFIX, relative_name
-from . import (convnext, declared_groups, model_methods, module_order, regex,
-               stages, vit)
-from .base import LayerRule, LayerRuleProvider, RuleContext
+from ..settings import STRUCTURAL_KEYS
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """A resolved rule: ``layer_id(full_name)`` for every parameter; built
+    whole, never changed (:func:`dataclasses.replace` makes a variant)."""
+    num_layers: int
+    source: str
+    backbone_prefix: str
+    _layer_id: Callable[[str], int]
+    #: whether the rule placed a name on purpose (``False``: a fallback to
+    #: ``N + 1`` that the audit names); every name by default
+    claimed: Callable[[str], bool] = lambda name: True
+    #: the probe of the backbone the rule was resolved from (shared with
+    #: ``freeze_backbone``, so the backbone is probed once per build);
+    #: ``None`` for rules resolved without one
+    structure: Optional[BackboneStructure] = None
+    #: the layers are units of a CNN in module order (stem, stages), not
+    #: embeddings and blocks (how tables name them)
+    units: bool = False
+
+    def layer_id(self, name: str) -> int:
+        layer_id = self._layer_id(name)
+        if (not isinstance(layer_id, int) or isinstance(layer_id, bool)
+                or not 0 <= layer_id <= self.num_layers + 1):
+            raise ValueError(
+                f'{self.source} gave layer id {layer_id!r} to parameter '
+                f'{name!r}; valid ids are integers 0..{self.num_layers + 1} '
+                f'(num_layers={self.num_layers})')
+        return layer_id
+
+
+@dataclass
+class RuleContext:
+    """What a provider sees.
+
+    Attributes:
+        model: the whole (unwrapped-name) model.
+        prefix: the backbone's name in the model ('' for the whole model).
+        backbone: the backbone module.
+        structure: :func:`~internvl_optim.core.backbone_probe.probe` result.
+        in_backbone: full parameter name -> backbone-relative name.
+        rule_names: full name -> the name the built-in rules see (CBNet:
+            without ``cb_modules.{k}.``; ``None`` for CBNet's other parts).
+        param_names: every parameter name, frozen included.
+        desc: ``backbone 'backbone' (Type)`` for messages.
+        settings: the validated ``paramwise_cfg``.
+        warn: called with messages the user should see.
+    """
+    model: nn.Module
+    prefix: str
+    backbone: nn.Module
+    structure: BackboneStructure
+    in_backbone: Dict[str, str]
+    rule_names: Dict[str, Optional[str]]
+    param_names: List[str]
+    desc: str
+    settings: object
+    warn: Callable[[str], None] = field(default=lambda msg: None)
+
+    def make_rule(self, n: int, source: str,
+                  rel_rule: Callable[[str], int],
+                  claimed: Optional[Callable[[str], bool]] = None,
+                  units: bool = False) -> LayerRule:
+        """A rule applying ``rel_rule`` to :attr:`rule_names`; parameters
+        outside (heads, CBNet links) get ``n + 1``; ``claimed(full_name)``
+        says which names it placed on purpose (default: all)."""
+        def layer_id(name):
+            rel = self.rule_names.get(name)
+            return n + 1 if rel is None else rel_rule(rel)
+        return LayerRule(n, source, self.prefix, layer_id,
+                         claimed or (lambda name: True), self.structure,
+                         units)
+
+    def rule_by_full_name(self, n: int, source: str,
+                          layer_id: Callable[[str], int]) -> LayerRule:
+        """A rule given on full parameter names (a model's own method)."""
+        return LayerRule(n, source, self.prefix, layer_id,
+                         structure=self.structure)
+
+
+#: what a provider's ``build`` returns: the rule and the ``paramwise_cfg``
+#: keys it used (``num_layers`` and ``decay_type='layer_wise'`` are used by
+#: every rule).
+Built = Tuple[LayerRule, FrozenSet[str]]
+
+
+@dataclass(frozen=True)
+class LayerRuleProvider:
+    """One row of the table: ``claims(ctx)`` says "this model is mine",
+    ``build(ctx)`` gives the rule."""
+    name: str
+    claims: Callable[[RuleContext], bool]
+    build: Callable[[RuleContext], Built]
+
+
+
+# the providers (each reads the types above only in annotations)
+from . import (convnext, declared_groups, model_methods,  # noqa: E402
+               module_order, regex, stages, vit)
 
 PROVIDERS = (
     LayerRuleProvider('MMSeg ConvNeXt rules (decay_type given)',
@@ -62,7 +163,6 @@ def must_be_used() -> tuple:
     """The structural keys (:data:`~internvl_optim.core.settings.
     STRUCTURAL_KEYS`) a winning provider must use when they are configured;
     ``num_layers`` is used by every provider."""
-    from ..settings import STRUCTURAL_KEYS  # (settings imports this package)
     return tuple(k for k in STRUCTURAL_KEYS if k != 'num_layers')
 
 
@@ -159,5 +259,5 @@ def resolve_layer_rule(modules: Mapping[str, nn.Module],
     raise no_rule_error(ctx)
 
 
-__all__ = ['LayerRule', 'LayerRuleProvider', 'PROVIDERS', 'RuleContext',
-           'resolve_layer_rule']
+__all__ = ['Built', 'LayerRule', 'LayerRuleProvider', 'PROVIDERS',
+           'RuleContext', 'resolve_layer_rule']

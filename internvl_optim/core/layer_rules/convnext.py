@@ -11,10 +11,14 @@ these rules win over everything, also over a model's own
 ``get_layer_depth``; without it, ``layer_wise`` applies after the other
 rules.
 """
-from typing import Sequence
+from __future__ import annotations
+from typing import TYPE_CHECKING, Sequence
 
 from ..names import is_embedding_name
-from .base import Built, RuleContext, check_depths, check_num_layers
+from .common import check_depths, check_num_layers
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 
 
 def convnext_num_layers(depths: Sequence[int]) -> int:

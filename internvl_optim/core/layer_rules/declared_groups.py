@@ -24,15 +24,19 @@ classifier that is the classifier's group; for a headless timm model
 (``num_classes=0``) it is the group of its last block and final norm,
 which then train at the base lr, as timm trains them.
 """
+from __future__ import annotations
 import math
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
 from ..backbone_probe import sole_holder
 from ..names import join_name
-from .base import Built, RuleContext, check_num_layers
+from .common import check_num_layers
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 
 #: timm's ``MATCH_PREV_GROUP`` suffix: the ordinal joins the previous group
 MATCH_PREV_GROUP = 99999.0

@@ -6,10 +6,13 @@
 A configured ``layer_regex`` is then not used (said in a warning), and
 configured ``depths`` are checked against the stages the probe found.
 """
-from typing import Callable, Optional, Tuple
+from __future__ import annotations
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
-from .base import (Built, LayerRule, RuleContext, check_depths,
-                   check_num_layers)
+from .common import check_depths, check_num_layers
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 
 
 def _used_settings(ctx: RuleContext, source: str) -> frozenset:
@@ -41,8 +44,8 @@ def _from_depths(ctx: RuleContext, source: str,
         max_depth = this_max
     n = check_num_layers(ctx.settings.num_layers, max_depth - 2,
                          f'{source} (num_layers + 2 = {max_depth})')
-    rule = LayerRule(n, source, ctx.prefix,
-                     lambda name: layer_depths.get(name, n + 1))
+    rule = ctx.rule_by_full_name(n, source,
+                                 lambda name: layer_depths.get(name, n + 1))
     return rule, _used_settings(ctx, source)
 
 

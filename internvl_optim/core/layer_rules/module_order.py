@@ -9,7 +9,8 @@ is layer ``j``; ``N`` is the number of units minus one, so the first unit
 (the stem) is layer 0 and the heads ``N + 1``.  Parameters held by the
 backbone itself are layer 0.  Needs at least two units.
 """
-from typing import Dict
+from __future__ import annotations
+from typing import TYPE_CHECKING, Dict
 
 from torch import nn
 
@@ -17,7 +18,10 @@ from ..backbone_probe import (composite_backbones, declared_depths,
                               transformer_towers)
 from ..declared_towers import towers_example
 from ..names import join_name
-from .base import Built, RuleContext, check_num_layers
+from .common import check_num_layers
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 
 
 def _with_parameters(pairs):

@@ -25,12 +25,16 @@ Covers MMSeg Swin (``stages.{s}.blocks``), InternImage
 Swin (``layers.{s}.blocks``), HuggingFace Swin (``encoder.layers.{s}``) and
 Twins PCPVT/SVT (``layers.{s}.{b}``).
 """
-from typing import Optional
+from __future__ import annotations
+from typing import TYPE_CHECKING, Optional
 
 from ..backbone_probe import StageLayout, composite_backbones
 from ..names import is_token_or_position, join_name
-from .base import (Built, RuleContext, ancestors_of, check_depths,
-                   check_num_layers, outside_placement, registered_before)
+from .common import (ancestors_of, check_depths, check_num_layers,
+                     outside_placement, registered_before)
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 
 
 def _first_block(layout: StageLayout, stage: int) -> int:

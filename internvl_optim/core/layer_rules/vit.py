@@ -8,14 +8,17 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 (``layers.{i}``).  Names are backbone-relative, so a head parameter such as
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
-from typing import Mapping, Sequence
+from __future__ import annotations
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
 from ..names import is_embedding_name, is_token_or_position, join_name
-from .base import (PRE_BLOCK_NORMS, Built, RuleContext, ancestors_of,
-                   check_num_layers, outside_placement, registered_before,
-                   shared_depth)
+from .common import (PRE_BLOCK_NORMS, ancestors_of, check_num_layers,
+                     outside_placement, registered_before, shared_depth)
+
+if TYPE_CHECKING:  # the types live with the table
+    from . import Built, RuleContext
 from .continued_lists import (POST, declared_continuations, sibling_lists,
                               stacks)
 

@@ -12,8 +12,11 @@ module), and raises ``ValueError`` for a backbone the original does not
 support.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
+from ..group_reduce import reduce_as_original
+from ..names import strip_wrapper_prefixes
+from ..param_plan import ParamPlan
 from .internimage import (internimage_detection_plans,
                           internimage_segmentation_plans)
 from .internimage_classification import internimage_classification_plans
@@ -50,4 +53,38 @@ PRESETS = {
         lambda group: dict(name=group['group_name'])),
 }
 
-__all__ = ['PRESETS', 'Preset', 'internvl_plans', 'mmseg_plans']
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """The groups an original constructor builds, and what went in."""
+    what: str
+    groups: List[dict]
+    plans: List[ParamPlan]
+    frozen: List[str]
+    frozen_numel: int
+    to_freeze: list
+
+
+def reproduce(model, settings, base_lr: float,
+              base_weight_decay: float) -> Reproduced:
+    """The groups of the original constructor ``settings.reproduce``
+    names, grouped as the original groups them."""
+    preset = PRESETS[settings.reproduce]
+    named = [(strip_wrapper_prefixes(n), p)
+             for n, p in model.named_parameters()]
+    trainable = [(n, p) for n, p in named if p.requires_grad]
+    frozen = [n for n, p in named if not p.requires_grad]
+    plans, to_freeze = preset.plans(model, trainable, settings, base_lr,
+                                    base_weight_decay)
+    groups = reduce_as_original(plans, [p for _, p in trainable])
+    if preset.extra_keys is not None:
+        for group in groups:
+            group.update(preset.extra_keys(group))
+    return Reproduced(preset.what, groups, plans, frozen,
+                      sum(p.numel() for _, p in named if not p.requires_grad),
+                      to_freeze)
+
+
+__all__ = ['PRESETS', 'Preset', 'Reproduced', 'internvl_plans', 'mmseg_plans',
+           'reproduce']

@@ -30,7 +30,7 @@ commit 41b18fd):
 """
 from typing import List, Sequence, Tuple
 
-from ..multipliers import OFFSET_KEYWORDS
+from ..param_plan import OFFSET_KEYWORDS
 from ..param_plan import ParamPlan
 
 SEGMENTATION_HEAD_EMBEDS = tuple(

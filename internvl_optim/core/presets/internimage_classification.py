@@ -19,7 +19,7 @@ Facts (OpenGVLab/InternImage, ``classification/optimizer.py`` at commit
 """
 from typing import List, Sequence, Tuple
 
-from ..multipliers import DCN_KEYWORDS
+from ..param_plan import DCN_KEYWORDS
 from ..param_plan import ParamPlan
 
 SOURCE = ("InternImage's classification build_optimizer "

@@ -22,9 +22,9 @@ from ...core.low_precision import (low_precision_message,
                                    low_precision_trainable)
 from ...core.optimizer_arguments import (check_optimizer_arguments,
                                          check_optimizer_numbers)
-from ...core.param_groups import GroupPlan, build_param_groups
+from ...core.pipeline import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
-from ...core.layer_phases import has_phases
+from ...core.phase_schedule import has_phases
 from ...runtime.layer_phases import require_phase_scheduler
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import KEYS, LayerDecaySettings

@@ -14,7 +14,7 @@ import weakref
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
-from ...core.layer_phases import JOIN_BY_EPOCH
+from ...core.phase_schedule import JOIN_BY_EPOCH
 from ...runtime.layer_phases import inner_optimizer, patch_step
 
 

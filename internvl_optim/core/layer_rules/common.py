@@ -1,105 +1,12 @@
-"""What every layer-rule provider shares: the resolved rule, what a provider
-sees of the model, and the checks of configured numbers against the model."""
+"""What the layer-rule providers share: the checks of configured numbers
+against the model, and where a name outside the blocks or stages goes."""
 import re
-from dataclasses import dataclass, field
-from typing import (Callable, Dict, FrozenSet, List, Mapping, Optional,
-                    Sequence, Tuple)
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from torch import nn
-
-from ..backbone_probe import BackboneStructure
 from ..names import is_token_or_position
 
 
 _BARE_PATCH_EMBED = re.compile(r'^patch_embed(ding)?s?$')
-
-
-@dataclass(frozen=True)
-class LayerRule:
-    """A resolved rule: ``layer_id(full_name)`` for every parameter; built
-    whole, never changed (:func:`dataclasses.replace` makes a variant)."""
-    num_layers: int
-    source: str
-    backbone_prefix: str
-    _layer_id: Callable[[str], int]
-    #: whether the rule placed a name on purpose (``False``: a fallback to
-    #: ``N + 1`` that the audit names); every name by default
-    claimed: Callable[[str], bool] = lambda name: True
-    #: the probe of the backbone the rule was resolved from (shared with
-    #: ``freeze_backbone``, so the backbone is probed once per build);
-    #: ``None`` for rules resolved without one
-    structure: Optional[BackboneStructure] = None
-    #: the layers are units of a CNN in module order (stem, stages), not
-    #: embeddings and blocks (how tables name them)
-    units: bool = False
-
-    def layer_id(self, name: str) -> int:
-        layer_id = self._layer_id(name)
-        if (not isinstance(layer_id, int) or isinstance(layer_id, bool)
-                or not 0 <= layer_id <= self.num_layers + 1):
-            raise ValueError(
-                f'{self.source} gave layer id {layer_id!r} to parameter '
-                f'{name!r}; valid ids are integers 0..{self.num_layers + 1} '
-                f'(num_layers={self.num_layers})')
-        return layer_id
-
-
-@dataclass
-class RuleContext:
-    """What a provider sees.
-
-    Attributes:
-        model: the whole (unwrapped-name) model.
-        prefix: the backbone's name in the model ('' for the whole model).
-        backbone: the backbone module.
-        structure: :func:`~internvl_optim.core.backbone_probe.probe` result.
-        in_backbone: full parameter name -> backbone-relative name.
-        rule_names: full name -> the name the built-in rules see (CBNet:
-            without ``cb_modules.{k}.``; ``None`` for CBNet's other parts).
-        param_names: every parameter name, frozen included.
-        desc: ``backbone 'backbone' (Type)`` for messages.
-        settings: the validated ``paramwise_cfg``.
-        warn: called with messages the user should see.
-    """
-    model: nn.Module
-    prefix: str
-    backbone: nn.Module
-    structure: BackboneStructure
-    in_backbone: Dict[str, str]
-    rule_names: Dict[str, Optional[str]]
-    param_names: List[str]
-    desc: str
-    settings: object
-    warn: Callable[[str], None] = field(default=lambda msg: None)
-
-    def make_rule(self, n: int, source: str,
-                  rel_rule: Callable[[str], int],
-                  claimed: Optional[Callable[[str], bool]] = None,
-                  units: bool = False) -> LayerRule:
-        """A rule applying ``rel_rule`` to :attr:`rule_names`; parameters
-        outside (heads, CBNet links) get ``n + 1``; ``claimed(full_name)``
-        says which names it placed on purpose (default: all)."""
-        def layer_id(name):
-            rel = self.rule_names.get(name)
-            return n + 1 if rel is None else rel_rule(rel)
-        return LayerRule(n, source, self.prefix, layer_id,
-                         claimed or (lambda name: True), self.structure,
-                         units)
-
-
-#: what a provider's ``build`` returns: the rule and the ``paramwise_cfg``
-#: keys it used (``num_layers`` and ``decay_type='layer_wise'`` are used by
-#: every rule).
-Built = Tuple[LayerRule, FrozenSet[str]]
-
-
-@dataclass(frozen=True)
-class LayerRuleProvider:
-    """One row of the table: ``claims(ctx)`` says "this model is mine",
-    ``build(ctx)`` gives the rule."""
-    name: str
-    claims: Callable[[RuleContext], bool]
-    build: Callable[[RuleContext], Built]
 
 
 def check_num_layers(given: Optional[int], found: int, where: str) -> int:

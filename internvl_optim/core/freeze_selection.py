@@ -85,11 +85,12 @@ def units_to_freeze(view, settings) -> list:
     and InternVL chat's flags.  Selected, not frozen: the caller applies
     them (:func:`internvl_optim.runtime.freezing.apply_freezing`)."""
     units = []
-    for tower, rule, rsettings in view.regions:
-        units += backbone_units(view.model, view.modules, rule, rsettings)
-        if tower is not None and tower.freeze:
+    for region in view.regions:
+        units += backbone_units(view.model, view.modules, region.rule,
+                                region.settings)
+        if region.tower is not None and region.tower.freeze:
             check_wrapper_allows_freezing(view.model)
-            units.append(view.modules[tower.module])
+            units.append(view.modules[region.tower.module])
     return internvl_flag_units(settings, view.regions, view.modules, units)
 
 
@@ -119,7 +120,7 @@ def internvl_flag_units(settings, regions, modules, units) -> list:
     if not (settings.freeze_mlp or settings.freeze_llm
             or settings.unfreeze_vit_layers or settings.unfreeze_lm_head):
         return units
-    towers = {t.name: t for t, _, _ in regions if t is not None}
+    towers = {r.tower.name: r.tower for r in regions if r.tower is not None}
     missing = [n for n in ('vision', 'projector', 'language')
                if n not in towers]
     if missing:

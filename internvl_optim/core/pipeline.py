@@ -1,14 +1,21 @@
-"""The core: named parameters + settings -> optimizer parameter groups.
+"""The core's pipeline: named parameters + settings -> optimizer groups.
 
-Pure PyTorch; no MMEngine or MMSeg needed.  One straight pipeline:
+Pure PyTorch; no MMEngine or MMSeg needed.  The steps, in the order data
+flows (this module imports nothing else of the core):
 
-1. settings (:mod:`.settings`: ``paramwise_cfg``, validated once);
+1. settings (:mod:`.settings`: ``paramwise_cfg``, validated once; the
+   caller builds them);
 2. the model view (:mod:`.model_view`: names, shapes, regions and their
    layer rules from :mod:`.layer_rules`, built once);
-3. one record per trainable parameter (:mod:`.param_plan`: layer id, lr
-   and weight decay with every factor, computed once, the factors from
-   :mod:`.multipliers` and :mod:`.towers`);
-4. the reduction into groups (:mod:`.group_reduce`).
+3. what to freeze (:mod:`.freeze_selection`), selected, not applied;
+4. one record per trainable parameter (:mod:`.param_plan`: layer id, lr
+   and weight decay with every factor, computed once);
+5. the checks of the finished plans (:mod:`.plan_checks`);
+6. the reduction into groups (:mod:`.group_reduce`);
+7. with ``layer_phases``, when each group joins (:mod:`.phase_schedule`).
+
+``paramwise_cfg.reproduce``: a preset (:mod:`.presets`) replaces steps 2
+to 7 with the original constructor's groups.
 
 The core changes nothing: what ``freeze_backbone`` selects is returned in
 ``GroupPlan.to_freeze`` for the caller to apply
@@ -19,17 +26,15 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .freezing import params_of, units_to_freeze
-from .group_reduce import reduce_as_original, reduce_param_groups
-from .layer_phases import annotate_groups
+from .freeze_selection import params_of, units_to_freeze
+from .group_reduce import reduce_param_groups
 from .model_view import ModelView, numel, view_model
-from .multipliers import check_multipliers_match, parent_is_dcn
-from .names import strip_wrapper_prefixes
-from .param_plan import (ParamPlan, audit, check_final_numbers,
-                         check_some_lr_is_positive, order_custom_keys,
-                         plan_parameter, unmatched_custom_keys)
+from .param_plan import ParamPlan, PlanBase, order_custom_keys, plan_parameter
+from .phase_schedule import annotate_groups
+from .plan_checks import (audit, check_final_numbers, check_multipliers_match,
+                          check_some_lr_is_positive, unmatched_custom_keys)
+from .presets import reproduce
 from .settings import LayerDecaySettings
-from .towers import region_of
 
 
 @dataclass
@@ -95,14 +100,16 @@ def build_param_groups(model: nn.Module,
             f'{type(model).__name__} has no trainable parameters '
             f'({len(frozen)} frozen): nothing to optimize. Unfreeze part of '
             'the model (e.g. the decode head)')
-    plans = _plan_parameters(view, trainable, settings, base_lr,
-                             base_weight_decay)
+    base = PlanBase(base_lr, base_weight_decay,
+                    tuple(order_custom_keys(settings.custom_keys)))
+    plans = [plan_parameter(name, param, view=view, base=base)
+             for name, param in trainable]
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
     audit(plans, warn)
     groups = reduce_param_groups(plans, [p for _, p in trainable],
                                  merge_layers=settings.layer_phases is None)
-    towers = [(t, rule) for t, rule, _ in view.regions if t is not None]
+    towers = [(r.tower, r.rule) for r in view.towers]
     if settings.layer_phases is not None:
         if settings.layer_phases.unit == 'tower' and not towers:
             raise ValueError(
@@ -145,23 +152,6 @@ def _check_keys_apply(view: ModelView, settings, warn) -> None:
     check_multipliers_match(settings, view.main_rule.backbone_prefix, names)
 
 
-def _plan_parameters(view: ModelView, trainable, settings, base_lr: float,
-                     base_weight_decay: float) -> List[ParamPlan]:
-    """One :class:`ParamPlan` per trainable parameter, in model order."""
-    ordered_keys = order_custom_keys(settings.custom_keys)
-    plans = []
-    for name, param in trainable:
-        index = region_of(name, view.regions)
-        tower, rule, rsettings = view.regions[index]
-        plans.append(plan_parameter(
-            name, numel(param), len(view.shape(name, param)),
-            view.owners.get(name), rule, view.skip_lists[index], rsettings,
-            base_lr, base_weight_decay,
-            view.has_dcn and parent_is_dcn(name, view.modules),
-            ordered_keys, tower))
-    return plans
-
-
 def _source(view: ModelView, towers) -> str:
     """What decided the layers, for the table's title."""
     if not towers:
@@ -179,18 +169,7 @@ def _source(view: ModelView, towers) -> str:
 def _reproduce(model, settings, base_lr, base_weight_decay) -> 'GroupPlan':
     """The groups of the original constructor ``settings.reproduce``
     names (:mod:`internvl_optim.core.presets`)."""
-    from .presets import PRESETS
-    preset = PRESETS[settings.reproduce]
-    named = [(strip_wrapper_prefixes(n), p)
-             for n, p in model.named_parameters()]
-    trainable = [(n, p) for n, p in named if p.requires_grad]
-    frozen = [n for n, p in named if not p.requires_grad]
-    plans, to_freeze = preset.plans(model, trainable, settings, base_lr,
-                                    base_weight_decay)
-    groups = reduce_as_original(plans, [p for _, p in trainable])
-    if preset.extra_keys is not None:
-        for group in groups:
-            group.update(preset.extra_keys(group))
-    return GroupPlan(groups, plans, settings.num_layers, preset.what, frozen,
-                     sum(p.numel() for _, p in named if not p.requires_grad),
-                     'backbone', to_freeze)
+    done = reproduce(model, settings, base_lr, base_weight_decay)
+    return GroupPlan(done.groups, done.plans, settings.num_layers, done.what,
+                     done.frozen, done.frozen_numel, 'backbone',
+                     done.to_freeze)
