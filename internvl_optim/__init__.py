@@ -21,6 +21,8 @@ at any time.  Until then nothing outside PyTorch is imported: the pure API
 (:func:`param_groups`, ``internvl_optim.core``) imports neither MMEngine
 nor DeepSpeed.
 """
+import importlib
+
 from .core import GroupPlan, LayerDecaySettings, ParamPlan, build_param_groups
 from .runtime.import_watch import mmengine_imported, watch
 from .torch_api import LayerDecayWarning, param_groups
@@ -28,7 +30,7 @@ from .torch_api import LayerDecayWarning, param_groups
 if mmengine_imported():  # an MMEngine program: register now
     from . import engine  # noqa: F401  (registers on import)
 else:  # register when the program imports MMEngine's optimizers
-    watch()
+    watch(lambda: importlib.import_module(__name__ + '.engine'))
 
 
 def __getattr__(name):

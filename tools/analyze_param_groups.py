@@ -40,7 +40,7 @@ from internvl_optim.analysis.param_group_report import (  # noqa: E402
     write_plot)
 from internvl_optim.engine.config_checks import (  # noqa: E402
     CHECK_ERRORS, check_optim_wrapper, check_our_import,
-    check_scheduler_arguments, check_schedulers_keep_ratios,
+    check_param_schedulers, check_schedulers_keep_ratios,
     missing_weight_files, stop)
 from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
     translate_internvl_deepspeed)
@@ -161,7 +161,7 @@ def main(argv=None):
     check_our_import(cfg)
     # what train.py checks before building anything, checked here first too
     check_optim_wrapper(cfg)
-    check_scheduler_arguments(cfg)
+    check_param_schedulers(cfg)
     check_schedulers_keep_ratios(cfg)
     # InternVL's deepspeed=True / deepspeed_config, as train.py reads them
     translate_internvl_deepspeed(cfg, log=lambda msg: status(msg, start))

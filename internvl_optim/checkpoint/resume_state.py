@@ -21,8 +21,9 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from ..core.numbers import MAX_LR, check_number, check_scheduler_arguments
-from ..core.optimizer_arguments import OPTIMIZER_RANGES, check_betas
+from ..core.numbers import MAX_LR, check_number
+from ..guards.scheduler_numbers import check_scheduler_numbers
+from ..guards.optimizer_arguments import OPTIMIZER_RANGES, check_betas
 from .errors import CheckpointError
 from .state_by_name import (LAST_VALUE_KEYS, PER_GROUP_KEYS, StateMatchError,
                             saved_param_names)
@@ -466,7 +467,7 @@ def check_schedulers(checkpoint: dict, context: ResumeContext,
                     ref = [ref[0] if ref else None] * len(value)
                 check_numbers_like(value, ref, f'{at}.{key}', source)
             try:
-                check_scheduler_arguments(state, at)
+                check_scheduler_numbers(state, at)
             except (TypeError, ValueError) as err:
                 raise CheckpointError(f'{source}: {err}') from None
 

@@ -9,7 +9,7 @@ groups of equal values would cost minutes for nothing.  Pure: parameters
 are opaque, so tests may pass strings for them."""
 from typing import Any, Dict, List, Sequence, Tuple
 
-from .param_plan import ParamPlan
+from .param_plan import ParamPlan, Placement
 
 
 def group_key(plan: ParamPlan) -> Tuple:
@@ -19,7 +19,8 @@ def group_key(plan: ParamPlan) -> Tuple:
 
 def group_name(plan: ParamPlan, layers: Sequence[int] = ()) -> str:
     """``layer_{id}[_{multiplier}][_{custom key}]_{decay|no_decay}``;
-    ``layers_{first}-{last}...`` for a group holding several layers.
+    ``layers_{first}-{last}...`` for a group holding several layers;
+    ``head...`` outside every tower of a multi-tower model (``lm_head``).
 
     >>> from internvl_optim.core.param_plan import ParamPlan
     >>> group_name(ParamPlan('b.x', 3, .5, .5, 0.0, 'bias', 'pos', 1, 'dcn'))
@@ -30,7 +31,8 @@ def group_name(plan: ParamPlan, layers: Sequence[int] = ()) -> str:
     tags = ''.join(f'_{t}' for t in (plan.multiplier, plan.custom_key) if t)
     tower = f'{plan.tower}_' if plan.tower else ''
     layers = sorted(set(layers) or {plan.layer_id})
-    where = (f'layer_{layers[0]}' if len(layers) == 1
+    where = ('head' if plan.placement is Placement.REST else
+             f'layer_{layers[0]}' if len(layers) == 1
              else f'layers_{layers[0]}-{layers[-1]}')
     return (f'{tower}{where}{tags}_'
             f'{"decay" if plan.weight_decay != 0 else "no_decay"}')

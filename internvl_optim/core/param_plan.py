@@ -61,6 +61,9 @@ class Placement(enum.Enum):
     UNCLAIMED = 'unclaimed'
     #: outside the backbone (heads, necks): N + 1
     OUTSIDE = 'outside'
+    #: outside every tower of a multi-tower model (a VLM's ``lm_head``):
+    #: the base lr, grouped as the head
+    REST = 'rest'
 
 
 @dataclass
@@ -176,6 +179,8 @@ def plan_parameter(name: str, param, *, view: ModelView,
         if weight_decay == 0:
             reason = f'towers[{tower.name!r}].decay_mult=0'
     how, placed_by = placement(name, rule, in_backbone is not None)
+    if tower is None and len(view.regions) > 1:
+        how, placed_by = Placement.REST, rule.source
     return ParamPlan(name, layer_id, lr_scale, base.lr * lr_scale,
                      weight_decay, reason, key, numel(param), tag, placed_by,
                      tower.name if tower else None, how)

@@ -12,7 +12,7 @@ from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_data_roots, check_optim_wrapper,
                             check_weight_files,
-                            check_our_import, check_scheduler_arguments,
+                            check_our_import, check_param_schedulers,
                             check_schedulers_keep_ratios, check_train_cfg,
                             check_deepspeed_scheduler, deepspeed_config)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
@@ -38,7 +38,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     translate_internvl_deepspeed(cfg, log=log)
     check_our_import(cfg)
     check_optim_wrapper(cfg)
-    check_scheduler_arguments(cfg)
+    check_param_schedulers(cfg)
     check_train_cfg(cfg)
     check_schedulers_keep_ratios(cfg)
     check_deepspeed_scheduler(cfg)

@@ -19,10 +19,10 @@ imports nothing by itself.  A registration that fails is a warning naming
 ``import internvl_optim.engine`` (which registers in any import order),
 never an error inside the program's own import.
 """
-import importlib
 import importlib.abc
 import sys
 import warnings
+from typing import Callable
 
 #: the packages whose imports are watched
 WATCHED_PACKAGES = ('mmengine', 'mmcv', 'mmseg', 'mmdet')
@@ -34,7 +34,9 @@ REGISTERING_MODULES = ('mmengine.optim', 'mmseg.engine.optimizers',
 class RegistrationWatch(importlib.abc.MetaPathFinder):
     """The finder :func:`watch` installs (one per interpreter)."""
 
-    def __init__(self):
+    def __init__(self, register: Callable[[], None]):
+        #: what registers everything (imports ``internvl_optim.engine``)
+        self.register = register
         self.executing = 0  # watched modules being executed right now
         self.due = False    # a registry appeared: register when safe
         self.registering = False
@@ -62,7 +64,7 @@ class RegistrationWatch(importlib.abc.MetaPathFinder):
             return
         self.registering = True
         try:
-            importlib.import_module('internvl_optim.engine')
+            self.register()
         except Exception as err:  # never break the program's own import
             warnings.warn(
                 'internvl_optim could not register LayerDecayOptimizer'
@@ -103,10 +105,12 @@ class _Watched:
         return getattr(self._loader, name)
 
 
-def watch() -> None:
-    """Install the watch (idempotent)."""
+def watch(register: Callable[[], None]) -> None:
+    """Install the watch (idempotent); ``register`` is called once a
+    registry appears (the package passes the import of its MMEngine glue,
+    so this module imports nothing of it)."""
     if not any(isinstance(f, RegistrationWatch) for f in sys.meta_path):
-        sys.meta_path.insert(0, RegistrationWatch())
+        sys.meta_path.insert(0, RegistrationWatch(register))
 
 
 def unwatch() -> None:

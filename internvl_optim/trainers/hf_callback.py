@@ -5,7 +5,7 @@ Before the first step, a ``scheduler`` in the DeepSpeed config
 (``TrainingArguments.deepspeed``) is an error when the groups have
 different lrs (DeepSpeed's schedulers set every group to one lr).  At the
 first step and every ``logging_steps``, the live lrs are compared with the
-plan's ratios (:func:`internvl_optim.core.ratio_guard.ratio_drift`); a
+plan's ratios (:func:`internvl_optim.guards.ratio_guard.ratio_drift`); a
 scheduler that changed them is named once, with the step and the group::
 
     trainer = Trainer(model, args, optimizers=(optimizer, None),
@@ -17,7 +17,7 @@ import warnings
 
 from transformers import TrainerCallback
 
-from ..core.ratio_guard import deepspeed_scheduler_problem, ratio_drift
+from ..guards.ratio_guard import deepspeed_scheduler_problem, ratio_drift
 
 logger = logging.getLogger(__name__)
 

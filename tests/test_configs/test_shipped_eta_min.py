@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 
 from internvl_optim import LayerDecayOptimizerConstructor
 from internvl_optim.analysis.meta_device import meta_device
-from internvl_optim.core.schedule_floor import judge_floor
+from internvl_optim.guards.schedule_floor import judge_floor
 from internvl_optim.engine.config_checks import check_schedulers_keep_ratios
 
 CONFIGS = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')

@@ -113,7 +113,7 @@ def test_bfloat16_backbone_with_fsdp_is_refused_before_training():
 
 @pytest.mark.parametrize('milestones', ['a', [10, 'b'], [-1], 3, [True]])
 def test_multistep_milestones_must_be_iterations(milestones):
-    from internvl_optim.engine.config_checks import check_scheduler_arguments
+    from internvl_optim.engine.config_checks import check_param_schedulers
     cfg = Config(dict(param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, end=10),
         dict(type='MultiStepLR', milestones=milestones, gamma=0.1)]))
@@ -121,9 +121,9 @@ def test_multistep_milestones_must_be_iterations(milestones):
             'param_scheduler[1] (MultiStepLR).milestones must be a list of '
             'ints >= 0 (the iterations or epochs where the lr drops), got '
             f'{milestones!r}')):
-        check_scheduler_arguments(cfg)
+        check_param_schedulers(cfg)
     cfg.param_scheduler[1].milestones = [100, 200]
-    check_scheduler_arguments(cfg)  # a real list passes
+    check_param_schedulers(cfg)  # a real list passes
 
 
 @pytest.mark.parametrize('key, value, wanted', [

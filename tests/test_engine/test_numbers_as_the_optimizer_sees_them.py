@@ -9,9 +9,9 @@ from mmengine.config import Config
 from torch import nn
 
 from internvl_optim import LayerDecaySettings, build_param_groups
-from internvl_optim.core.optimizer_arguments import check_optimizer_arguments
+from internvl_optim.guards.optimizer_arguments import check_optimizer_arguments
 from internvl_optim.engine.config_checks import (check_optim_wrapper,
-                                                 check_scheduler_arguments)
+                                                 check_param_schedulers)
 from internvl_optim.engine.optimizers.layer_decay_constructor import \
     LayerDecayOptimizerConstructor
 
@@ -147,7 +147,7 @@ def test_good_optimizer_arguments_pass():
 ])
 def test_scheduler_arguments_that_divide_are_in_range(scheduler, message):
     with pytest.raises(ValueError) as err:
-        check_scheduler_arguments(Config(dict(param_scheduler=[scheduler])))
+        check_param_schedulers(Config(dict(param_scheduler=[scheduler])))
     assert str(err.value) == message
 
 

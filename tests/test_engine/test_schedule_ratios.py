@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import PARAM_SCHEDULERS
 
 from internvl_optim import LayerDecayOptimizerConstructor
-from internvl_optim.core.schedule_floor import judge_floor
+from internvl_optim.guards.schedule_floor import judge_floor
 from internvl_optim.engine.config_checks import check_schedulers_keep_ratios
 
 from toy_models import ToyInternViT, ToySegmentor

@@ -103,7 +103,7 @@ def test_pretrained_weights_keep_bfloat16(tmp_path):
 
 
 def test_no_warning_where_deepspeed_keeps_masters(tmp_path):
-    from internvl_optim.core.low_precision import low_precision_trainable
+    from internvl_optim.guards.low_precision import low_precision_trainable
     model = Segmentor(param_dtype='bfloat16')
     found = low_precision_trainable(model.named_parameters())
     assert len(found['bfloat16']) == 56

@@ -34,7 +34,11 @@ TOKENS = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed')
 SOURCE = "MMSeg's LearningRateDecayOptimizerConstructor (reproduce='mmseg')"
 
 
-def convnext_layer_id(name: str, max_layer_id: int) -> int:
+# MMSeg's own functions on full names, quirks included (ours, on
+# backbone-relative names, are in ``layer_rules/``): hence ``mmseg_``
+
+def mmseg_convnext_layer_id(name: str, max_layer_id: int) -> int:
+    """MMSeg's ``get_layer_id_for_convnext``."""
     if name in TOKENS:
         return 0
     if name.startswith('backbone.downsample_layers'):
@@ -46,7 +50,8 @@ def convnext_layer_id(name: str, max_layer_id: int) -> int:
     return max_layer_id + 1
 
 
-def convnext_stage_id(name: str, num_layers: int) -> int:
+def mmseg_convnext_stage_id(name: str, num_layers: int) -> int:
+    """MMSeg's ``get_stage_id_for_convnext``."""
     if name in TOKENS or name.startswith('backbone.downsample_layers'):
         return 0
     if name.startswith('backbone.stages'):
@@ -54,7 +59,8 @@ def convnext_stage_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def vit_layer_id(name: str, num_layers: int) -> int:
+def mmseg_vit_layer_id(name: str, num_layers: int) -> int:
+    """MMSeg's ``get_layer_id_for_vit`` (BEiT, MAE)."""
     if name in TOKENS or name.startswith('backbone.patch_embed'):
         return 0
     if name.startswith('backbone.layers'):
@@ -75,12 +81,12 @@ def mmseg_plans(model, named: Sequence[Tuple[str, object]],
                          'paramwise_cfg.num_layers, as MMSeg\'s constructor '
                          'does')
     if decay_type == 'layer_wise' and 'ConvNeXt' in backbone_class:
-        layer_of = lambda n: convnext_layer_id(n, num_layers)  # noqa: E731
+        layer_of = lambda n: mmseg_convnext_layer_id(n, num_layers)  # noqa: E731
     elif decay_type == 'layer_wise' and ('BEiT' in backbone_class
                                          or 'MAE' in backbone_class):
-        layer_of = lambda n: vit_layer_id(n, num_layers)  # noqa: E731
+        layer_of = lambda n: mmseg_vit_layer_id(n, num_layers)  # noqa: E731
     elif decay_type == 'stage_wise' and 'ConvNeXt' in backbone_class:
-        layer_of = lambda n: convnext_stage_id(n, num_layers)  # noqa: E731
+        layer_of = lambda n: mmseg_convnext_stage_id(n, num_layers)  # noqa: E731
     else:
         raise ValueError(
             f"paramwise_cfg.reproduce='mmseg': MMSeg's constructor supports "

@@ -13,8 +13,8 @@ our constructor; with your own script add
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ...core.ratio_guard import ratio_drift
-from ...core.schedule_floor import judge_floor
+from ...guards.ratio_guard import ratio_drift
+from ...guards.schedule_floor import judge_floor
 
 
 @HOOKS.register_module()
@@ -27,7 +27,7 @@ class LayerLrSpreadHook(Hook):
     def before_train(self, runner) -> None:
         """An ``eta_min`` at or above some group's starting lr is an error
         naming the group; a lower one a warning saying from when the layer
-        ratios flatten (:mod:`internvl_optim.core.schedule_floor`)."""
+        ratios flatten (:mod:`internvl_optim.guards.schedule_floor`)."""
         schedulers = getattr(runner, 'param_schedulers', None)
         if not isinstance(schedulers, list):
             return
@@ -64,7 +64,7 @@ class LayerLrSpreadHook(Hook):
         """Every group still at the same fraction of its planned lr (the
         ratios of the plan); a scheduler or wrapper that changed them is
         named once, at the iteration it is found
-        (:mod:`internvl_optim.core.ratio_guard`).  Runs with an absolute
+        (:mod:`internvl_optim.guards.ratio_guard`).  Runs with an absolute
         ``eta_min`` (judged in ``before_train``) are left out."""
         if getattr(self, '_ratio_warned', False) or any(
                 getattr(s, 'eta_min', None)

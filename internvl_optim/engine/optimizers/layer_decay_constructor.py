@@ -18,9 +18,9 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
-from ...core.low_precision import (low_precision_message,
+from ...guards.low_precision import (low_precision_message,
                                    low_precision_trainable)
-from ...core.optimizer_arguments import (check_optimizer_arguments,
+from ...guards.optimizer_arguments import (check_optimizer_arguments,
                                          check_optimizer_numbers)
 from ...core.pipeline import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
@@ -152,7 +152,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     def _warn_low_precision(groups, wrapper_type: str) -> None:
         """16-bit trainable parameters (those in the groups) lose small
         updates unless DeepSpeed keeps float32 masters (see
-        :mod:`internvl_optim.core.low_precision`)."""
+        :mod:`internvl_optim.guards.low_precision`)."""
         found = low_precision_trainable(  # embeddings first, as the model
             (name, p) for g in sorted(groups,
                                       key=lambda g: g.get('layer_id', 0))

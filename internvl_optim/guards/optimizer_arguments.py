@@ -13,8 +13,9 @@ import inspect
 import math
 from typing import Any, Mapping
 
-from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE, UNIT_CLOSED, UNIT_CLOSED_OPEN,
-                      check_number, is_number, is_numeric_text)
+from ..core.numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE,
+                            UNIT_CLOSED, UNIT_CLOSED_OPEN, check_number,
+                            is_number, is_numeric_text)
 
 #: keys of an optimizer config that are not arguments of the class
 NOT_ARGUMENTS = ('type', )

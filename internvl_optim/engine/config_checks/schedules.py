@@ -1,0 +1,105 @@
+"""The config's parameter schedulers: their numbers in range, and
+nothing that would erase the layer ratios (an ``eta_min`` at the base lr,
+a DeepSpeed config's own scheduler)."""
+from ...checkpoint.json_files import read_json
+from ...guards.ratio_guard import deepspeed_scheduler_problem
+from ...guards.schedule_floor import judge_floor
+from ...guards.scheduler_numbers import check_scheduler_numbers
+from ..optimizers.registration import NAMES
+
+def check_param_schedulers(cfg) -> None:
+    """Scheduler arguments that divide or multiply every step in range
+    (:data:`internvl_optim.core.numbers.SCHEDULER_RANGES`):
+    ``LinearLR(start_factor=0)`` would divide by zero after the first
+    iteration."""
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    if not isinstance(schedulers, (list, tuple)):
+        raise TypeError('param_scheduler must be a dict or a list of dicts, '
+                        f'got {schedulers!r}')
+    for i, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, dict):
+            raise TypeError(f'param_scheduler[{i}] must be a dict such as '
+                            "dict(type='PolyLR', power=1.0), got "
+                            f'{scheduler!r}')
+        where = f'param_scheduler[{i}] ({scheduler.get("type")})'
+        check_scheduler_numbers(scheduler, where)
+        check_milestones(scheduler.get('milestones'), f'{where}.milestones')
+
+
+def check_milestones(milestones, where: str) -> None:
+    """MultiStepLR's ``milestones``: a list of iteration (or epoch) indices
+    >= 0; a string would be read character by character and never reached.
+    """
+    if milestones is None:
+        return
+    if not isinstance(milestones, (list, tuple)) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 0
+            for m in milestones):
+        raise TypeError(f'{where} must be a list of ints >= 0 (the '
+                        'iterations or epochs where the lr drops), got '
+                        f'{milestones!r}')
+
+
+def check_schedulers_keep_ratios(cfg) -> None:
+    """An absolute ``eta_min`` at or above the base lr makes every group's
+    lr rise during training: an error before anything is built.  Lower
+    floors are judged against the real groups when training starts
+    (:class:`~internvl_optim.engine.hooks.LayerLrSpreadHook`,
+    :mod:`internvl_optim.guards.schedule_floor`)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    paramwise = wrapper.get('paramwise_cfg') or {}
+    if not isinstance(paramwise, dict):
+        return  # check_optim_wrapper names it
+    rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
+    base_lr = (wrapper.get('optimizer') or {}).get('lr')
+    if rate == 1.0 or not isinstance(base_lr, (int, float)):
+        return
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    for i, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, dict) or not scheduler.get('eta_min'):
+            continue
+        error, _ = judge_floor(f'param_scheduler[{i}] ({scheduler.get("type")})',
+                               str(scheduler.get('type')),
+                               scheduler['eta_min'], {'heads': base_lr})
+        if error:
+            raise ValueError(error)
+
+
+#: ``paramwise_cfg`` keys that give groups different lrs
+LR_KEYS = ('custom_keys', 'towers', 'vision_tower_lr', 'vit_lr',
+           'mm_projector_lr', 'aligner_lr', 'dcn_lr_mul', 'offset_lr_scale',
+           'layer_phases', 'bias_lr_mult', 'dcn_offset_lr_mult',
+           'backbone_small_lr', 'dino_head', 'reproduce')
+
+
+def deepspeed_config(strategy) -> tuple:
+    """The DeepSpeed config a strategy names (``strategy.config``: a dict,
+    or a JSON file read safely) and how a message names it."""
+    config, where = strategy.get('config'), 'strategy.config'
+    if isinstance(config, str):
+        where = f'the DeepSpeed config {config!r} (strategy.config)'
+        config = read_json(config)
+    return config, where
+
+
+def check_deepspeed_scheduler(cfg) -> None:
+    """A ``scheduler`` in the DeepSpeed config (``strategy.config``, a dict
+    or a JSON file) sets every group to one lr: an error before training
+    when our constructor's groups have different lrs."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    strategy = cfg.get('strategy') or {}
+    if wrapper.get('constructor') not in NAMES or 'DeepSpeed' not in str(
+            strategy.get('type', '')):
+        return
+    paramwise = wrapper.get('paramwise_cfg') or {}
+    rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
+    if rate == 1.0 and not any(paramwise.get(k) for k in LR_KEYS):
+        return  # one lr for all: nothing to erase
+    config, where = deepspeed_config(strategy)
+    problem = deepspeed_scheduler_problem(config, where)
+    if problem:
+        raise ValueError(problem)
