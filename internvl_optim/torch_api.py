@@ -28,6 +28,7 @@ from .core.numbers import LEARNING_RATE, NON_NEGATIVE, check_number
 from .core.pipeline import build_param_groups
 from .core.settings import SCHEMA_BY_NAME, LayerDecaySettings
 from .runtime.freezing import apply_freezing
+from .runtime.layer_phases import require_phases_applied
 
 
 class LayerDecayWarning(UserWarning):
@@ -95,6 +96,8 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
     plan = build_param_groups(model, settings, lr, weight_decay,
                               warn=warn or _warn)
     apply_freezing(plan)
+    if settings.layer_phases is not None:
+        require_phases_applied()
     return plan.groups
 
 

@@ -17,6 +17,7 @@ parameter scheduler is
 :class:`internvl_optim.engine.schedulers.LayerPhaseScheduler`.
 """
 import functools
+import types
 from typing import Callable
 
 from ..core.phase_schedule import group_factors, has_phases
@@ -28,7 +29,11 @@ NO_SCHEDULER = (
     'paramwise_cfg.layer_phases is set but no layer-phase scheduler steps '
     'this optimizer: every layer would train from step 0. Add '
     "dict(type='LayerPhaseScheduler') to param_scheduler (tools/train.py "
-    'adds it), or LayerPhaseLR(optimizer) in plain PyTorch')
+    'adds it), LayerPhaseLR(optimizer) in plain PyTorch, or '
+    'callbacks=[LayerPhaseCallback(optimizer)] in HF Trainer')
+#: set on an optimizer while its phased step runs
+_APPLYING = '_internvl_optim_applying_phases'
+_HOOK = []
 
 
 def inner_optimizer(optimizer):
@@ -60,10 +65,10 @@ def patch_step(optimizer, current_step: Callable[[], int],
                          ' configure one')
     original = getattr(optimizer.step, _UNPHASED, optimizer.step)
 
-    @functools.wraps(original)
-    def step(*args, **kwargs):
-        groups = optimizer.param_groups
+    def step(self, *args, **kwargs):
+        groups = self.param_groups
         factors = group_factors(groups, current_step())
+        setattr(self, _APPLYING, True)
         saved = []
         for group, factor in zip(groups, factors):
             saved.append(group['lr'])
@@ -75,11 +80,12 @@ def patch_step(optimizer, current_step: Callable[[], int],
         try:
             return original(*args, **kwargs)
         finally:
+            setattr(self, _APPLYING, False)
             for group, lr in zip(groups, saved):
                 group['lr'] = lr
 
     setattr(step, _PATCHED, True)
-    optimizer.step = step
+    _set_step(optimizer, step, original)
 
 
 def require_phase_scheduler(optimizer) -> None:
@@ -89,12 +95,42 @@ def require_phase_scheduler(optimizer) -> None:
     optimizer = inner_optimizer(optimizer)
     original = optimizer.step
 
-    @functools.wraps(original)
-    def step(*args, **kwargs):
+    def step(self, *args, **kwargs):
         raise RuntimeError(NO_SCHEDULER)
 
     setattr(step, _UNPHASED, original)
-    optimizer.step = step
+    _set_step(optimizer, step, original)
+
+
+def require_phases_applied() -> None:
+    """From now on in this process, a ``torch.optim`` optimizer whose groups
+    carry phases stops at its step unless the step runs through a
+    layer-phase scheduler's patch (groups from ``param_groups(...,
+    layer_phases=...)`` handed to a bare optimizer would otherwise train
+    every layer from step 0, silently).  One global step pre-hook, installed
+    once; it looks at the groups only."""
+    if _HOOK:
+        return
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    def check(optimizer, args, kwargs):
+        if not getattr(optimizer, _APPLYING, False) and \
+                has_phases(optimizer.param_groups):
+            raise RuntimeError(NO_SCHEDULER)
+    _HOOK.append(register_optimizer_step_pre_hook(check))
+
+
+def _set_step(optimizer, step: Callable, original: Callable) -> None:
+    """``optimizer.step = step`` as a bound method, as PyTorch's schedulers
+    expect of it: ``LRScheduler.__init__`` wraps ``step.__func__`` (a
+    scheduler built after the patch), and reads ``_wrapped_by_lr_sched``
+    to know the step it wrapped is still called (a scheduler built
+    before)."""
+    functools.update_wrapper(step, getattr(original, '__func__', original),
+                             updated=())
+    if getattr(original, '_wrapped_by_lr_sched', False):
+        step._wrapped_by_lr_sched = True
+    optimizer.step = types.MethodType(step, optimizer)
 
 
 class LayerPhaseLR:

@@ -1,2 +1,3 @@
-"""Glue for trainers other than MMEngine's: HF ``Trainer``
-(:mod:`.hf_callback`).  Imported on demand (needs ``transformers``)."""
+"""Glue for trainers other than MMEngine's: HF ``Trainer`` (the ratio
+guard, :mod:`.hf_callback`; phases over layers, :mod:`.layer_phase_callback`).
+Imported on demand (needs ``transformers``)."""

@@ -21,26 +21,13 @@ from torch import nn
 from internvl_optim import LayerDecaySettings, build_param_groups
 
 from helpers import build_plan, lr_wd_by_name
+from tiny_vlms import tiny_internvl
 
 T = pytest.importorskip('transformers')
 WD = 0.05
 
 
 plan = functools.partial(build_plan, weight_decay=WD)
-
-
-def tiny_internvl():
-    config = T.InternVLConfig(
-        vision_config=dict(hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=4, intermediate_size=64,
-                           image_size=32, patch_size=8, use_qk_norm=True,
-                           norm_type='rms_norm'),
-        text_config=dict(model_type='qwen2', hidden_size=32,
-                         num_hidden_layers=3, num_attention_heads=4,
-                         num_key_value_heads=2, intermediate_size=64,
-                         vocab_size=100, tie_word_embeddings=True),
-        image_token_id=99)
-    return T.InternVLForConditionalGeneration(config)
 
 
 def test_transformers_internvl_is_recognised():

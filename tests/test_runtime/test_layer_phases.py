@@ -190,7 +190,7 @@ def test_whole_towers_join_the_last_first():
     head_only=0, the projector at 3, the vision tower at 6, each tower as
     one unit whatever its layers."""
     pytest.importorskip('transformers')
-    from test_towers import tiny_internvl
+    from tiny_vlms import tiny_internvl
     groups = param_groups(tiny_internvl(), lr=1.0, weight_decay=0.05,
                           layer_decay_rate=0.5,
                           layer_phases=dict(unfreeze_every=3, unit='tower'))
