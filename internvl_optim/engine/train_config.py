@@ -1,5 +1,6 @@
 """What ``tools/train.py`` does to a config before building the runner, as
 one tested function, :func:`prepare_train_config`, made of small steps."""
+import os
 import os.path as osp
 from typing import Callable, Optional
 
@@ -46,6 +47,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
     if not resume:  # with --resume, load_from is the checkpoint to resume
         check_weight_files(cfg)
+    launcher = one_process_deepspeed(cfg, launcher, log)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(config_path))[0])
@@ -64,6 +66,44 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     add_layer_phase_scheduler(cfg)
     add_checkpoint_trust_hook(cfg)
     return cfg
+
+
+#: the strategies whose setup needs a process group, even on one process
+DEEPSPEED_STRATEGIES = ('DeepSpeedStrategy', 'SafeResumeDeepSpeedStrategy')
+#: what a launcher sets for each process
+LAUNCH_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                    'MASTER_PORT')
+
+
+def one_process_deepspeed(cfg, launcher: str,
+                          log: Callable[[str], None]) -> str:
+    """A DeepSpeed strategy started without a launcher (``python
+    tools/train.py CONFIG``) runs as ``tools/dist_train.sh CONFIG 1`` does:
+    one process of a process group set up here (DeepSpeed would otherwise
+    look for MPI to find its peers, and fail without mpi4py after the model
+    is built).  Any other config, or a launched process, is left alone."""
+    strategy = cfg.get('strategy') or {}
+    if launcher != 'none' or strategy.get('type') not in \
+            DEEPSPEED_STRATEGIES:
+        return launcher
+    given = [k for k in ('RANK', 'WORLD_SIZE') if k in os.environ]
+    if given and os.environ.get('WORLD_SIZE', '1') != '1':
+        raise ValueError(
+            f'{", ".join(f"{k}={os.environ[k]}" for k in given)} is set '
+            'but tools/train.py was started with --launcher none: start '
+            'each process with --launcher pytorch (tools/dist_train.sh '
+            'CONFIG NPROC does)')
+    import socket
+    with socket.socket() as probe:  # a free port for the one-process group
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    defaults = dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+                    MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    for key in LAUNCH_VARIABLES:
+        os.environ.setdefault(key, defaults[key])
+    log(f'strategy: {strategy.get("type")} without a launcher: one process '
+        '(as tools/dist_train.sh CONFIG 1)')
+    return 'pytorch'
 
 
 def use_amp(cfg) -> None:
