@@ -151,12 +151,18 @@ def find_declared_blocks(module: nn.Module) -> Optional[Tuple[str, int]]:
     """The block list a transformers model declares: the first list of
     blocks holding ``config.num_hidden_layers`` of them (DINOv3's
     ``layer``, Pixtral's ``transformer.layers``, an LLM's
-    ``model.layers``)."""
+    ``model.layers``); where several lists hold that many, the first of
+    attention blocks (Qwen3-Omni's vision ``blocks``, not the deep-stack
+    ``merger_list`` registered before it, whose mergers run on the blocks'
+    outputs)."""
     depths = declared_depths(module)
     if depths is None or len(depths) != 1:
         return None
-    return next(((path, len(c)) for path, c in _outer_lists(module)
-                 if len(c) == depths[0]), None)
+    found = [(path, c) for path, c in _outer_lists(module)
+             if len(c) == depths[0]]
+    attention = [(path, c) for path, c in found if _has_attention(c[0])]
+    path, blocks = (attention or found or [(None, ())])[0]
+    return None if path is None else (path, len(blocks))
 
 
 def find_declared_stages(module: nn.Module) -> Optional[StageLayout]:

@@ -10,6 +10,12 @@ whatever the attributes are called (``model.visual``, ``model.vision_tower``,
 * a tower: the outermost module whose ``config`` is that sub-config (the
   vision tower is ``vision``, the text one ``language``, every other
   sub-config a tower named after it: ``qformer``, ``audio``, ...);
+* a model may have several vision towers, and each is a vision tower: a
+  further sub-config named as one (DeepSeek-VL hybrid's
+  ``high_res_vision_config``: ``vision_high_res``), and a further module
+  built from the same vision sub-config that holds blocks of its own
+  (Video-LLaVA's ``image_tower`` beside its ``video_tower``:
+  ``vision_2``);
 * the projector, whatever maps vision into the language model's space: a
   module beside the towers under their common parent that is neither
   (``model.connector``, ``model.multi_modal_projector``), else a direct
@@ -54,6 +60,49 @@ def sub_configs(config) -> Dict[str, object]:
             if value is not None and callable(getattr(value, 'to_dict',
                                                        None)):
                 found[attr] = value
+    return found
+
+
+def tower_name(attr: str) -> str:
+    """The tower a sub-config attribute makes: ``vision_config`` ->
+    ``vision``, ``text_config`` -> ``language``, a further vision config
+    ``high_res_vision_config`` -> ``vision_high_res``, any other
+    ``x_config`` -> ``x``.
+
+    >>> [tower_name(a) for a in ('vision_config', 'high_res_vision_config',
+    ...                          'audio_config')]
+    ['vision', 'vision_high_res', 'audio']
+    """
+    if attr in TOWER_NAMES:
+        return TOWER_NAMES[attr]
+    stem = attr[:-len('_config')]
+    if stem.endswith('_vision'):
+        return 'vision_' + stem[:-len('_vision')]
+    return stem
+
+
+def is_vision_tower(name: str) -> bool:
+    """A tower name of a vision tower (``vision``, ``vision_2``,
+    ``vision_high_res``)."""
+    return name == 'vision' or name.startswith('vision_')
+
+
+def _holds_blocks(module: nn.Module) -> bool:
+    """Whether a list of two or more blocks is inside ``module``."""
+    return any(isinstance(m, nn.ModuleList) and len(m) >= 2
+               for m in module.modules())
+
+
+def _all_outermost(modules: Mapping[str, nn.Module], root: str,
+                   config) -> List[str]:
+    """Every module under ``root`` whose ``config`` is ``config`` and that
+    no other such module holds, in model order."""
+    found: List[str] = []
+    for name, module in modules.items():
+        if name != root and (not root or name.startswith(root + '.')) and \
+                config_of(module) is config and \
+                not any(name.startswith(f + '.') for f in found):
+            found.append(name)
     return found
 
 
@@ -126,16 +175,25 @@ def find_projectors(modules: Mapping[str, nn.Module], towers: Mapping[str, str],
     # (which differs from the tower's own, or the child changes the width)
     own = getattr(getattr(modules[vision], 'config', None), 'hidden_size',
                   None)
+    def maps_to_language(module: nn.Module) -> bool:
+        linears = _linears(module)
+        return bool(linears) and linears[-1].out_features in widths and (
+            linears[-1].out_features != own or
+            linears[0].in_features != linears[-1].out_features)
+
     inside = []
     for name, module in modules.items():
         if not name.startswith(vision + '.') or \
-                '.' in name[len(vision) + 1:] or \
-                isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+                '.' in name[len(vision) + 1:]:
             continue
-        linears = _linears(module)
-        if linears and linears[-1].out_features in widths and (
-                linears[-1].out_features != own or
-                linears[0].in_features != linears[-1].out_features):
+        if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+            # a list of mergers, each mapping into the language model
+            # (Qwen3-VL's and Qwen3-Omni's deep-stack mergers, fed by
+            # chosen blocks): a projector, never blocks of the tower
+            items = list(module.children())
+            if items and all(maps_to_language(i) for i in items):
+                inside.append(name)
+        elif maps_to_language(module):
             inside.append(name)
     return inside
 
@@ -185,9 +243,14 @@ def declared_towers(modules: Mapping[str, nn.Module]
             continue
         towers = {}
         for attr, sub in sub_configs(config).items():
-            path = _outermost(modules, root, sub)
-            if path is not None:
-                towers[TOWER_NAMES.get(attr, attr[:-len('_config')])] = path
+            name = tower_name(attr)
+            paths = _all_outermost(modules, root, sub)
+            if paths:
+                towers[name] = paths[0]
+            if is_vision_tower(name):  # a further tower of the same config
+                more = [p for p in paths[1:] if _holds_blocks(modules[p])]
+                for i, path in enumerate(more):
+                    towers[f'{name}_{i + 2}'] = path
         backbone = declared_backbone(modules, root)
         if 'vision' not in towers and backbone is not None:
             # a text-conditioned detector (Grounding DINO): the declared

@@ -13,7 +13,8 @@ holding it (:func:`~internvl_optim.core.model_view.region_of`).
 from dataclasses import replace
 from typing import Mapping, Optional, Sequence, Tuple
 
-from .declared_towers import declared_towers, towers_example
+from .declared_towers import (declared_towers, is_vision_tower,
+                              towers_example)
 from .tower_schema import Tower
 
 #: (layout, vision tower, projector, language model): module paths
@@ -28,15 +29,15 @@ PEFT_PREFIX = 'base_model.model.'
 def declared_layout(modules: Mapping, rate: float
                     ) -> Optional[Tuple[str, Tuple[Tower, ...]]]:
     """The towers a transformers model declares (:mod:`.declared_towers`)
-    as ``(layout, towers)``, the vision tower at the top-level rate (filled
-    in by :func:`regions`), else None.  A multimodal model that declares no
+    as ``(layout, towers)``, every vision tower at the top-level rate
+    (filled in by :func:`find_towers`), else None.  A multimodal model that declares no
     vision tower is refused below rate 1: layer decay would fall on its
     language model."""
     found = declared_towers(modules)
     if found is None:
         return None
     root, paths = found
-    if 'vision' not in paths:
+    if not any(map(is_vision_tower, paths)):
         if rate == 1.0:
             return None
         what = ('decayed as one model, its language model would be '
@@ -51,9 +52,10 @@ def declared_layout(modules: Mapping, rate: float
             'layer_decay_rate=1.0')
     # vision, projector(s), language, then any other tower
     order = sorted(paths, key=lambda n: (
-        0 if n == 'vision' else 1 if n.startswith('projector') else
+        0 if is_vision_tower(n) else 1 if n.startswith('projector') else
         2 if n == 'language' else 3))
-    towers = [Tower(name, paths[name], takes_backbone_keys=name == 'vision')
+    towers = [Tower(name, paths[name],
+                    takes_backbone_keys=is_vision_tower(name))
               for name in order]
     return f'{root}: sub-configs', tuple(towers)
 

@@ -103,24 +103,39 @@ TOWER_LR_KEYS = {'vision_tower_lr': 'vision', 'vit_lr': 'vision',
                  'mm_projector_lr': 'projector', 'aligner_lr': 'projector'}
 
 
+def tower_kind(name: str) -> str:
+    """What a tower is, by its name: ``vision_2`` and ``vision_high_res``
+    are vision towers, ``projector_2`` a projector.
+
+    >>> [tower_kind(n) for n in ('vision', 'vision_2', 'projector_2', 'qformer')]
+    ['vision', 'vision', 'projector', 'qformer']
+    """
+    for kind in ('vision', 'projector'):
+        if name == kind or name.startswith(kind + '_'):
+            return kind
+    return name
+
+
 def with_tower_lrs(towers: Tuple[Tower, ...], lrs: Mapping[str, float]
                    ) -> Tuple[Tower, ...]:
     """``towers`` with the absolute lrs of :data:`TOWER_LR_KEYS` set
-    (``lrs``: key -> lr, as configured); a key whose tower the model does
-    not have, or that a tower's own ``lr_mult`` contradicts, is an
-    error."""
-    names = {t.name for t in towers}
+    (``lrs``: key -> lr, as configured) on every tower of the kind the key
+    names (``vision_tower_lr``: each vision tower); a key whose kind of
+    tower the model does not have, or that a tower's own ``lr_mult``
+    contradicts, is an error."""
+    kinds = {tower_kind(t.name) for t in towers}
     for key, lr in lrs.items():
-        name = TOWER_LR_KEYS[key]
-        if name not in names:
+        kind = TOWER_LR_KEYS[key]
+        if kind not in kinds:
             raise ValueError(
-                f'paramwise_cfg.{key}={lr:g} sets the lr of the {name} '
+                f'paramwise_cfg.{key}={lr:g} sets the lr of the {kind} '
                 f'tower, but the model has none (its towers: '
-                f'{sorted(names) or "none"}); name it in paramwise_cfg.'
-                f"towers['{name}']")
+                f'{sorted(t.name for t in towers) or "none"}); name it in '
+                f"paramwise_cfg.towers['{kind}']")
     out = []
     for tower in towers:
-        given = {k: v for k, v in lrs.items() if TOWER_LR_KEYS[k] == tower.name}
+        given = {k: v for k, v in lrs.items()
+                 if TOWER_LR_KEYS[k] == tower_kind(tower.name)}
         if given:
             key, lr = next(iter(given.items()))
             if tower.lr_mult != 1.0:
