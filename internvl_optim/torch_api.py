@@ -65,6 +65,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
                  dcn_lr_mul: Optional[float] = None,
                  offset_lr_scale: Optional[float] = None,
                  reproduce: Optional[str] = None,
+                 muon: Union[None, bool, Mapping[str, str]] = None,
                  **paramwise_cfg) -> List[dict]:
     """Layer-decay parameter groups of ``model`` for ``torch.optim``.
 

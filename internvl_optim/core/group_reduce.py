@@ -9,12 +9,15 @@ groups of equal values would cost minutes for nothing.  Pure: parameters
 are opaque, so tests may pass strings for them."""
 from typing import Any, Dict, List, Sequence, Tuple
 
+from .algorithms import MatrixView
 from .param_plan import ParamPlan, Placement
 
 
 def group_key(plan: ParamPlan) -> Tuple:
     return (plan.tower or '', plan.multiplier, plan.custom_key,
-            plan.weight_decay != 0, plan.lr, plan.weight_decay)
+            plan.weight_decay != 0, plan.lr, plan.weight_decay,
+            plan.algorithm.value if plan.algorithm else '',
+            plan.matrix_view.value if plan.matrix_view else '')
 
 
 def group_name(plan: ParamPlan, layers: Sequence[int] = ()) -> str:
@@ -34,8 +37,12 @@ def group_name(plan: ParamPlan, layers: Sequence[int] = ()) -> str:
     where = ('head' if plan.placement is Placement.REST else
              f'layer_{layers[0]}' if len(layers) == 1
              else f'layers_{layers[0]}-{layers[-1]}')
+    algorithm = f'_{plan.algorithm.value}' if plan.algorithm else ''
+    view = (f'_{plan.matrix_view.value}' if plan.matrix_view not in
+            (None, MatrixView.WHOLE) else '')
     return (f'{tower}{where}{tags}_'
-            f'{"decay" if plan.weight_decay != 0 else "no_decay"}')
+            f'{"decay" if plan.weight_decay != 0 else "no_decay"}'
+            f'{algorithm}{view}')
 
 
 def group_sort_key(key: Tuple, layer_id: int) -> Tuple:
@@ -43,7 +50,7 @@ def group_sort_key(key: Tuple, layer_id: int) -> Tuple:
     downwards (a group's highest layer); within a layer plain before
     tagged, decay before no-decay.  With towers: the parameters outside
     them first, then tower by tower (by first appearance)."""
-    tower, multiplier, custom_key, decays, _, _ = key
+    tower, multiplier, custom_key, decays = key[:4]
     tag = (multiplier or '') + (custom_key or '')
     return (bool(tower), -layer_id, bool(tag), tag, not decays)
 
@@ -103,9 +110,16 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
                                group_name=group_name(plan))
             if plan.tower:
                 groups[key]['tower'] = plan.tower
+            if plan.algorithm is not None:
+                groups[key]['algorithm'] = plan.algorithm.value
+                if plan.matrix_view is not None:
+                    groups[key]['matrix_view'] = plan.matrix_view.value
+                    groups[key]['shapes'] = []
             layers[key], first[key] = set(), plan
         groups[key]['params'].append(param)
         groups[key]['param_names'].append(plan.name)
+        if 'shapes' in groups[key]:
+            groups[key]['shapes'].append(list(plan.shape))
         layers[key].add(plan.layer_id)
     for key, group in groups.items():
         if len(layers[key]) > 1:  # equal lr and weight decay across layers
@@ -115,7 +129,7 @@ def reduce_param_groups(plans: Sequence[ParamPlan],
     towers = list(dict.fromkeys(k[0] for k in groups))
     ordered = [groups[k] for k in sorted(
         groups, key=lambda k: (towers.index(k[0]) if k[0] else -1,
-                               group_sort_key(k[:6], groups[k]['layer_id'])))]
+                               group_sort_key(k, groups[k]['layer_id'])))]
     # MMEngine logs the first group's lr as ``lr``: make it a base-lr one
     # (with towers the first tower may be decayed throughout)
     top = next((i for i, g in enumerate(ordered) if g['lr_scale'] == 1.0),

@@ -9,6 +9,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .algorithms import output_layer_names
 from .backbone_probe import holder_within
 from .declared_towers import declared_backbone
 from .fsdp_shapes import fsdp_original_shapes
@@ -47,6 +48,9 @@ class ModelView:
     layout: Optional[str]
     owners: Dict[str, nn.Module]
     has_dcn: bool
+    #: module paths of the model's output layers (read only for a hybrid
+    #: optimizer's routing, :mod:`.algorithms`)
+    output_layers: frozenset = frozenset()
 
     @property
     def names(self) -> List[str]:
@@ -104,7 +108,9 @@ def view_model(model: nn.Module, settings,
                      parameter_owners(modules),
                      # deformable convs change some multipliers; most
                      # models have none
-                     any(is_dcn_module(m) for m in modules.values()))
+                     any(is_dcn_module(m) for m in modules.values()),
+                     output_layer_names(modules) if settings.muon
+                     else frozenset())
 
 
 # --- the regions: one per tower (and the rest), each with its rule ------

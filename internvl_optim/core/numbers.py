@@ -4,7 +4,7 @@ Used by the settings, the models, the engine's config checks and the
 checkpoint checks alike."""
 import math
 import numbers
-from typing import Any, Callable, Mapping, Tuple
+from typing import Callable, Mapping, Tuple
 
 
 def is_number(value) -> bool:

@@ -44,6 +44,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from .algorithms import Algorithm, MatrixView, Role, route
 from .layer_rules import LayerRule
 from .model_view import ModelView, numel
 from .module_kinds import is_depthwise_conv, parent_is_dcn
@@ -91,6 +92,13 @@ class ParamPlan:
     #: the group a reproduced original constructor puts it in (its name
     #: there); None: grouped by our key (:mod:`.group_reduce`)
     group: Optional[str] = None
+    #: with ``paramwise_cfg.muon``: the update it takes, how Muon sees it
+    #: as matrices, and why (:mod:`.algorithms`); None otherwise
+    algorithm: Optional[Algorithm] = None
+    matrix_view: Optional[MatrixView] = None
+    routed_by: Optional[str] = None
+    #: the shape the model defined (recorded with ``muon``: Muon checks it)
+    shape: Optional[Tuple[int, ...]] = None
 
 
 def order_custom_keys(custom_keys: Mapping) -> List[str]:
@@ -140,6 +148,7 @@ def plan_parameter(name: str, param, *, view: ModelView,
     # the backbone-relative name, computed once for what follows
     in_backbone = relative_name(name, rule.backbone_prefix)
     reason = no_decay_reason(name, ndim, owner, region.skip_list)
+    structural_reason = reason  # before custom keys and multipliers
     weight_decay = 0.0 if reason else base_weight_decay
     key = match_custom_key(name, base.ordered_keys)
     lr_mult, tags = 1.0, []
@@ -181,9 +190,19 @@ def plan_parameter(name: str, param, *, view: ModelView,
     how, placed_by = placement(name, rule, in_backbone is not None)
     if tower is None and len(view.regions) > 1:
         how, placed_by = Placement.REST, rule.source
-    return ParamPlan(name, layer_id, lr_scale, base.lr * lr_scale,
+    plan = ParamPlan(name, layer_id, lr_scale, base.lr * lr_scale,
                      weight_decay, reason, key, numel(param), tag, placed_by,
                      tower.name if tower else None, how)
+    if settings.muon is not None:
+        owner_path = name.rsplit('.', 1)[0] if '.' in name else ''
+        output = any(owner_path == o or owner_path.startswith(o + '.')
+                     for o in view.output_layers)
+        role = Role(name, tuple(view.shape(name, param)), owner, layer_id,
+                    structural_reason, output)
+        (plan.algorithm, plan.matrix_view,
+         plan.routed_by) = route(role, settings.muon)
+        plan.shape = role.shape
+    return plan
 
 
 def placement(name: str, rule: LayerRule,

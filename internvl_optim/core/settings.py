@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .phase_schedule import LayerPhases
+from .algorithms import MuonRouting
 from .layer_regex import RegexLayerRule
 from .tower_schema import Tower, validate_towers
 from .numbers import (LEARNING_RATE, NON_NEGATIVE, POSITIVE,
@@ -129,6 +130,12 @@ SCHEMA = (
         '(LP-FT), then the layers (or towers) join from the top down, one '
         'every K steps, each warming up over W steps; applied by '
         'LayerPhaseScheduler (a param_scheduler entry); default none'),
+    Key('muon', "True, or dict(conv='flatten'|'adamw', lora='adamw'|'muon'):"
+        ' each parameter also gets the update it takes in a hybrid '
+        'optimizer (MuonAdamW): Muon on the weight matrices of the blocks, '
+        'heads and necks, AdamW on embeddings, norms, biases, tokens, '
+        'position tables, output layers and LoRA adapters; set by the '
+        'constructor when optimizer.type is MuonAdamW; default none'),
     # InternImage's detection keys (its CustomLayerDecayOptimizerConstructor)
     Key('dino_head', "InternImage: x0.1 lr for the head's sampling_offsets "
         'and reference_points (outside the backbone); default False',
@@ -201,6 +208,8 @@ class LayerDecaySettings:
     #: the VLM trainers' absolute tower lrs (``vision_tower_lr``, ...)
     tower_lrs: Dict[str, float] = field(default_factory=dict)
     layer_phases: Optional[LayerPhases] = None
+    #: the routing of a hybrid optimizer (None: one algorithm for all)
+    muon: Optional[MuonRouting] = None
     #: field -> the ``paramwise_cfg`` key that gave it, where an alias did
     #: (``decay_rate``), so that messages name what the user wrote
     given_as: Mapping[str, str] = field(default_factory=dict, compare=False,
@@ -452,6 +461,7 @@ FIELD_CHECKS: Dict[str, Callable[[Any, str, Any], Any]] = {
     'reproduce': _one_of(PRESETS, 'not a preset'),
     'tower_lrs': _check_tower_lrs,
     'layer_phases': lambda s, w, v: LayerPhases.from_cfg(v, w),
+    'muon': lambda s, w, v: MuonRouting.from_cfg(v, w),
     'layer_decay_reference_depth': lambda s, w, v: None if v is None else
     _validate_positive_int(w, v),
     'first_block_lr_ratio': lambda s, w, v: None if v is None else
