@@ -65,9 +65,34 @@ def format_group_table(groups: List[dict], title: str = '',
              str(len(g['params'])), f"{sum(p.numel() for p in g['params']):,}")
             + ((part(g), ) if num_layers is not None else ())
             for g in groups]
+    hybrid = any('algorithm' in g for g in groups)
+    if hybrid:  # a column saying each group's update
+        header += ('update', )
+        rows = [row + (_update(g), ) for row, g in zip(rows, groups)]
     total_tensors = sum(len(g['params']) for g in groups)
     total_params = sum(p.numel() for g in groups for p in g['params'])
     footer = ('total', '', '', '', '', str(total_tensors), f'{total_params:,}'
-              ) + (('', ) if num_layers is not None else ())
-    return '\n'.join(([title] if title else []) +
-                     render_table(header, rows, footer))
+              ) + (('', ) if num_layers is not None else ()) + (
+                  ('', ) if hybrid else ())
+    lines = ([title] if title else []) + render_table(header, rows, footer)
+    if hybrid:
+        lines.append(algorithm_totals(groups))
+    return '\n'.join(lines)
+
+
+def _update(group: dict) -> str:
+    view = group.get('matrix_view')
+    return group['algorithm'] + (f' ({view})' if view not in (None, 'whole')
+                                 else '')
+
+
+def algorithm_totals(groups: List[dict]) -> str:
+    """``Muon: T tensors, E elements; AdamW: ...``: the two halves of a
+    hybrid optimizer."""
+    parts = []
+    for algorithm, label in (('muon', 'Muon'), ('adamw', 'AdamW')):
+        mine = [p for g in groups if g.get('algorithm') == algorithm
+                for p in g['params']]
+        parts.append(f'{label}: {len(mine)} tensors, '
+                     f'{sum(p.numel() for p in mine):,} elements')
+    return '; '.join(parts)

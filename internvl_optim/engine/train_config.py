@@ -11,6 +11,7 @@ from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
 from ..checkpoint.files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
+                            check_hybrid_strategy,
                             check_data_roots, check_optim_wrapper,
                             check_weight_files,
                             check_our_import, check_param_schedulers,
@@ -39,6 +40,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     translate_internvl_deepspeed(cfg, log=log)
     check_our_import(cfg)
     check_optim_wrapper(cfg)
+    check_hybrid_strategy(cfg)
     check_param_schedulers(cfg)
     check_train_cfg(cfg)
     check_schedulers_keep_ratios(cfg)

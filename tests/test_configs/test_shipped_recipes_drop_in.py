@@ -79,7 +79,7 @@ def test_twins_recipe_pos_block_matches_nothing_in_mmseg():
     """Twins' recipe names 'pos_block' (the original Twins code's name);
     MMSeg calls those convs position_encodings, so the key matches nothing:
     MMEngine ignores it silently, we warn and, as MMEngine, decay them."""
-    from internvl_optim.core.param_plan import unmatched_custom_keys
+    from internvl_optim.core.plan_checks import unmatched_custom_keys
     plan, got, lr, wd = build(
         'twins/twins_pcpvt-s_uperhead_8xb4-160k_ade20k-512x512.py')
     assert plan.layer_rule == \

@@ -332,14 +332,15 @@ def test_internimage_detection_keys_dino_head_and_backbone_small_lr():
 def test_backbone_is_probed_once_per_build(monkeypatch, spec, units):
     """("one model view, built once"): the layer rule and
     freeze_backbone share one probe of the backbone."""
-    from internvl_optim.core import backbone_probe, freezing, layer_rules
+    from internvl_optim.core import (backbone_probe, freeze_selection,
+                                     layer_rules)
     probed = []
 
     def counting_probe(module):
         probed.append(type(module).__name__)
         return backbone_probe.probe(module)
     monkeypatch.setattr(layer_rules, 'probe', counting_probe)
-    monkeypatch.setattr(freezing, 'probe', counting_probe)
+    monkeypatch.setattr(freeze_selection, 'probe', counting_probe)
     model = ToySegmentor(InternImage(depths=(1, 2, 1, 1)))
     p = plan(model, freeze_backbone=spec)
     assert probed == ['InternImage']
@@ -347,6 +348,6 @@ def test_backbone_is_probed_once_per_build(monkeypatch, spec, units):
     assert p.to_freeze == [getattr(model.backbone, kind)[i] for i in indices]
     # without a shared probe (a caller of select_units alone) it probes
     probed.clear()
-    assert freezing.select_units(model.backbone, spec, 'backbone') == \
+    assert freeze_selection.select_units(model.backbone, spec, 'backbone') == \
         p.to_freeze
     assert probed == ['InternImage']

@@ -40,3 +40,27 @@ def check_optim_wrapper(cfg) -> None:
         return
     from ..optimizers.layer_decay_constructor import read_optim_wrapper_cfg
     read_optim_wrapper_cfg(wrapper, wrapper.get('paramwise_cfg'))
+
+
+#: strategies that flatten or shard parameters before the optimizer sees
+#: them: Muon would get partitions, not matrices
+SHARDING_STRATEGIES = ('DeepSpeed', 'FSDP')
+
+
+def check_hybrid_strategy(cfg) -> None:
+    """``MuonAdamW`` orthogonalizes whole matrices: under DeepSpeed ZeRO
+    (flat partitions) or FSDP (flat shards) it would see slices, so such a
+    config stops before anything is built, naming the strategy."""
+    optimizer = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {})
+    strategy = str((cfg.get('strategy') or {}).get('type', ''))
+    if optimizer.get('type') != 'MuonAdamW' or not any(
+            s in strategy for s in SHARDING_STRATEGIES):
+        return
+    raise ValueError(
+        f"optim_wrapper.optimizer.type='MuonAdamW' with strategy "
+        f'{strategy}: the strategy flattens or shards the parameters, and '
+        "Muon's Newton-Schulz step needs each matrix whole (on a shard it "
+        'is not the orthogonalization of the matrix). Train the hybrid '
+        "under DDP (tools/dist_train.sh CONFIG NPROC without 'strategy'), "
+        "or keep the strategy with type='AdamW'")
+

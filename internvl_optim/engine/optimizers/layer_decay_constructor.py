@@ -9,6 +9,7 @@ Config::
         constructor='LayerDecayOptimizerConstructor',
         paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.95))
 """
+import dataclasses
 import inspect
 from typing import Optional
 
@@ -28,6 +29,7 @@ from ...core.phase_schedule import has_phases
 from ...runtime.layer_phases import require_phase_scheduler
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import KEYS, LayerDecaySettings
+from ...optim import MuonAdamW
 from ...analysis.group_table import format_group_table
 
 
@@ -64,7 +66,34 @@ def read_optim_wrapper_cfg(optim_wrapper_cfg, paramwise_cfg=None):
                          f'{optimizer_cfg.get("type")!r} is not a registered '
                          'optimizer')
     check_optimizer_arguments(optimizer_cfg, optimizer_cls)
-    return settings, optimizer_cls
+    return with_hybrid_routing(settings, optimizer_cls, optimizer_cfg), \
+        optimizer_cls
+
+
+def with_hybrid_routing(settings: LayerDecaySettings, optimizer_cls,
+                        optimizer_cfg: dict) -> LayerDecaySettings:
+    """``MuonAdamW`` needs each group's update: the plan routes by role
+    (``paramwise_cfg.muon``, its defaults when not given); routing asked
+    for another optimizer, or under one that wraps another
+    (``ZeroRedundancyOptimizer``), is an error naming both."""
+    hybrid = optimizer_cls is MuonAdamW or \
+        optimizer_cfg.get('optimizer_type') == 'MuonAdamW'
+    if optimizer_cfg.get('optimizer_type') == 'MuonAdamW':
+        raise ValueError(
+            f"optim_wrapper.optimizer.type={optimizer_cfg.get('type')!r} "
+            "with optimizer_type='MuonAdamW': ZeroRedundancyOptimizer "
+            'partitions parameters across ranks, and Muon needs each matrix '
+            "whole. Use type='MuonAdamW' under DDP")
+    if hybrid:
+        return settings if settings.muon is not None else \
+            dataclasses.replace(settings, muon=True)
+    if settings.muon is not None:
+        raise ValueError(
+            'paramwise_cfg.muon routes each parameter to Muon or AdamW for '
+            "the hybrid optimizer, but optim_wrapper.optimizer.type is "
+            f"{optimizer_cfg.get('type')!r}: set type='MuonAdamW', or "
+            'remove paramwise_cfg.muon')
+    return settings
 
 
 def default_weight_decay(optimizer_cfg: dict, optimizer_cls) -> float:
