@@ -11,6 +11,11 @@ for the live groups by those names:
   now sits in; one only in the live groups starts fresh; one only in the
   checkpoint is dropped; a parameter whose state has another shape is an
   error naming it;
+* a parameter whose saved state holds other fields than its live update
+  keeps (AdamW's ``step``, ``exp_avg``, ``exp_avg_sq``; Muon's and SGD's
+  ``momentum_buffer``: :func:`optimizer_state_fields`) starts fresh and is
+  named: a run switched from AdamW to the hybrid ``MuonAdamW`` keeps the
+  moments of the parameters that stay on AdamW;
 * the group hyperparameters (lr, weight decay, betas, ...) are the live
   groups', i.e. the new config's; a scheduled one (``initial_<key>`` set
   by the scheduler) continues from the point of its schedule the
@@ -44,6 +49,32 @@ PER_GROUP_KEYS = ('base_lrs', 'base_values', 'lr_lambdas', 'min_lrs',
                   'max_lrs', 'base_momentums', 'max_momentums')
 #: per-group entries holding the groups' current value
 LAST_VALUE_KEYS = ('_last_lr', '_last_value')
+
+
+#: the per-parameter state fields of the updates whose state is known
+ADAMW_FIELDS = frozenset(('step', 'exp_avg', 'exp_avg_sq'))
+MOMENTUM_FIELDS = frozenset(('momentum_buffer', ))
+
+
+def optimizer_state_fields(optimizer):
+    """``group -> the state fields a parameter of that group keeps``
+    (None: not known, the saved state is taken as it is) for ``optimizer``:
+    per group for ``MuonAdamW`` (its ``algorithm``), else by class
+    (``Adam`` / ``AdamW``, with ``max_exp_avg_sq`` under ``amsgrad``;
+    ``SGD`` with momentum)."""
+    name = type(optimizer).__name__
+
+    def fields(group: Mapping):
+        algorithm = group.get('algorithm')
+        if algorithm == 'muon':
+            return MOMENTUM_FIELDS
+        if algorithm == 'adamw' or name in ('Adam', 'AdamW'):
+            return ADAMW_FIELDS | ({'max_exp_avg_sq'} if group.get('amsgrad')
+                                   else set())
+        if name == 'SGD':
+            return MOMENTUM_FIELDS if group.get('momentum') else frozenset()
+        return None
+    return fields
 
 
 class StateMatchError(CheckpointError):
@@ -190,6 +221,9 @@ class StateMatch:
             that start fresh, that are dropped.
         moved: ``(name, checkpoint group, group now)`` for kept parameters
             that changed group.
+        restarted: ``(name, saved fields, update now)`` for parameters
+            whose saved state is not what their update keeps: they start
+            fresh.
         group_lines: the groups that differ, one line each.
     """
     state_dict: dict
@@ -199,6 +233,7 @@ class StateMatch:
     removed: List[str] = field(default_factory=list)
     moved: List[Tuple[str, str, str]] = field(default_factory=list)
     group_lines: List[str] = field(default_factory=list)
+    restarted: List[Tuple[str, str, str]] = field(default_factory=list)
 
     def table(self) -> str:
         """The change, as the log shows it before the first step."""
@@ -217,6 +252,13 @@ class StateMatch:
             + (f' ({some(self.added)})' if self.added else '')
             + f', {len(self.removed)} dropped'
             + (f' ({some(self.removed)})' if self.removed else ''))
+        if self.restarted:
+            kinds = collections.Counter((f, u) for _, f, u in self.restarted)
+            lines.append(
+                f'  {len(self.restarted)} start fresh for their new update ('
+                + '; '.join(f'{n} with {f} now {u}'
+                            for (f, u), n in kinds.items())
+                + f'): {some([n for n, _, _ in self.restarted])}')
         return '\n'.join(lines)
 
 
@@ -255,14 +297,16 @@ def _group_lines(saved_groups, groups) -> List[str]:
     return lines
 
 
-def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
-                        ) -> Optional[StateMatch]:
+def match_state_by_name(saved: Mapping, groups: Sequence[Mapping],
+                        state_fields=None) -> Optional[StateMatch]:
     """The saved optimizer state ``saved`` (PyTorch's ``state_dict()``
     format, groups with ``param_names``) rebuilt for the live ``groups``
     (``params`` tensors and ``param_names``).
 
-    Returns ``None`` when either side has no names for every parameter
-    (then only an identical layout can be loaded).  Raises
+    ``state_fields(group)`` (:func:`optimizer_state_fields`) gives the
+    fields a live group's parameters keep; a saved state with others
+    starts fresh.  Returns ``None`` when either side has no names for
+    every parameter (then only an identical layout can be loaded).  Raises
     :class:`StateMatchError` naming the parameter whose state has another
     shape than the live parameter.
 
@@ -293,6 +337,22 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
         and list(a['param_names']) == list(b['param_names'])
         for i, (a, b) in enumerate(zip(saved_groups, groups)))
     lines = _group_lines(saved_groups, groups)
+    if same_layout and not lines and state_fields is not None:
+        # the same groups under another optimizer (AdamW -> SGD): its
+        # state and hyperparameters are not the saved ones
+        saved_state = saved.get('state') or {}
+        for group, old in zip(groups, saved_groups):
+            wanted = state_fields(group)
+            if wanted is None:
+                continue
+            if any(isinstance(saved_state.get(i), Mapping)
+                   and set(saved_state[i]) and
+                   set(saved_state[i]) != set(wanted)
+                   for i in old['params']) or set(group) - set(old) - {
+                       'params', 'param_names'}:
+                lines = ['the optimizer changed: its per-parameter state '
+                         'and hyperparameters are not the saved ones']
+                break
     if same_layout and not lines:  # nothing changed: load it as it is
         return StateMatch(state_dict=dict(saved), changed=False,
                           kept=list(names_now))
@@ -315,10 +375,11 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
     everywhere = collections.Counter(saved_group_of.values())
     state: Dict[int, dict] = {}
     new_groups: List[dict] = []
-    kept, added, moved = [], [], []
+    kept, added, moved, restarted = [], [], [], []
     index = 0
     for gi, group in enumerate(groups):
         label = _group_label(group, gi)
+        wanted = state_fields(group) if state_fields is not None else None
         new_group = {k: v for k, v in group.items() if k != 'params'}
         new_group['param_names'] = list(group['param_names'])
         new_group['params'] = []
@@ -336,7 +397,15 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
                 if old_index in saved_state:
                     per_param = saved_state[old_index]
                     _check_shapes(name, per_param, param)
-                    state[index] = per_param
+                    if wanted is not None and isinstance(
+                            per_param, Mapping) and set(per_param) and \
+                            set(per_param) != set(wanted):
+                        restarted.append((
+                            name, '+'.join(sorted(per_param)),
+                            group.get('algorithm') or
+                            '+'.join(sorted(wanted)) or 'no state'))
+                    else:
+                        state[index] = per_param
             else:
                 added.append(name)
             index += 1
@@ -356,7 +425,7 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping]
     result.update(state=state, param_groups=new_groups)
     return StateMatch(state_dict=result, changed=True, kept=kept,
                       added=added, removed=removed, moved=moved,
-                      group_lines=lines)
+                      group_lines=lines, restarted=restarted)
 
 
 def _check_shapes(name: str, per_param, param) -> None:
@@ -418,7 +487,8 @@ def load_state_by_name(optimizer, state_dict: Mapping, schedulers=(),
     (plain PyTorch, HF ``Trainer``); ``warn`` receives the change table
     when something changed.  Without names on either side the state is
     loaded as PyTorch does (the layout guard refuses a different one)."""
-    match = match_state_by_name(state_dict, optimizer.param_groups)
+    match = match_state_by_name(state_dict, optimizer.param_groups,
+                                optimizer_state_fields(optimizer))
     schedulers, scheduler_states = list(schedulers), list(scheduler_states)
     if len(schedulers) != len(scheduler_states):
         raise ValueError(f'{len(schedulers)} schedulers and '

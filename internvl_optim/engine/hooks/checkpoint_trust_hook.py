@@ -19,6 +19,7 @@ from mmengine.registry import HOOKS
 from ...core.names import strip_wrapper_prefixes
 from ...checkpoint.errors import CheckpointError
 from ...checkpoint.state_by_name import (StateMatchError,
+                                         optimizer_state_fields,
                                          adapt_scheduler_state,
                                          continue_schedule,
                                          match_state_by_name)
@@ -123,7 +124,8 @@ def carry_state_by_name(runner, checkpoint: dict, source: str) -> None:
             'param_groups' not in saved:
         return  # OptimWrapperDict, or nothing to resume
     try:
-        match = match_state_by_name(saved, optimizer.param_groups)
+        match = match_state_by_name(saved, optimizer.param_groups,
+                                    optimizer_state_fields(optimizer))
     except StateMatchError as err:
         raise CheckpointError(f'{source}: {err}') from None
     if match is None or not match.changed:
