@@ -220,7 +220,8 @@ def main(argv=None):
     print(format_compact(report) if args.compact else format_report(report))
     report['config'] = osp.abspath(args.config)
     if args.world_size:
-        states, optimizer = optimizer_states(optim_cfg['optimizer'])
+        states, optimizer = optimizer_states(optim_cfg['optimizer'],
+                                             wrapper.optimizer.param_groups)
         rows, table = memory_table(count_params(model.named_parameters()),
                                    describe_strategy(cfg.to_dict()), states,
                                    optimizer, args.world_size, args.gpu_gib)

@@ -68,12 +68,30 @@ def count_params(named_parameters: Iterable[Tuple[str, torch.Tensor]]
     return counts
 
 
-def optimizer_states(optimizer_cfg: dict) -> Tuple[int, str]:
-    """State tensors per element of the config's optimizer, and its name."""
+def hybrid_states(groups: Iterable[dict]) -> float:
+    """State tensors per trainable element of ``MuonAdamW``'s groups: one
+    (Muon's momentum buffer) on the Muon half, two (AdamW's moments) on the
+    other, weighted by their elements."""
+    muon = adamw = 0
+    for group in groups:
+        elements = sum(p.numel() for p in group['params'])
+        if group.get('algorithm') == 'muon':
+            muon += elements
+        else:
+            adamw += elements
+    return (muon + 2 * adamw) / max(muon + adamw, 1)
+
+
+def optimizer_states(optimizer_cfg: dict, groups: Iterable[dict] = ()
+                     ) -> Tuple[float, str]:
+    """State tensors per element of the config's optimizer, and its name
+    (``MuonAdamW``: from its ``groups``, :func:`hybrid_states`)."""
     name = optimizer_cfg.get('type', '')
     name = name if isinstance(name, str) else name.__name__
     if name == 'ZeroRedundancyOptimizer':
         name = optimizer_cfg.get('optimizer_type', 'AdamW')
+    if name == 'MuonAdamW':
+        return hybrid_states(groups), name
     if name not in OPTIMIZER_STATES:
         raise ValueError(f'optimizer {name!r}: state size unknown; known: '
                          f'{", ".join(sorted(OPTIMIZER_STATES))}')
@@ -144,9 +162,9 @@ def memory_table(counts: ParamCounts, strategy: Strategy, states: int,
     rows = [dict(world_size=n, **bytes_per_rank(counts, strategy, states, n))
             for n in world_sizes]
     gib = 2**30
-    lines = [f'memory per rank: {strategy.name}, {optimizer} ({states} state '
-             f'tensor(s) per element); {counts.all_elements:,} parameters, '
-             f'{counts.trainable_elements:,} trainable',
+    lines = [f'memory per rank: {strategy.name}, {optimizer} ({states:.3g} '
+             f'state tensor(s) per element); {counts.all_elements:,} '
+             f'parameters, {counts.trainable_elements:,} trainable',
              f'{"ranks":>6} {"params GiB":>11} {"grads GiB":>10} '
              f'{"optim GiB":>10} {"total GiB":>10}']
     for row in rows:

@@ -37,6 +37,8 @@ class ParamRow:
     no_decay_reason: Optional[str] = None
     #: a backbone parameter no rule claimed (at the heads' layer)
     unclaimed: bool = False
+    #: its update in a hybrid optimizer (None otherwise)
+    algorithm: Optional[str] = None
 
 
 @dataclass
@@ -51,6 +53,8 @@ class GroupRow:
     params: int
     #: the ``paramwise_cfg.towers`` entry (None without towers)
     tower: Optional[str] = None
+    #: the group's update in a hybrid optimizer (None otherwise)
+    algorithm: Optional[str] = None
 
 
 def _layer_id(group: dict) -> Optional[int]:
@@ -85,7 +89,7 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
             index, str(group.get('group_name', f'group_{index}')), layer_id,
             lr_scale, group['lr'], group.get('weight_decay', 0.0),
             len(group['params']), sum(p.numel() for p in group['params']),
-            group.get('tower')))
+            group.get('tower'), group.get('algorithm')))
         for p in group['params']:
             name = names.get(id(p), '?')
             params.append(ParamRow(
@@ -96,7 +100,7 @@ def analyze(model: nn.Module, param_groups: List[dict], base_lr: float,
                 getattr(planned.get(name), 'placed_by', ''),
                 getattr(planned.get(name), 'no_decay_reason', None),
                 getattr(planned.get(name), 'placement', None)
-                is Placement.UNCLAIMED))
+                is Placement.UNCLAIMED, group.get('algorithm')))
     in_groups = {row.name for row in params}
     frozen = [n for n, p in model.named_parameters()
               if not p.requires_grad]
@@ -174,8 +178,23 @@ def format_report(report: Dict) -> str:
     total = ('', 'total', '', '', '', '',
              str(sum(g.tensors for g in report['groups'])),
              f"{sum(g.params for g in report['groups']):,}")
+    hybrid = any(g.algorithm for g in report['groups'])
+    if hybrid:  # each group's update, and the halves' totals
+        header += ('update', )
+        rows = [row + (g.algorithm or '-', )
+                for row, g in zip(rows, report['groups'])]
+        total += ('', )
     out = [describe_settings(report.get('settings') or {})]
     out += render_table(header, rows, total, text_column=1)
+    if hybrid:
+        out.append('; '.join(
+            f'{label}: {sum(g.tensors for g in mine)} tensors, '
+            f'{sum(g.params for g in mine):,} elements'
+            for label, mine in (
+                ('Muon', [g for g in report['groups']
+                          if g.algorithm == 'muon']),
+                ('AdamW', [g for g in report['groups']
+                           if g.algorithm == 'adamw']))))
     frozen = report['frozen']
     out.append(f'frozen: {len(frozen)} tensors')
     out += [f'WARNING: {w}' for w in report['warnings']] or [

@@ -313,3 +313,27 @@ def test_check_order_on_transformers_encoders(config, rule, ids, capsys):
     layer = {p.name: p.layer_id for p in report['params']}
     assert {n: layer[n] for n in ids} == ids
     assert 'no warnings' in out
+
+
+def test_hybrid_config_shows_each_groups_update(tmp_path, capsys):
+    """The dry run of the Muon demo config: the update of every group and
+    parameter in the table and the JSON, the halves' totals, and the
+    optimizer state per element (Muon 1, AdamW 2, weighted)."""
+    import json
+    out = tmp_path / 'plan.json'
+    run('configs/demo/internvit_tiny_upernet_synthetic_ade20k_muon.py',
+        '--json', str(out), '--world-size', '2')
+    text = capsys.readouterr().out
+    plan = json.loads(out.read_text())
+    updates = {p['name']: p['algorithm'] for p in plan['params']}
+    assert updates['backbone.blocks.0.attn.qkv.weight'] == 'muon'
+    assert updates['backbone.blocks.0.norm1.weight'] == 'adamw'
+    assert updates['decode_head.conv_seg.weight'] == 'adamw'
+    assert {g['algorithm'] for g in plan['groups']} == {'muon', 'adamw'}
+    muon = sum(g['params'] for g in plan['groups'] if g['algorithm'] == 'muon')
+    adamw = sum(g['params'] for g in plan['groups']
+                if g['algorithm'] == 'adamw')
+    assert (f'Muon: 32 tensors, {muon:,} elements; AdamW: 75 tensors, '
+            f'{adamw:,} elements') in text
+    states = (muon + 2 * adamw) / (muon + adamw)
+    assert f'MuonAdamW ({states:.3g} state tensor(s) per element)' in text
