@@ -80,6 +80,13 @@ class LayerPhases:
                 f'{where} sets no phase (head_only, unfreeze_every and '
                 'warmup are all 0): every layer would train from the start. '
                 'Remove it, or set one of them')
+        if not (phases.head_only or phases.unfreeze_every):
+            raise ValueError(
+                f'{where}.warmup={phases.warmup} warms up the layers that '
+                'join after step 0, but with head_only=0 and '
+                'unfreeze_every=0 every layer joins at step 0: the warm-up '
+                'applies to none. Set head_only or unfreeze_every, or use '
+                "the run's own warm-up (a LinearLR param_scheduler)")
         return phases
 
     def join_at(self, layer_id: int, top: int) -> int:

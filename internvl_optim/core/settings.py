@@ -283,6 +283,8 @@ class LayerDecaySettings:
         _check_rate_forms(cfg, values)
         settings = cls(**values, given_as=given_as)
         _check_structure_has_a_rate(cfg)
+        _check_towers_take_their_own(cfg, settings)
+        _check_lr_of_frozen_tower(cfg, settings)
         return settings
 
 
@@ -349,6 +351,48 @@ def _check_rate_forms(cfg: Mapping, values: dict) -> None:
             'paramwise_cfg.layer_decay_reference_depth is set but '
             'layer_decay_rate is not: it says at which depth the rate was '
             'chosen. Add layer_decay_rate')
+
+
+def _check_lr_of_frozen_tower(cfg: Mapping, settings) -> None:
+    """An lr for a tower the same config freezes would be dropped."""
+    frozen = []
+    if settings.freeze_mlp:
+        frozen.append(('freeze_mlp', ('mm_projector_lr', 'aligner_lr')))
+    if settings.freeze_backbone == 'all' and not settings.unfreeze_vit_layers:
+        frozen.append(('freeze_backbone', ('vision_tower_lr', 'vit_lr')))
+    for flag, keys in frozen:
+        given = [k for k in keys if k in cfg]
+        if given:
+            raise ValueError(
+                f'paramwise_cfg.{given[0]}={cfg[given[0]]!r} sets the lr of '
+                f'a tower that paramwise_cfg.{flag} freezes: it would train '
+                f'at no lr. Remove {given[0]}, or {flag}')
+
+
+def _check_towers_take_their_own(cfg: Mapping, settings) -> None:
+    """With ``towers`` given, each tower takes its own rate and module: a
+    top-level rate that no tower has, or a ``backbone_name``, would be
+    ignored, so they are errors naming what to write."""
+    if not settings.towers:
+        return
+    if cfg.get('backbone_name') is not None:
+        raise ValueError(
+            f"paramwise_cfg.backbone_name={cfg['backbone_name']!r} is not "
+            'used with paramwise_cfg.towers: each tower names its module. '
+            'Remove backbone_name, or name that module in a tower '
+            "(towers['vision'].module)")
+    key = next((k for k in ('layer_decay_rate', 'decay_rate',
+                            'first_block_lr_ratio',
+                            'layer_decay_reference_depth') if k in cfg), None)
+    if key is None or (key in ('layer_decay_rate', 'decay_rate') and (
+            cfg[key] == 1.0 or any(t.layer_decay_rate == cfg[key]
+                                   for t in settings.towers))):
+        return
+    raise ValueError(
+        f'paramwise_cfg.{key}={cfg[key]!r} applies to no tower: with '
+        'paramwise_cfg.towers each tower takes its own rate '
+        f"({', '.join(f'{t.name}: {t.layer_decay_rate:g}' for t in settings.towers)}). "
+        f"Set towers['vision'].layer_decay_rate, and remove {key}")
 
 
 def _check_structure_has_a_rate(cfg: Mapping) -> None:

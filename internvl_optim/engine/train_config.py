@@ -11,7 +11,7 @@ from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
 from ..checkpoint.files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
 from .config_checks import (check_backbone_dtype_fits_strategy,
-                            check_hybrid_strategy,
+                            check_hybrid_strategy, check_phases_fit_the_loop,
                             check_data_roots, check_optim_wrapper,
                             check_weight_files,
                             check_our_import, check_param_schedulers,
@@ -43,6 +43,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_hybrid_strategy(cfg)
     check_param_schedulers(cfg)
     check_train_cfg(cfg)
+    check_phases_fit_the_loop(cfg)
     check_schedulers_keep_ratios(cfg)
     check_deepspeed_scheduler(cfg)
     check_backbone_dtype_fits_strategy(cfg)

@@ -140,3 +140,19 @@ def test_train_cfg_lengths_must_be_positive_ints(key, value, wanted):
         check_train_cfg(cfg)
     cfg.train_cfg[key] = 1
     check_train_cfg(cfg)
+
+
+def test_phases_by_epoch_in_an_iteration_loop_are_refused():
+    from mmengine.config import Config
+    from internvl_optim.engine.config_checks import check_phases_fit_the_loop
+    cfg = Config(dict(
+        optim_wrapper=dict(paramwise_cfg=dict(layer_phases=dict(
+            head_only=2, by_epoch=True))),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=100)))
+    with pytest.raises(ValueError) as err:
+        check_phases_fit_the_loop(cfg)
+    assert str(err.value).startswith(
+        'paramwise_cfg.layer_phases.by_epoch=True counts the phases in '
+        'epochs, but train_cfg (IterBasedTrainLoop) runs by iterations')
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=3)
+    check_phases_fit_the_loop(cfg)

@@ -11,8 +11,8 @@ from .optimizer import (check_hybrid_strategy, check_optim_wrapper,
                         check_train_cfg)
 from .our_import import IMPORT_LINE, OUR_MODELS, check_our_import
 from .schedules import (check_deepspeed_scheduler, check_milestones,
-                        check_param_schedulers, check_schedulers_keep_ratios,
-                        deepspeed_config)
+                        check_param_schedulers, check_phases_fit_the_loop,
+                        check_schedulers_keep_ratios, deepspeed_config)
 
 #: what the checks before any work raise; a tool turns them into one line
 #: on stderr and exit code 1 (:func:`stop`)
@@ -32,6 +32,7 @@ __all__ = ['CHECK_ERRORS', 'IMPORT_LINE', 'OUR_MODELS',
            'check_deepspeed_scheduler', 'check_hybrid_strategy',
            'check_milestones',
            'check_optim_wrapper', 'check_our_import', 'check_param_schedulers',
+           'check_phases_fit_the_loop',
            'check_schedulers_keep_ratios', 'check_train_cfg',
            'check_weight_files', 'deepspeed_config', 'missing_weight_files',
            'stop', 'weight_paths']

@@ -103,3 +103,28 @@ def check_deepspeed_scheduler(cfg) -> None:
     problem = deepspeed_scheduler_problem(config, where)
     if problem:
         raise ValueError(problem)
+
+
+def check_phases_fit_the_loop(cfg) -> None:
+    """``paramwise_cfg.layer_phases`` counted in epochs (``by_epoch=True``)
+    under an iteration-based loop would never advance: the backbone would
+    never join. An error naming both keys."""
+    paramwise = (cfg.get('optim_wrapper') or {}).get('paramwise_cfg') or {}
+    phases = paramwise.get('layer_phases') if isinstance(
+        paramwise, dict) else None
+    train_cfg = cfg.get('train_cfg') or {}
+    if not isinstance(phases, dict) or not phases.get('by_epoch') or \
+            not isinstance(train_cfg, dict):
+        return
+    loop = str(train_cfg.get('type', ''))
+    by_iters = 'IterBased' in loop or (
+        'max_iters' in train_cfg and 'max_epochs' not in train_cfg)
+    if by_iters:
+        raise ValueError(
+            'paramwise_cfg.layer_phases.by_epoch=True counts the phases in '
+            f'epochs, but train_cfg ({loop or "max_iters"}) runs by '
+            'iterations and never ends an epoch for the phase scheduler: '
+            'the layers after the head would never join. Set '
+            'layer_phases.by_epoch=False (steps are iterations), or train '
+            "with an epoch-based loop (train_cfg=dict(by_epoch=True, ...))")
+
