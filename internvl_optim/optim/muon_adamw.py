@@ -145,6 +145,8 @@ class MuonAdamW(torch.optim.Optimizer):
             if muon_lr is not None and group['algorithm'] == 'muon' \
                     and not group.get('muon_lr_set'):
                 group['lr'] = group['lr'] * (muon_lr / lr)
+                if 'lr_scale' in group:  # (the plan's lr / the base lr)
+                    group['lr_scale'] = group['lr_scale'] * (muon_lr / lr)
                 group['muon_lr_set'] = True
 
     @torch.no_grad()

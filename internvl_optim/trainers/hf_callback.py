@@ -34,8 +34,10 @@ class LayerRatioCallback(TrainerCallback):
             where = f'the DeepSpeed config {config!r}'
             with open(config) as f:
                 config = json.load(f)
-        lrs = {g.get('initial_lr', g.get('lr')) for g in
-               getattr(optimizer, 'param_groups', None) or []}
+        groups = getattr(optimizer, 'param_groups', None) or []
+        self.planned_names = [str(g.get('group_name', i))
+                              for i, g in enumerate(groups)]
+        lrs = {g.get('initial_lr', g.get('lr')) for g in groups}
         problem = deepspeed_scheduler_problem(config, where)
         if problem and len(lrs) > 1:
             raise ValueError(problem)
@@ -45,7 +47,9 @@ class LayerRatioCallback(TrainerCallback):
         interval = max(int(getattr(args, 'logging_steps', 1) or 1), 1)
         if self.warned or optimizer is None or (step and step % interval):
             return
-        drift = ratio_drift(optimizer.param_groups)
+        drift = ratio_drift(optimizer.param_groups,
+                            planned_names=getattr(self, 'planned_names',
+                                                  None))
         if drift:
             self.warned = True
             message = (f'Step {step}: the layer-wise lr ratios are no longer '

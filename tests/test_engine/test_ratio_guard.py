@@ -92,9 +92,9 @@ def test_a_scheduler_that_flattens_the_lrs_is_named_once(tmp_path):
     (message,) = run(tmp_path, [dict(type='FlatLRForTest', by_epoch=False)])
     assert message.startswith(
         "Iteration 0: the layer-wise lr ratios are no longer the plan's: "
-        'group layer_0_decay is at lr 0.001, 1.6 x its planned 0.000625, '
-        'while layer_4_decay is at 0.1 x its planned 0.01: the ratio '
-        "between them is 1, the plan's 0.0625.")
+        'group layer_0_decay is at lr 0.001, while layer_4_decay is at '
+        "0.001: the ratio between them is 1, the plan's 0.0625 (their "
+        'lr_scale 0.0625 and 1).')
     assert "this run's param_scheduler: ['FlatLRForTest']" in message
 
 

@@ -59,3 +59,34 @@ def test_low_precision_trainable_names_parameters():
     model[1].bias.requires_grad_(False)
     assert low_precision_trainable(model.named_parameters()) == {
         'bfloat16': ['1.weight']}
+
+
+def test_one_cycle_with_one_max_lr_is_named_though_it_rewrites_initial_lr():
+    """OneCycleLR(max_lr=scalar) writes one lr and one initial_lr into
+    every group: a guard reading initial_lr would see no drift; the
+    groups' own lr_scale keeps the plan."""
+    optimizer = _optimizer()
+    torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01,
+                                        total_steps=10)
+    assert len({g['initial_lr'] for g in optimizer.param_groups}) == 1
+    message = ratio_drift(optimizer.param_groups)
+    assert message == ('group layer_0_decay is at lr 0.0004, while '
+                       'layer_3_decay is at 0.0004: the ratio between them '
+                       "is 1, the plan's 0.125 (their lr_scale 0.125 and 1)")
+
+
+def test_a_nan_lr_and_a_rebuilt_optimizer_are_named():
+    optimizer = _optimizer()
+    names = [g['group_name'] for g in optimizer.param_groups]
+    optimizer.param_groups[2]['lr'] = float('nan')
+    assert ratio_drift(optimizer.param_groups) == (
+        f'group {names[2]} is at lr nan: not a finite number')
+    model = ToySegmentor(ToyInternViT(depth=2))
+    rebuilt = torch.optim.AdamW(model.parameters(), lr=1.0)
+    message = ratio_drift(rebuilt.param_groups, planned_names=names)
+    assert message.startswith(
+        f'the optimizer has 1 groups now, {len(names)} were planned '
+        f'(missing: {names[0]}, {names[1]}, {names[2]}, ...): it was rebuilt')
+    assert ratio_drift(optimizer.param_groups[:2] + [
+        dict(optimizer.param_groups[3])], planned_names=names[:2] + [
+        names[3]]) is None

@@ -91,7 +91,9 @@ def test_a_flattening_scheduler_is_named(tmp_path):
                   if 'lr ratios' in str(w.message)]
     assert message.startswith(
         "Step 0: the layer-wise lr ratios are no longer the plan's: group "
-        'layer_0_no_decay is at lr 0.01, 16 x its planned 0.000625')
+        'layer_0_no_decay is at lr 0.01, while layer_4_decay is at 0.01: the '
+        "ratio between them is 1, the plan's 0.0625 (their lr_scale 0.0625 "
+        'and 1)')
 
 
 def test_a_deepspeed_config_scheduler_stops_before_step_one(tmp_path):

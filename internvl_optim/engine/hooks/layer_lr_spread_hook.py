@@ -28,10 +28,13 @@ class LayerLrSpreadHook(Hook):
         """An ``eta_min`` at or above some group's starting lr is an error
         naming the group; a lower one a warning saying from when the layer
         ratios flatten (:mod:`internvl_optim.guards.schedule_floor`)."""
+        groups = _param_groups(runner.optim_wrapper)
+        # the groups as planned: a rebuilt optimizer is named later
+        self._planned_names = [str(g.get('group_name', i))
+                               for i, g in enumerate(groups)]
         schedulers = getattr(runner, 'param_schedulers', None)
         if not isinstance(schedulers, list):
             return
-        groups = _param_groups(runner.optim_wrapper)
         start = {g.get('group_name', f'group {i}'): g.get('initial_lr',
                                                           g['lr'])
                  for i, g in enumerate(groups)}
@@ -71,7 +74,8 @@ class LayerLrSpreadHook(Hook):
                 for s in getattr(runner, 'param_schedulers', None) or []
                 if not isinstance(s, dict)):
             return
-        drift = ratio_drift(groups)
+        drift = ratio_drift(groups, planned_names=getattr(
+            self, '_planned_names', None))
         if drift:
             self._ratio_warned = True
             names = [type(s).__name__ for s in
