@@ -320,11 +320,14 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
         inner = state.get('state', {})
         inner = _need_dict(inner, f'{where}.state', source)
         shape_of, name_of = _live_shapes(state, live, context.strict_keys)
+        betas_of = {p: g.get('betas') for g in groups
+                    for p in (g.get('params') or ()) if _is_int(p)}
         for index, per_param in inner.items():
             name = name_of.get(index)
             at = f'{where}.state[{index}]' + (f' ({name})' if name else '')
             check_numbers_like(per_param, None, at, source)
             _check_param_state(per_param, shape_of(index), at, source)
+            _check_adam_recursion(per_param, betas_of.get(index), at, source)
     for key, value in saved.items():  # e.g. AmpOptimWrapper's loss_scaler
         if key not in ('param_groups', 'state') and not (
                 isinstance(value, Mapping) and 'param_groups' in value):
@@ -419,6 +422,71 @@ def _check_param_state(per_param, shape, at: str, source: str) -> None:
                 f'{source}: {where} holds negative values; it is a running '
                 'square, whose square root the next step takes (NaN '
                 'weights)')
+
+
+#: step tensors of these dtypes cannot count the steps of a run (a uint8
+#: step wraps at 255; Adam's bias correction then divides by ~0)
+SMALL_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.bool)
+
+
+def adam_moment_bound(beta1: float, beta2: float) -> Optional[float]:
+    """The largest ``|exp_avg| / sqrt(exp_avg_sq)`` Adam's own recursion
+    can produce with these betas, whatever the gradients:
+    ``m = (1 - b1) sum b1^k g``, ``v = (1 - b2) sum b2^k g^2`` give, by
+    Cauchy-Schwarz, ``m^2 <= (1 - b1)^2 / ((1 - b2)(1 - b1^2 / b2)) v``
+    (None where ``b1^2 >= b2``: no bound).
+
+    >>> round(adam_moment_bound(0.9, 0.999), 3)
+    7.27
+    """
+    if not (0 <= beta1 < 1 and 0 < beta2 < 1) or beta1 ** 2 >= beta2:
+        return None
+    return (1 - beta1) / math.sqrt((1 - beta2) * (1 - beta1 ** 2 / beta2))
+
+
+def _check_adam_recursion(per_param, betas, at: str, source: str) -> None:
+    """An Adam state is what Adam's recursion can produce: floating
+    moments (a complex one would lose its imaginary part), of one shape,
+    a step tensor wide enough to count, and ``|exp_avg|`` within
+    :func:`adam_moment_bound` of ``sqrt(exp_avg_sq)``."""
+    if not isinstance(per_param, Mapping):
+        return
+    step = per_param.get('step')
+    if isinstance(step, torch.Tensor) and step.dtype in SMALL_INT_DTYPES:
+        raise CheckpointError(
+            f'{source}: {at}.step is a {step.dtype} tensor; a step count '
+            'must be a float32 / int64 tensor or an int (Adam keeps a '
+            'float32 one)')
+    moments = {k: per_param.get(k) for k in ('exp_avg', 'exp_avg_sq')}
+    for key, value in moments.items():
+        if isinstance(value, torch.Tensor) and not value.is_floating_point():
+            raise CheckpointError(
+                f'{source}: {at}.{key} is {value.dtype}; Adam\'s moments are '
+                'real floating tensors (a complex or integer one is not '
+                'what Adam wrote)')
+    m, v = moments['exp_avg'], moments['exp_avg_sq']
+    if not (isinstance(m, torch.Tensor) and isinstance(v, torch.Tensor)):
+        return
+    if m.shape != v.shape:
+        raise CheckpointError(
+            f'{source}: {at}: exp_avg {tuple(m.shape)} and exp_avg_sq '
+            f'{tuple(v.shape)} differ in shape; Adam keeps both of the '
+            "parameter's shape")
+    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
+            _is_real(b) for b in betas)) or not m.numel():
+        return
+    bound = adam_moment_bound(float(betas[0]), float(betas[1]))
+    if bound is None:
+        return
+    limit = bound * v.double().clamp(min=0).sqrt() * (1 + 1e-3) + 1e-12
+    if bool((m.double().abs() > limit).any()):
+        worst = (m.double().abs() - limit).argmax().item()
+        raise CheckpointError(
+            f'{source}: {at}: exp_avg {m.flatten()[worst].item():.4g} with '
+            f'exp_avg_sq {v.flatten()[worst].item():.4g} (element {worst}): '
+            f'no run of Adam with betas {tuple(betas)} gives |exp_avg| above '
+            f'{bound:.4g} x sqrt(exp_avg_sq); the state was not written by '
+            'Adam')
 
 
 # --- schedulers -----------------------------------------------------------------

@@ -219,6 +219,22 @@ def _nan_moment(checkpoint):
     checkpoint['optimizer']['state'][0]['exp_avg'][0, 0] = float('nan')
 
 
+def _moment_adam_cannot_write(checkpoint):
+    state = checkpoint['optimizer']['state'][0]
+    state['exp_avg'][0, 0] = 1e30
+    state['exp_avg_sq'][0, 0] = 0.0
+
+
+def _uint8_step(checkpoint):
+    checkpoint['optimizer']['state'][0]['step'] = torch.tensor(
+        4, dtype=torch.uint8)
+
+
+def _complex_moment(checkpoint):
+    state = checkpoint['optimizer']['state'][0]
+    state['exp_avg'] = state['exp_avg'].to(torch.complex64)
+
+
 def _integer_weight(checkpoint):
     checkpoint['state_dict']['linear.weight'] = torch.ones(
         1, 2, dtype=torch.int64)
@@ -240,6 +256,22 @@ REFUSED = {
         "False, got 'yes'"),
     'optimizer moments with NaN': (
         _nan_moment, 'optimizer.state[0].exp_avg holds NaN or Inf'),
+    'a moment Adam cannot write': (
+        _moment_adam_cannot_write,
+        'optimizer.state[0]: exp_avg 1e+30 with exp_avg_sq '
+        '0 (element 0): no run of Adam with betas (0.9, 0.999) gives '
+        '|exp_avg| above 7.27 x sqrt(exp_avg_sq); the state was not written '
+        'by Adam'),
+    'a uint8 step': (
+        _uint8_step,
+        'optimizer.state[0].step is a torch.uint8 tensor; a '
+        'step count must be a float32 / int64 tensor or an int (Adam keeps '
+        'a float32 one)'),
+    'a complex moment': (
+        _complex_moment,
+        "optimizer.state[0].exp_avg is torch.complex64; "
+        "Adam's moments are real floating tensors (a complex or integer one "
+        'is not what Adam wrote)'),
     'scheduler value inf': (
         _set('param_schedulers', 0, 'base_values', [float('inf')]),
         'param_schedulers[0].base_values[0] must be a finite number, got '
