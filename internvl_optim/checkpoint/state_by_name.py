@@ -218,7 +218,7 @@ class StateMatch:
         changed: False when groups, names and configured values are the
             checkpoint's (load the checkpoint as it is).
         kept / added / removed: parameter names whose state carries over,
-            that start fresh, that are dropped.
+            that start fresh (new), that are dropped.
         moved: ``(name, checkpoint group, group now)`` for kept parameters
             that changed group.
         restarted: ``(name, saved fields, update now)`` for parameters
@@ -404,6 +404,7 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping],
                             name, '+'.join(sorted(per_param)),
                             group.get('algorithm') or
                             '+'.join(sorted(wanted)) or 'no state'))
+                        kept.pop()  # (counted apart)
                     else:
                         state[index] = per_param
             else:

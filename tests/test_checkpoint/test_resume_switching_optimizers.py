@@ -62,6 +62,7 @@ def test_adamw_to_the_hybrid_keeps_the_adamw_half():
                            saved_by_name[name]['exp_avg'])
         assert now[name]['step'] == 2
     assert sorted(n for n, _, _ in match.restarted) == fresh
+    assert sorted(match.kept) == kept
     assert {(f, u) for _, f, u in match.restarted} == {
         ('exp_avg+exp_avg_sq+step', 'muon')}
     assert f'  {len(fresh)} start fresh for their new update ' \
