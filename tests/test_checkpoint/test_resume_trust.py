@@ -423,3 +423,23 @@ def test_a_best_ckpt_naming_a_file_this_run_did_not_write_as_best_is_dropped(
         assert (tmp_path / 'elsewhere' / 'data.bin').read_bytes() == b'kept'
         assert victim.is_symlink()
     assert (work_dir / 'best_score_iter_6.pth').exists()
+
+
+def test_group_values_of_an_unnamed_state_never_override_the_config(
+        trained, tmp_path):
+    """param_names stripped: the state loads by position, and the group
+    hyperparameters are still the config's (maximize, eps), the lr at the
+    point of its schedule the checkpoint reached."""
+    def change(checkpoint):
+        for group in checkpoint['optimizer']['param_groups']:
+            group.pop('param_names', None)
+            group['maximize'] = True
+            group['eps'] = 0.5
+    path = crafted(trained, tmp_path, change)
+    runner = make_runner(tmp_path / 'w', 5, load_from=path)
+    runner.train()
+    groups = runner.optim_wrapper.optimizer.param_groups
+    assert [g['maximize'] for g in groups] == [False] * len(groups)
+    assert [g['eps'] for g in groups] == [1e-8] * len(groups)
+    assert runner.iter == 5
+

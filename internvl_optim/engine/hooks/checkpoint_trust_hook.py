@@ -128,7 +128,10 @@ def carry_state_by_name(runner, checkpoint: dict, source: str) -> None:
                                     optimizer_state_fields(optimizer))
     except StateMatchError as err:
         raise CheckpointError(f'{source}: {err}') from None
-    if match is None or not match.changed:
+    if match is None:
+        config_values_win(saved, optimizer.param_groups)
+        return
+    if not match.changed:
         return
     # MMEngine's OptimWrapper shows schedulers one more group (its
     # ``base_param_settings``, the base lr it logs); it continues its
@@ -154,6 +157,26 @@ def carry_state_by_name(runner, checkpoint: dict, source: str) -> None:
         checkpoint['param_schedulers'] = states
     checkpoint['optimizer'] = match.state_dict
     runner.logger.warning(f'{source}: {match.table()}')
+
+
+def config_values_win(saved: dict, live_groups) -> None:
+    """A state without parameter names (stripped, or another tool's) is
+    loaded by position; its groups' hyperparameters still come from the
+    config (a scheduled one at the point of its schedule the checkpoint
+    reached), as with names: a file never sets ``maximize``, ``eps``,
+    ``betas`` or a weight decay the config does not have."""
+    groups = saved.get('param_groups')
+    if not isinstance(groups, list) or len(groups) != len(live_groups):
+        return  # the layout guard names the difference
+    rewritten = []
+    for old, live in zip(groups, live_groups):
+        if not isinstance(old, dict) or len(old.get('params', ())) != \
+                len(live['params']):
+            return
+        values = {k: v for k, v in live.items() if k != 'params'}
+        rewritten.append(dict(continue_schedule(values, old),
+                              params=old['params']))
+    saved['param_groups'] = rewritten
 
 
 def _named_tensors(model):
