@@ -82,7 +82,9 @@ def main(argv=None):
         cfg = build_config(args)
         # one trainer per work dir (the first process of a distributed job
         # holds it for all); released when the process ends
-        lock = (WorkDirLock(cfg.work_dir).acquire(log_once)
+        # (MMEngine dumps the config under its own name in the work dir)
+        lock = (WorkDirLock(cfg.work_dir, also=[osp.basename(args.config)])
+                .acquire(log_once)
                 if os.environ.get('RANK', '0') == '0' else None)
     except CONFIG_ERRORS as err:  # before anything was built: no traceback
         stop('tools/train.py', args.config, err)

@@ -9,13 +9,14 @@ checkpoints: :class:`WorkDirLock` stops the second at once.
 """
 import fcntl
 import os
+import stat
 import os.path as osp
 import re
 import socket
 import sys
 import time
 import zipfile
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from .errors import CheckpointError
 from .state_fragments import fragment_files
@@ -150,7 +151,8 @@ class WorkDirEntryError(ValueError):
 #: top-level entries of a work dir the run writes (``last_checkpoint`` and
 #: the checkpoints ``CheckpointHook`` saves and deletes)
 WRITTEN_ENTRY = re.compile(
-    r'^(last_checkpoint|(iter|epoch)_\d+\.pth|best_.+\.pth)$')
+    r'^(last_checkpoint|(iter|epoch)_\d+\.pth|best_.+\.pth|'
+    r'zero_to_fp32\.py)$')
 
 
 def _kind(path: str) -> str:
@@ -158,32 +160,66 @@ def _kind(path: str) -> str:
         return 'a symbolic link'
     if osp.isdir(path):
         return 'a directory'
+    if osp.isfile(path):
+        return (f'a hard link ({os.lstat(path).st_nlink} names for one '
+                'file: writing it changes the file under its other names)')
     return 'not a regular file (a FIFO, socket or device)'
 
 
-def check_written_entries(work_dir: str) -> None:
+def _plain_file(path: str) -> bool:
+    """A regular file with one name (no symlink, no hard link)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
+def check_written_entries(work_dir: str, also: Sequence[str] = ()) -> None:
     """Before training: every entry the run will write or delete
     (:data:`WRITTEN_ENTRY`, and the lock) is a plain file or absent (a
     checkpoint may also be a real directory: DeepSpeed's, sharded FSDP's).
     A link would make the run write through it to a place outside the work
     dir, a directory or FIFO where a file is written would crash or block
-    the first save after training already ran.  Refused naming the
-    entry."""
+    the first save after training already ran; a hard link (a second name
+    for a file elsewhere, or for a kept checkpoint) would have the file
+    overwritten under its other name.  Inside a checkpoint directory the
+    same holds for every entry.  ``also``: more entry names the run writes
+    (the config dump).  Refused naming the entry."""
     if not osp.isdir(work_dir):
         return
     for name in sorted(os.listdir(work_dir)):
-        if not (WRITTEN_ENTRY.match(name) or name == WorkDirLock.FILE):
+        if not (WRITTEN_ENTRY.match(name) or name == WorkDirLock.FILE
+                or name in also):
             continue
         path = osp.join(work_dir, name)
         # a checkpoint may be a directory (DeepSpeed's, sharded FSDP's)
-        directory_ok = name not in ('last_checkpoint', WorkDirLock.FILE)
-        if osp.islink(path) or not (osp.isfile(path) or (
-                directory_ok and osp.isdir(path))):
+        directory_ok = name.endswith('.pth')
+        if directory_ok and osp.isdir(path) and not osp.islink(path):
+            _check_checkpoint_directory(path)
+            continue
+        if not _plain_file(path):
             raise WorkDirEntryError(
                 f'{path} is {_kind(path)}; the run writes '
                 f'{"its lock" if name == WorkDirLock.FILE else "there"} and '
                 'never through a link or into anything but a plain file. '
                 'Remove it (or train in another --work-dir)')
+
+
+def _check_checkpoint_directory(path: str) -> None:
+    """Every entry of a checkpoint directory the run may write again
+    (DeepSpeed's ``iter_N.pth/``) is a plain file of one name, or a real
+    directory of such files."""
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            entry = osp.join(folder, name)
+            if osp.islink(entry) or (name in files and
+                                     not _plain_file(entry)):
+                raise WorkDirEntryError(
+                    f'{entry} is {_kind(entry)}, inside a checkpoint '
+                    'directory the run writes into; it would write through '
+                    'it. Remove the directory (or train in another '
+                    '--work-dir)')
 
 
 class WorkDirLock:
@@ -194,14 +230,16 @@ class WorkDirLock:
 
     FILE = '.train.lock'
 
-    def __init__(self, work_dir: str):
+    def __init__(self, work_dir: str, also: Sequence[str] = ()):
         self.work_dir = work_dir
         self.path = osp.join(work_dir, self.FILE)
+        #: more entries the run writes (the config dump), checked too
+        self.also = tuple(also)
         self._fd: Optional[int] = None
 
     def acquire(self, log: Callable[[str], None] = print) -> 'WorkDirLock':
         os.makedirs(self.work_dir, exist_ok=True)
-        check_written_entries(self.work_dir)
+        check_written_entries(self.work_dir, self.also)
         # O_NOFOLLOW: a link planted after the check is not followed either
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
@@ -210,6 +248,11 @@ class WorkDirLock:
             raise WorkDirEntryError(
                 f'{self.path}: cannot open the lock as a plain file '
                 f'({err.strerror}); remove it') from None
+        if os.fstat(fd).st_nlink != 1:  # linked after the check
+            os.close(fd)
+            raise WorkDirEntryError(
+                f'{self.path} is a hard link; the run writes its lock there '
+                'and never through a link. Remove it')
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

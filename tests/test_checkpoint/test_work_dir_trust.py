@@ -249,3 +249,44 @@ def test_checkpoint_directories_are_not_refused(tmp_path):
     with pytest.raises(WorkDirEntryError, match='iter_4.pth is a symbolic '
                        'link'):
         check_written_entries(str(tmp_path))
+
+
+@pytest.mark.parametrize('entry', ['.train.lock', 'last_checkpoint',
+                                   'iter_2.pth', 'zero_to_fp32.py',
+                                   'my_config.py'])
+def test_hard_links_are_refused_like_symlinks(tmp_path, entry):
+    """A hard link in the work dir is a second name for a file elsewhere
+    (or for a kept checkpoint): writing it would replace that file's
+    content. Refused before anything is written; the file is unchanged."""
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    WorkDirLock)
+    work = tmp_path / 'work'
+    work.mkdir()
+    precious = tmp_path / 'precious'
+    precious.write_text('precious')
+    os.link(precious, work / entry)
+    with pytest.raises(WorkDirEntryError) as err:
+        WorkDirLock(str(work), also=['my_config.py']).acquire(lambda m: None)
+    assert str(err.value).startswith(
+        f'{work / entry} is a hard link (2 names for one file: writing it '
+        'changes the file under its other names)')
+    assert precious.read_text() == 'precious'
+
+
+def test_links_inside_a_checkpoint_directory_are_refused(tmp_path):
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    check_written_entries)
+    target = tmp_path / 'outside.pt'
+    target.write_text('x')
+    checkpoint = tmp_path / 'iter_5.pth'
+    checkpoint.mkdir()
+    (checkpoint / 'mp_rank_00_model_states.pt').symlink_to(target)
+    with pytest.raises(WorkDirEntryError, match=(
+            r'mp_rank_00_model_states.pt is a symbolic link, inside a '
+            r'checkpoint directory the run writes into')):
+        check_written_entries(str(tmp_path))
+    (checkpoint / 'mp_rank_00_model_states.pt').unlink()
+    os.link(target, checkpoint / 'state_by_name_rank0.pth.tmp')
+    with pytest.raises(WorkDirEntryError, match=(
+            r'state_by_name_rank0.pth.tmp is a hard link')):
+        check_written_entries(str(tmp_path))
