@@ -37,6 +37,13 @@ if TYPE_CHECKING:  # the types live with the table
     from . import Built, RuleContext
 
 
+#: modules of a stage that run before its blocks although registered after
+#: them, by the names their models give them: GroupViT's
+#: ``group_projector`` (the previous stage's group tokens projected into
+#: this stage, concatenated before its first layer)
+STAGE_START = frozenset(('group_projector', ))
+
+
 def _first_block(layout: StageLayout, stage: int) -> int:
     return sum(layout.depths[:stage]) + 1
 
@@ -63,7 +70,7 @@ def _in_stage(layout: StageLayout, stage: int, parts) -> int:
         # without the ids, after the stage's last block
         after = ids[k] if ids and k < len(ids) else layout.depths[stage] - 1
         return sum(layout.depths[:stage]) + after + 1
-    if child in layout.before[stage] or (
+    if child in layout.before[stage] or child in STAGE_START or (
             len(parts) == 1 and is_token_or_position(child)):
         # before the blocks, or a token / position table the stage holds
         # itself (CvT's stage-2 cls_token joins the sequence there)
