@@ -9,18 +9,20 @@ Covers InternViT-6B (``patch_embed``, ``pos_embed``, ``cls_token``,
 ``decode_head.layers.1.conv.weight`` is never taken for block 1.
 """
 from __future__ import annotations
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Optional, Sequence, TYPE_CHECKING, Tuple
+
+from torch import nn
 
 from ..backbone_probe import (composite_backbones, is_block_list,
                               transformer_towers)
 from ..names import is_embedding_name, is_token_or_position, join_name
 from .common import (PRE_BLOCK_NORMS, ancestors_of, check_num_layers,
                      outside_placement, registered_before, shared_depth)
+from .continued_lists import (POST, declared_continuations, sibling_lists,
+                              stacks)
 
 if TYPE_CHECKING:  # the types live with the table
     from . import Built, RuleContext
-from .continued_lists import (POST, declared_continuations, sibling_lists,
-                              stacks)
 
 
 def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
@@ -81,6 +83,23 @@ def vit_layer_id(rel_name: str, block_path: str, num_layers: int,
     return outside_placement(rel_name, block_path, top_level, num_layers)
 
 
+def query_blocks(module) -> Optional[Tuple[int, str]]:
+    """``(blocks, query module)`` where the model declares that its last
+    ``num_blocks`` blocks also process learned queries (EoMT:
+    ``config.num_blocks`` with ``num_queries``; its ``query`` embedding is
+    concatenated before block ``num_hidden_layers - num_blocks``, and its
+    ``layernorm``, registered before the blocks, normalizes their outputs
+    for the heads), else None."""
+    config = getattr(module, 'config', None)
+    blocks = getattr(config, 'num_blocks', None)
+    if isinstance(blocks, int) and not isinstance(blocks, bool) and \
+            blocks > 0 and isinstance(getattr(config, 'num_queries', None),
+                                      int) and \
+            isinstance(getattr(module, 'query', None), nn.Embedding):
+        return blocks, 'query'
+    return None
+
+
 def claims(ctx: RuleContext) -> bool:
     return ctx.structure.blocks is not None
 
@@ -110,8 +129,15 @@ def build(ctx: RuleContext) -> Built:
         first += blocks
     holders = stacks(inner, [(block_path, 1)] + [
         (path[:-1], first_id) for path, first_id in starts], n)
+    queries = query_blocks(inner)
 
     def layer_id(rel: str) -> int:
+        if queries is not None:  # declared: the queries join the last
+            blocks, query = queries  # blocks; the norm serves the heads
+            if rel.startswith(query + '.'):
+                return max(n - blocks + 1, 1)
+            if rel.startswith('layernorm.'):
+                return n + 1
         if rel.startswith(prefix):  # the common case, by dict lookup
             index = block_index.get(rel[len(prefix):].split('.', 1)[0])
             if index is not None:
