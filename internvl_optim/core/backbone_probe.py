@@ -296,6 +296,7 @@ def _parallel_stages(module: nn.Module, path: str,
     # HF PVT's encoder: encoder.patch_embeddings beside encoder.block)
     parent_path, _, leaf = path.rpartition('.')
     parent = module.get_submodule(parent_path) if parent_path else module
+    order = [name for name, _ in parent.named_children()]
     for name, child in parent.named_children():
         if name != leaf and isinstance(child, nn.ModuleList) and \
                 len(child) == len(stages) and \
@@ -303,8 +304,12 @@ def _parallel_stages(module: nn.Module, path: str,
             key = join_name(parent_path, name)
             if all(is_norm_module(m) for m in child):
                 parallel[key] = 'end'          # norm_list: end of stage
-            elif is_embedding_name(name):
-                parallel[key] = 'start'        # patch_embeds
+            elif is_embedding_name(name) or 'Embed' in type(
+                    child[0]).__name__:
+                # patch_embeds; Florence-2 DaViT's convs of ConvEmbed
+                parallel[key] = 'start'
+            elif order.index(name) < order.index(leaf):
+                parallel[key] = 'start'        # registered before: runs so
             else:
                 parallel[key] = 'first_block'  # position_encodings
     n = len(stages)
