@@ -31,8 +31,8 @@ from internvl_optim.checkpoint.work_dir import (WorkDirBusy,  # noqa: E402
                                                 WorkDirLock)
 from internvl_optim.engine.config_checks import (CHECK_ERRORS,  # noqa: E402
                                                  stop)
-from internvl_optim.engine.train_config import \
-    prepare_train_config  # noqa: E402
+from internvl_optim.engine.train_config import (  # noqa: E402
+    one_process_deepspeed, prepare_train_config)
 
 
 def parse_args(argv=None):
@@ -71,9 +71,10 @@ def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    launcher = one_process_deepspeed(cfg, args.launcher, log_once)
     return prepare_train_config(cfg, args.config, work_dir=args.work_dir,
                                 resume=args.resume, amp=args.amp,
-                                launcher=args.launcher, log=log_once)
+                                launcher=launcher, log=log_once)
 
 
 def main(argv=None):

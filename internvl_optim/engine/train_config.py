@@ -50,7 +50,6 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
     if not resume:  # with --resume, load_from is the checkpoint to resume
         check_weight_files(cfg)
-    launcher = one_process_deepspeed(cfg, launcher, log)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(config_path))[0])
@@ -82,9 +81,12 @@ def one_process_deepspeed(cfg, launcher: str,
                           log: Callable[[str], None]) -> str:
     """A DeepSpeed strategy started without a launcher (``python
     tools/train.py CONFIG``) runs as ``tools/dist_train.sh CONFIG 1`` does:
-    one process of a process group set up here (DeepSpeed would otherwise
-    look for MPI to find its peers, and fail without mpi4py after the model
-    is built).  Any other config, or a launched process, is left alone."""
+    one process of a process group (DeepSpeed would otherwise look for MPI
+    to find its peers, and fail without mpi4py after the model is built).
+    Sets the launcher's variables in this process's environment and returns
+    the launcher to use (``'pytorch'``); any other config, or a launched
+    process, is left alone.  ``tools/train.py`` calls it, a process of its
+    own: a library caller keeps its environment by not calling it."""
     strategy = cfg.get('strategy') or {}
     if launcher != 'none' or strategy.get('type') not in \
             DEEPSPEED_STRATEGIES:

@@ -43,8 +43,9 @@ def lrs(wrapper):
 def test_the_configs_are_all_found():
     # 16 + 300M full and head tuning, 6B from the 448px weights;
     # + the tiny VLM and the 6B-ViT + 70B-LLM planning recipe; the LP-FT
-    # demo; transformers' DINOv3 and ConvNeXt encoders
-    assert len(CONFIGS) == 24, CONFIGS
+    # demo and the hybrid-optimizer demo; transformers' DINOv3 and ConvNeXt
+    # encoders
+    assert len(CONFIGS) == 25, CONFIGS
     assert 'configs/demo/internvit_tiny_lp_ft_synthetic_ade20k.py' in CONFIGS
     assert 'configs/multimodal/internvl_tiny_vlm_synthetic.py' in CONFIGS
 
