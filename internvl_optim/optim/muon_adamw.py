@@ -164,6 +164,14 @@ class MuonAdamW(torch.optim.Optimizer):
 
     def _muon_step(self, index: int, group: dict) -> None:
         shapes = group['shapes']
+        if len(shapes) != len(group['params']):
+            raise RuntimeError(
+                f'MuonAdamW: group {group.get("group_name", index)} holds '
+                f'{len(group["params"])} parameters, planned '
+                f'{len(shapes)}: a wrapper dropped or added parameters '
+                'after the groups were built (DeepSpeed ZeRO and FSDP '
+                'replace them with flat partitions). Use DDP, or AdamW '
+                'under that strategy')
         for i, p in enumerate(group['params']):
             if p.grad is None:
                 continue

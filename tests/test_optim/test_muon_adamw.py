@@ -192,3 +192,15 @@ def test_errors_name_the_group_and_the_parameter():
             r'\(16,\) here, planned \(4, 4\): Muon needs whole matrices')):
         optimizer.step()
     assert torch.equal(flat.detach(), before)
+    # a wrapper that drops a parameter from a group after it was built
+    a, b = nn.Parameter(torch.randn(4, 4)), nn.Parameter(torch.randn(3, 4))
+    optimizer = MuonAdamW([dict(params=[a, b], algorithm='muon',
+                                matrix_view='whole', shapes=[[4, 4], [3, 4]],
+                                group_name='layer_2_decay_muon')])
+    optimizer.param_groups[0]['params'] = [a]
+    a.grad = torch.ones(4, 4)
+    with pytest.raises(RuntimeError, match=(
+            r'MuonAdamW: group layer_2_decay_muon holds 1 parameters, '
+            r'planned 2: a wrapper dropped or added parameters')):
+        optimizer.step()
+
