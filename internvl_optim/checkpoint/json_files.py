@@ -4,6 +4,7 @@ nested a million levels deep is refused, naming the file, before it costs
 memory or a ``RecursionError``."""
 import json
 import os
+import stat
 from typing import Any
 
 from .errors import CheckpointError
@@ -32,8 +33,18 @@ def _depth(value: Any) -> int:
 def read_json(path: str, max_bytes: int = CONFIG_MAX_BYTES,
               max_depth: int = MAX_DEPTH) -> Any:
     """The parsed file, or a :class:`CheckpointError` naming it: too large,
-    too deeply nested, not UTF-8 or not JSON."""
-    size = os.path.getsize(path)
+    too deeply nested, not UTF-8 or not JSON, or not a regular file (a
+    FIFO would block the reader forever, a directory fails late)."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise CheckpointError(f'{path!r}: {err.strerror}') from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = 'a directory' if stat.S_ISDIR(info.st_mode) else \
+            'not a regular file (a FIFO, socket or device)'
+        raise CheckpointError(f'{path!r} is {kind}; a JSON file is read '
+                              'from a regular file only')
+    size = info.st_size
     if size > max_bytes:
         raise CheckpointError(
             f'{path!r} is {size:,} bytes; a file of this kind is at most '

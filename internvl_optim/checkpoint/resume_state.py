@@ -297,6 +297,16 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
         live = list(context.optimizer_groups or []) if n == 0 else []
         for i, group in enumerate(groups):
             reference = live[i] if i < len(live) else None
+            missing = [k for k in (reference or {})
+                       if k not in group and k not in ('params', 'param_names')
+                       and not k.startswith('initial_')]
+            if missing and len(groups) == len(live):
+                raise CheckpointError(
+                    f'{source}: {where}.param_groups[{i}] has no '
+                    f'{", ".join(sorted(missing)[:5])}'
+                    + (' ...' if len(missing) > 5 else '') +
+                    ': every group the optimizer saves holds all its '
+                    'hyperparameters; the file was cut or crafted')
             for key, value in group.items():
                 at = f'{where}.param_groups[{i}].{key}'
                 if key == 'params':  # indices; FSDP: parameter names
@@ -408,8 +418,8 @@ def _check_param_state(per_param, shape, at: str, source: str) -> None:
                     f'{_type_name(value)}')
             continue
         sharded = callable(getattr(value, 'local_shards', None))
-        if shape is not None and not sharded and value.dim() and \
-                tuple(value.shape) != shape:
+        if shape is not None and not sharded and (
+                value.dim() or shape != ()) and tuple(value.shape) != shape:
             raise CheckpointError(
                 f'{source}: {where} has shape {tuple(value.shape)}, the '
                 f'parameter {list(shape)}')

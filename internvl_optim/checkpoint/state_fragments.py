@@ -30,7 +30,7 @@ FORMAT = 'internvl_optim.state_fragments'
 VERSION = 1
 #: what each rank writes into a checkpoint directory
 FILE_NAME = 'state_by_name_rank{rank}.pth'
-FILE_PATTERN = re.compile(r'^state_by_name_rank(\d+)\.pth$')
+FILE_PATTERN = re.compile(r'^state_by_name_rank(0|[1-9]\d*)\.pth$')
 #: the flattened master weight's key; the others are the optimizer's
 #: per-element state (Adam's ``exp_avg``, ``exp_avg_sq``, ...)
 MASTER = 'fp32'

@@ -196,6 +196,12 @@ def check_written_entries(work_dir: str, also: Sequence[str] = ()) -> None:
         # a checkpoint may be a directory (DeepSpeed's, sharded FSDP's)
         directory_ok = name.endswith('.pth')
         if directory_ok and osp.isdir(path) and not osp.islink(path):
+            if not os.listdir(path):
+                raise WorkDirEntryError(
+                    f'{path} is an empty directory; the run saves a '
+                    'checkpoint under that name (a file, or a directory '
+                    'of its own for DeepSpeed). Remove it (or train in '
+                    'another --work-dir)')
             _check_checkpoint_directory(path)
             continue
         if not _plain_file(path):

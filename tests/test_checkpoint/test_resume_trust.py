@@ -443,3 +443,27 @@ def test_group_values_of_an_unnamed_state_never_override_the_config(
     assert [g['eps'] for g in groups] == [1e-8] * len(groups)
     assert runner.iter == 5
 
+
+
+def _zero_dim_moments(checkpoint):
+    state = checkpoint['optimizer']['state'][0]
+    state['exp_avg'] = torch.tensor(0.1)
+    state['exp_avg_sq'] = torch.tensor(0.1)
+
+
+def _group_without_lr_and_betas(checkpoint):
+    group = checkpoint['optimizer']['param_groups'][0]
+    del group['lr'], group['betas']
+
+
+@pytest.mark.parametrize('change, message', [
+    (_zero_dim_moments, 'optimizer.state[0].exp_avg has shape (), the '
+     'parameter [1, 2]'),
+    (_group_without_lr_and_betas, 'optimizer.param_groups[0] has no betas, '
+     'lr: every group the optimizer saves holds all its hyperparameters'),
+])
+def test_cut_states_are_refused(trained, tmp_path, change, message):
+    path = crafted(trained, tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        resume(path, tmp_path / 'w')
+    assert str(err.value).startswith(f"checkpoint '{path}': {message}")

@@ -244,6 +244,12 @@ def test_checkpoint_directories_are_not_refused(tmp_path):
                                                     check_written_entries)
     (tmp_path / 'iter_2.pth').mkdir()
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    # an empty one is no checkpoint: the first save would fail on it
+    with pytest.raises(WorkDirEntryError, match='iter_2.pth is an empty '
+                       'directory; the run saves a checkpoint under that '
+                       'name'):
+        check_written_entries(str(tmp_path))
+    (tmp_path / 'iter_2.pth' / 'mp_rank_00_model_states.pt').write_text('x')
     check_written_entries(str(tmp_path))
     (tmp_path / 'iter_4.pth').symlink_to(tmp_path / 'iter_2.pth')
     with pytest.raises(WorkDirEntryError, match='iter_4.pth is a symbolic '
