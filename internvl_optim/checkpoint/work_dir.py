@@ -161,8 +161,11 @@ def _kind(path: str) -> str:
     if osp.isdir(path):
         return 'a directory'
     if osp.isfile(path):
-        return (f'a hard link ({os.lstat(path).st_nlink} names for one '
-                'file: writing it changes the file under its other names)')
+        links = os.lstat(path).st_nlink
+        if links == 1:
+            return 'a regular file'
+        return (f'a hard link ({links} names for one file: writing it '
+                'changes the file under its other names)')
     return 'not a regular file (a FIFO, socket or device)'
 
 
@@ -244,6 +247,11 @@ class WorkDirLock:
         self._fd: Optional[int] = None
 
     def acquire(self, log: Callable[[str], None] = print) -> 'WorkDirLock':
+        if osp.lexists(self.work_dir) and not osp.isdir(self.work_dir):
+            raise WorkDirEntryError(
+                f'the work dir {self.work_dir} is {_kind(self.work_dir)}, '
+                'not a directory; give --work-dir a directory (new or '
+                'one of a previous run)')
         os.makedirs(self.work_dir, exist_ok=True)
         check_written_entries(self.work_dir, self.also)
         # O_NOFOLLOW: a link planted after the check is not followed either

@@ -296,3 +296,27 @@ def test_links_inside_a_checkpoint_directory_are_refused(tmp_path):
     with pytest.raises(WorkDirEntryError, match=(
             r'state_by_name_rank0.pth.tmp is a hard link')):
         check_written_entries(str(tmp_path))
+
+
+def test_a_work_dir_that_is_a_file_is_named(tmp_path):
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    WorkDirLock)
+    plain = tmp_path / 'notes.txt'
+    plain.write_text('mine')
+    with pytest.raises(WorkDirEntryError) as err:
+        WorkDirLock(str(plain)).acquire(lambda m: None)
+    assert str(err.value) == (
+        f'the work dir {plain} is a regular file, not a directory; give '
+        '--work-dir a directory (new or one of a previous run)')
+    assert plain.read_text() == 'mine'
+
+
+def test_a_long_message_is_cut_to_one_readable_line():
+    from internvl_optim.engine.config_checks import MAX_MESSAGE, one_line
+    message = 'key\n' * 100000
+    line = one_line(message)
+    text = ' '.join(['key'] * 100000)  # one line
+    keep = (MAX_MESSAGE - 20) // 2
+    assert line == (f'{text[:keep]} ... [{len(text) - 2 * keep} characters '
+                    f'cut] ... {text[-keep:]}')
+    assert len(line) < MAX_MESSAGE + 40

@@ -19,10 +19,31 @@ from .schedules import (check_deepspeed_scheduler, check_milestones,
 CHECK_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
 
 
+#: a message line longer than this is cut (a crafted key or value can make
+#: one of hundreds of thousands of characters)
+MAX_MESSAGE = 2000
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` on one line, cut in the middle to about ``limit``
+    characters, saying how many were left out.
+
+    >>> one_line('x' * 200, 60)
+    'xxxxxxxxxxxxxxxxxxxx ... [160 characters cut] ... xxxxxxxxxxxxxxxxxxxx'
+    """
+    text = ' '.join(message.splitlines())
+    if len(text) <= limit:
+        return text
+    keep = max((limit - 20) // 2, 10)
+    return (f'{text[:keep]} ... [{len(text) - 2 * keep} characters cut] ... '
+            f'{text[-keep:]}')
+
+
 def stop(tool: str, config: str, err: Exception) -> None:
     """End a tool with one line, ``TOOL CONFIG: Type: message``, and exit
-    code 1 (no traceback: the message says what to change)."""
-    print(f'{tool} {config}: {type(err).__name__}: {err}',
+    code 1 (no traceback: the message says what to change); a message
+    longer than :data:`MAX_MESSAGE` characters is cut to it."""
+    print(one_line(f'{tool} {config}: {type(err).__name__}: {err}'),
           file=sys.stderr)
     sys.exit(1)
 
@@ -35,4 +56,4 @@ __all__ = ['CHECK_ERRORS', 'IMPORT_LINE', 'OUR_MODELS',
            'check_phases_fit_the_loop',
            'check_schedulers_keep_ratios', 'check_train_cfg',
            'check_weight_files', 'deepspeed_config', 'missing_weight_files',
-           'stop', 'weight_paths']
+           'one_line', 'stop', 'weight_paths']
