@@ -164,6 +164,10 @@ def internvl_flag_units(settings, regions, modules, units) -> list:
         names = [n.format(language=towers['language'].module)
                  for n in LM_HEADS]
         heads = [modules[n] for n in names if n in modules]
+        if not heads:  # under a wrapper's prefix (``vlm.``, PEFT's
+            # ``base_model.model.``): the one ``lm_head`` of the model
+            found = [n for n in modules if n.endswith('.lm_head')]
+            heads = [modules[found[0]]] if len(found) == 1 else []
         if not heads:
             raise ValueError('paramwise_cfg.unfreeze_lm_head: the model has '
                              f'none of {names}')

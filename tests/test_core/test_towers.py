@@ -297,6 +297,25 @@ def test_freeze_mlp_and_llm_keep_the_lm_head_on_request():
     assert not any(t.startswith('language_model.') for t in trainable)
 
 
+@pytest.mark.parametrize('prefix', ['vlm', 'base_model.model'])
+def test_unfreeze_lm_head_under_a_wrapper_prefix(prefix):
+    """The shipped VLM config wraps the model as ``vlm`` (TransformersVLM);
+    PEFT puts ``base_model.model.`` in front: ``unfreeze_lm_head`` finds
+    the one ``lm_head`` under the prefix."""
+    model = nn.Module()
+    inner = tiny_internvl()
+    inner.lm_head = nn.Linear(32, 100, bias=False)  # untied for this test
+    holder = model
+    for part in prefix.split('.'):
+        child = nn.Module() if part != prefix.split('.')[-1] else inner
+        setattr(holder, part, child)
+        holder = child
+    trainable = trainable_after(model, freeze_llm=True, unfreeze_lm_head=True)
+    assert f'{prefix}.lm_head.weight' in trainable
+    assert not any(t.startswith(f'{prefix}.model.language_model.')
+                   for t in trainable)
+
+
 def test_internvl_flags_need_a_vlm():
     with pytest.raises(ValueError, match=re.escape(
             "paramwise_cfg.freeze_mlp / freeze_llm / unfreeze_vit_layers / "
