@@ -171,7 +171,23 @@ def internvl_flag_units(settings, regions, modules, units) -> list:
         if not heads:
             raise ValueError('paramwise_cfg.unfreeze_lm_head: the model has '
                              f'none of {names}')
-        keep |= {id(p) for p in heads[0].parameters()}
+        head_params = {id(p) for p in heads[0].parameters()}
+        if settings.freeze_llm:
+            language = modules[towers['language'].module]
+            inside = {id(m) for m in heads[0].modules()}
+            tied = [n for n, m in language.named_modules()
+                    if id(m) not in inside
+                    for own, p in m.named_parameters(recurse=False)
+                    if id(p) in head_params]
+            if tied:
+                raise ValueError(
+                    'paramwise_cfg.freeze_llm with unfreeze_lm_head: '
+                    'lm_head is tied to the language model\'s '
+                    f'{tied[0]} (one tensor), so keeping lm_head trainable '
+                    'would train that frozen embedding too. Untie them '
+                    '(tie_word_embeddings=False), or leave '
+                    'unfreeze_lm_head out')
+        keep |= head_params
     if not keep:
         return units
     split = []

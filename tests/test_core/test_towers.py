@@ -316,6 +316,20 @@ def test_unfreeze_lm_head_under_a_wrapper_prefix(prefix):
                    for t in trainable)
 
 
+def test_a_tied_lm_head_cannot_be_kept_under_freeze_llm():
+    """tiny_internvl ties lm_head to the language model's embed_tokens
+    (tie_word_embeddings=True): one tensor; keeping lm_head trainable
+    would train the frozen embedding."""
+    model = tiny_internvl()
+    assert model.lm_head.weight is \
+        model.model.language_model.embed_tokens.weight
+    with pytest.raises(ValueError) as err:
+        trainable_after(model, freeze_llm=True, unfreeze_lm_head=True)
+    assert str(err.value).startswith(
+        'paramwise_cfg.freeze_llm with unfreeze_lm_head: lm_head is tied to '
+        "the language model's embed_tokens (one tensor)")
+
+
 def test_internvl_flags_need_a_vlm():
     with pytest.raises(ValueError, match=re.escape(
             "paramwise_cfg.freeze_mlp / freeze_llm / unfreeze_vit_layers / "
