@@ -140,3 +140,27 @@ def test_a_scheduler_by_epoch_against_phases_by_iteration_is_named(tmp_path):
             'start of the run')):
         runner.build_param_scheduler([dict(type='LayerPhaseScheduler',
                                            begin=5)])
+
+
+@pytest.mark.parametrize('state, message', [
+    (dict(by_epoch=False), 'last_step must be the count of steps taken, '
+     'an int from 0 to 100,000,000, got None'),
+    (dict(last_step=-1, by_epoch=False), 'got -1'),
+    (dict(last_step=10**9, by_epoch=False), 'got 1000000000'),
+    (dict(last_step=3, by_epoch=True), 'by_epoch=True in the checkpoint, '
+     'False in the config'),
+])
+def test_odd_saved_phase_states_are_refused(state, message):
+    from mmengine.optim import OptimWrapper
+    from internvl_optim import param_groups
+    from internvl_optim.engine.schedulers import LayerPhaseScheduler
+    model = TinyViT()
+    optimizer = torch.optim.SGD(param_groups(
+        model, lr=0.1, layer_decay_rate=0.5,
+        layer_phases=dict(head_only=2, unfreeze_every=1)))
+    scheduler = LayerPhaseScheduler(OptimWrapper(optimizer))
+    with pytest.raises(ValueError) as err:
+        scheduler.load_state_dict(state)
+    assert message in str(err.value)
+    scheduler.load_state_dict(dict(scheduler.state_dict(), last_step=3))
+    assert scheduler.last_step == 3

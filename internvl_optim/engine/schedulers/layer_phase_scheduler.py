@@ -67,6 +67,31 @@ class LayerPhaseScheduler(_ParamScheduler):
         self._last_value = [group[self.param_name]
                             for group in self.optimizer.param_groups]
 
+    #: more steps than any run takes (a crafted count is refused)
+    MAX_STEPS = 10**8
+
+    def load_state_dict(self, state_dict: dict):
+        """A saved phase state: ``last_step`` a count of the steps taken
+        (an int, 0 to :attr:`MAX_STEPS`) and the same ``by_epoch`` as the
+        config's phases; anything else is refused, naming the field."""
+        where = 'LayerPhaseScheduler state'
+        if not isinstance(state_dict, dict):
+            raise ValueError(f'{where} must be a dict, got {state_dict!r}')
+        step = state_dict.get('last_step')
+        if isinstance(step, bool) or not isinstance(step, int) or \
+                not 0 <= step <= self.MAX_STEPS:
+            raise ValueError(
+                f'{where}: last_step must be the count of steps taken, an '
+                f'int from 0 to {self.MAX_STEPS:,}, got {step!r}')
+        if state_dict.get('by_epoch', self.by_epoch) != self.by_epoch:
+            raise ValueError(
+                f'{where}: by_epoch={state_dict.get("by_epoch")!r} in the '
+                f'checkpoint, {self.by_epoch} in the config '
+                '(paramwise_cfg.layer_phases.by_epoch): the saved count is '
+                'in the other unit. Resume with the phases it was saved '
+                'with, or start the phases anew (load_from without resume)')
+        super().load_state_dict(state_dict)
+
     def _get_value(self):
         """No group's lr changes here (the factor is applied in the step)."""
         return [group[self.param_name]
