@@ -146,6 +146,13 @@ def _check_groups(groups, source: str) -> List[dict]:
                     key != 'param_names' and not _plain(value)):
                 _fail(source, f"'groups'[{i}][{key!r}]", 'is not a plain '
                       'hyperparameter')
+            if key in ('lr', 'initial_lr', 'weight_decay') and (
+                    isinstance(value, bool) or not isinstance(
+                        value, (int, float)) or not math.isfinite(value)
+                    or value < 0):
+                _fail(source, f"'groups'[{i}][{key!r}]",
+                      f'is {_short(value)}; an lr or weight decay is a '
+                      'finite number >= 0')
     return [dict(g, param_names=list(g['param_names'])) for g in groups]
 
 

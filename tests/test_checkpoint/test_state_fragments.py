@@ -114,13 +114,16 @@ def _change(contents, rank, name, key, value):
                 c[1]], "'groups'[0]['lr']", 'is not a plain hyperparameter'),
     (lambda c: [c[0], dict(c[1], keys=['exp_avg'])], "'keys'",
      "is ['exp_avg'], but rank 0 saved ['exp_avg', 'exp_avg_sq']"),
+    (lambda c: [dict(c[0], groups=[dict(GROUPS[0], lr=-0.1)]), c[1]],
+     "'groups'[0]['lr']", 'is -0.1; an lr or weight decay is a finite '
+     'number >= 0'),
 ], ids=['negative_second_moment', 'nan_master', 'integer_moment',
         'list_moment', 'sparse', 'meta', 'bool_step', 'negative_step',
         'huge_step', 'step_as_state',
         'huge_slice',
         'negative_size', 'huge_world', 'format', 'rank', 'stage',
         'tensor_lr',
-        'ranks_disagree'])
+        'ranks_disagree', 'negative_lr'])
 def test_fields_are_checked_naming_file_and_field(tmp_path, edit, field,
                                                   problem):
     _write(tmp_path, edit(_two_ranks()))
