@@ -89,10 +89,17 @@ def _update(group: dict) -> str:
 def algorithm_totals(groups: List[dict]) -> str:
     """``Muon: T tensors, E elements; AdamW: ...``: the two halves of a
     hybrid optimizer."""
-    parts = []
-    for algorithm, label in (('muon', 'Muon'), ('adamw', 'AdamW')):
-        mine = [p for g in groups if g.get('algorithm') == algorithm
-                for p in g['params']]
-        parts.append(f'{label}: {len(mine)} tensors, '
-                     f'{sum(p.numel() for p in mine):,} elements')
-    return '; '.join(parts)
+    return halves_line((g.get('algorithm'), len(g['params']),
+                        sum(p.numel() for p in g['params'])) for g in groups)
+
+
+def halves_line(rows) -> str:
+    """The halves' line from ``(algorithm, tensors, elements)`` rows."""
+    totals = {'muon': [0, 0], 'adamw': [0, 0]}
+    for algorithm, tensors, elements in rows:
+        if algorithm in totals:
+            totals[algorithm][0] += tensors
+            totals[algorithm][1] += elements
+    return '; '.join(f'{label}: {totals[key][0]} tensors, '
+                     f'{totals[key][1]:,} elements'
+                     for key, label in (('muon', 'Muon'), ('adamw', 'AdamW')))

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..core.names import (clean_named_modules, is_token_or_position,
                           relative_name, strip_wrapper_prefixes)
-from .group_table import render_table
+from .group_table import halves_line, render_table
 from ..core.param_plan import Placement
 from ..core.weight_decay import is_norm_module, parameter_owners
 
@@ -187,14 +187,8 @@ def format_report(report: Dict) -> str:
     out = [describe_settings(report.get('settings') or {})]
     out += render_table(header, rows, total, text_column=1)
     if hybrid:
-        out.append('; '.join(
-            f'{label}: {sum(g.tensors for g in mine)} tensors, '
-            f'{sum(g.params for g in mine):,} elements'
-            for label, mine in (
-                ('Muon', [g for g in report['groups']
-                          if g.algorithm == 'muon']),
-                ('AdamW', [g for g in report['groups']
-                           if g.algorithm == 'adamw']))))
+        out.append(halves_line((g.algorithm, g.tensors, g.params)
+                               for g in report['groups']))
     frozen = report['frozen']
     out.append(f'frozen: {len(frozen)} tensors')
     out += [f'WARNING: {w}' for w in report['warnings']] or [
