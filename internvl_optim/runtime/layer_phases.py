@@ -10,6 +10,10 @@ without a gradient, so it gets no update, no weight decay (decoupled or
 not, whatever the optimizer) and no optimizer state until it joins; its
 ``requires_grad`` stays True, so DDP, ZeRO and FSDP see the same parameters
 from step 0.  The backward of layers not joined yet is still computed.
+Under DeepSpeed ZeRO and FSDP a layer not joined yet keeps its gradients
+and steps at lr 0 instead (its moments accumulate): ZeRO steps every flat
+partition, and FSDP saves the optimizer state of all the parameters of a
+flat parameter or of none (:func:`steps_every_parameter`).
 
 :class:`LayerPhaseLR` is the plain-PyTorch scheduler (HF ``Trainer``
 users pass it as the scheduler or step it beside theirs); the MMEngine
@@ -34,6 +38,8 @@ NO_SCHEDULER = (
 #: set on an optimizer while its phased step runs
 _APPLYING = '_internvl_optim_applying_phases'
 _HOOK = []
+#: set on an optimizer whose strategy needs every parameter stepped
+_STEPS_EVERY_PARAMETER = '_internvl_optim_steps_every_parameter'
 
 
 def inner_optimizer(optimizer):
@@ -48,13 +54,24 @@ def inner_optimizer(optimizer):
     return optimizer
 
 
+def steps_every_parameter(optimizer, strategy: str) -> None:
+    """Mark an optimizer whose ``strategy`` needs every parameter stepped
+    from the first step on (FSDP: its optimizer state dict holds the state
+    of all the parameters of a flat parameter or of none).  The phases
+    then set lr 0 on the layers not joined yet and keep their gradients."""
+    setattr(inner_optimizer(optimizer), _STEPS_EVERY_PARAMETER, strategy)
+
+
 def patch_step(optimizer, current_step: Callable[[], int],
                drop_grads: bool = True) -> None:
     """Make ``optimizer.step`` apply the phase factors of
     ``current_step()``; once per optimizer.  ``drop_grads=False`` (DeepSpeed,
-    whose flat partitions must all step) leaves the gradients of layers not
-    joined yet: lr 0 only."""
+    whose flat partitions must all step), or an optimizer marked by
+    :func:`steps_every_parameter`, leaves the gradients of layers not joined
+    yet: lr 0 only."""
     optimizer = inner_optimizer(optimizer)
+    drop_grads = drop_grads and not getattr(optimizer,
+                                            _STEPS_EVERY_PARAMETER, None)
     if not has_phases(optimizer.param_groups):
         raise ValueError(
             'The optimizer has no phases over layers: its groups carry no '

@@ -241,6 +241,33 @@ def test_fsdp_local_checkpoint_resumes_like_an_uninterrupted_run(
     assert 'is a sharded FSDP checkpoint (2 files' in result.stderr
 
 
+def test_fsdp_with_layer_phases_saves_and_resumes_like_an_uninterrupted_run(
+        data_root, tmp_path):
+    """FSDP saves the optimizer state of all the parameters of a flat
+    parameter or of none: a layer not joined yet keeps its gradients and
+    steps at lr 0 there, so every save holds each parameter's state (the
+    embeddings share the root unit with the heads and join last)."""
+    phases = ['optim_wrapper.paramwise_cfg.layer_phases.head_only=4',
+              'optim_wrapper.paramwise_cfg.layer_phases.unfreeze_every=1',
+              'optim_wrapper.paramwise_cfg.layer_phases.warmup=2',
+              'strategy.state_dict_cfg=full']
+    full = tmp_path / 'full'
+    log = train(2, data_root, full, *FSDP_RUN, *phases, config=FSDP_DEMO)
+    assert 'Saving checkpoint at 10 iterations' in log
+    state = load_checkpoint_file(str(full / 'iter_5.pth'))['optimizer']
+    # the embeddings (joining at iteration 8) have moments at iteration 5
+    saved = {name for group in state['param_groups']
+             for name in group['param_names']}
+    assert {'backbone.pos_embed', 'backbone.cls_token'} <= saved
+    assert len(state['state']) == len(saved)
+    split = resume_dir(tmp_path, 'split', full / 'iter_5.pth')
+    log = train(2, data_root, split, *FSDP_RUN, *phases, config=FSDP_DEMO,
+                resume=True)
+    assert 'resumed epoch: 0, iter: 5' in log
+    expected = scalars(full)
+    assert scalars(split) == {i: expected[i] for i in range(6, 11)}
+
+
 def test_fsdp_full_checkpoint_resumes_on_any_number_of_ranks(data_root,
                                                              tmp_path):
     run = [*FSDP_RUN, 'strategy.state_dict_cfg=full']

@@ -26,7 +26,8 @@ from ...guards.optimizer_arguments import (check_optimizer_arguments,
 from ...core.pipeline import GroupPlan, build_param_groups
 from ...runtime.freezing import apply_freezing
 from ...core.phase_schedule import has_phases
-from ...runtime.layer_phases import require_phase_scheduler
+from ...runtime.layer_phases import (require_phase_scheduler,
+                                     steps_every_parameter)
 from ...runtime.resume_guard import guard_load_state_dict
 from ...core.settings import KEYS, LayerDecaySettings
 from ...optim import MuonAdamW
@@ -203,8 +204,17 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         guard_load_state_dict(optimizer)
         if has_phases(groups):
             require_phase_scheduler(optimizer)
+            if _fsdp_wrapped(model):
+                steps_every_parameter(optimizer, 'FSDP')
         return OPTIM_WRAPPERS.build(
             optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
+
+
+def _fsdp_wrapped(model: nn.Module) -> bool:
+    """Whether FSDP (v1) wraps ``model`` or a module in it."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    return any(isinstance(m, FullyShardedDataParallel)
+               for m in model.modules())
 
 
 def _keys_docstring() -> str:
