@@ -16,7 +16,8 @@ from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_weight_files,
                             check_our_import, check_param_schedulers,
                             check_schedulers_keep_ratios, check_train_cfg,
-                            check_deepspeed_scheduler, deepspeed_config)
+                            check_deepspeed_scheduler,
+                            check_one_cycle_keeps_ratios, deepspeed_config)
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
 
@@ -46,6 +47,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_phases_fit_the_loop(cfg)
     check_schedulers_keep_ratios(cfg)
     check_deepspeed_scheduler(cfg)
+    check_one_cycle_keeps_ratios(cfg)
     check_backbone_dtype_fits_strategy(cfg)
     check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader'))
     if not resume:  # with --resume, load_from is the checkpoint to resume

@@ -156,3 +156,44 @@ def test_phases_by_epoch_in_an_iteration_loop_are_refused():
         'epochs, but train_cfg (IterBasedTrainLoop) runs by iterations')
     cfg.train_cfg = dict(by_epoch=True, max_epochs=3)
     check_phases_fit_the_loop(cfg)
+
+
+def test_one_cycle_with_one_eta_max_is_refused_before_building(data_root):
+    """MMEngine's OneCycleLR writes eta_max / div_factor into every group
+    (checked on the real class), so with one eta_max the layer ratios
+    would be gone from the first iteration: refused, naming the scheduler.
+    """
+    from mmengine.optim.scheduler.lr_scheduler import OneCycleLR
+    from internvl_optim.engine.train_config import prepare_train_config
+    groups = [dict(params=[torch.nn.Parameter(torch.ones(1))], lr=lr)
+              for lr in (1.0, 0.25)]
+    optimizer = torch.optim.AdamW(groups)
+    OneCycleLR(optimizer, eta_max=1e-3, total_steps=10, by_epoch=False)
+    first, second = [g['lr'] for g in optimizer.param_groups]
+    assert first == second == pytest.approx(1e-3 / 25)
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        '..')
+    cfg = Config.fromfile(os.path.join(
+        root, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k.py'))
+    cfg.train_dataloader.dataset.data_root = data_root
+    cfg.val_dataloader.dataset.data_root = data_root
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, end=2,
+                                by_epoch=False),
+                           dict(type='OneCycleLR', eta_max=1e-3,
+                                total_steps=40, by_epoch=False)]
+    with pytest.raises(ValueError) as err:
+        prepare_train_config(cfg, 'x.py')
+    assert str(err.value).startswith(
+        'param_scheduler[1] (OneCycleLR) sets every param group to the same '
+        'lr (eta_max=0.001 for all), erasing the layer-wise ratios of '
+        'paramwise_cfg. Schedule with LinearLR (warm-up) and '
+        'CosineAnnealingLR or PolyLR')
+    # one value per group, or one lr for all groups, passes the check
+    from internvl_optim.engine.config_checks import \
+        check_one_cycle_keeps_ratios
+    cfg.param_scheduler[1].eta_max = [1e-3, 9e-4]
+    check_one_cycle_keeps_ratios(cfg)
+    cfg.param_scheduler[1].eta_max = 1e-3
+    cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
+    check_one_cycle_keeps_ratios(cfg)

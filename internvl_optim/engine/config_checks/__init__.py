@@ -11,6 +11,7 @@ from .optimizer import (check_hybrid_strategy, check_optim_wrapper,
                         check_train_cfg)
 from .our_import import IMPORT_LINE, OUR_MODELS, check_our_import
 from .schedules import (check_deepspeed_scheduler, check_milestones,
+                        check_one_cycle_keeps_ratios,
                         check_param_schedulers, check_phases_fit_the_loop,
                         check_schedulers_keep_ratios, deepspeed_config)
 
@@ -51,7 +52,7 @@ def stop(tool: str, config: str, err: Exception) -> None:
 __all__ = ['CHECK_ERRORS', 'IMPORT_LINE', 'OUR_MODELS',
            'check_backbone_dtype_fits_strategy', 'check_data_roots',
            'check_deepspeed_scheduler', 'check_hybrid_strategy',
-           'check_milestones',
+           'check_milestones', 'check_one_cycle_keeps_ratios',
            'check_optim_wrapper', 'check_our_import', 'check_param_schedulers',
            'check_phases_fit_the_loop',
            'check_schedulers_keep_ratios', 'check_train_cfg',

@@ -76,6 +76,48 @@ LR_KEYS = ('custom_keys', 'towers', 'vision_tower_lr', 'vit_lr',
            'backbone_small_lr', 'dino_head', 'reproduce')
 
 
+def _groups_differ_in_lr(wrapper) -> bool:
+    """Whether ``optim_wrapper`` (a config dict) builds groups with our
+    constructor and gives them different lrs."""
+    paramwise = wrapper.get('paramwise_cfg') or {}
+    if wrapper.get('constructor') not in NAMES or not isinstance(paramwise,
+                                                                dict):
+        return False
+    rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
+    return rate != 1.0 or any(paramwise.get(k) for k in LR_KEYS)
+
+
+#: MMEngine's schedulers that write one absolute lr into every group
+ONE_CYCLE = ('OneCycleLR', 'OneCycleParamScheduler')
+
+
+def check_one_cycle_keeps_ratios(cfg) -> None:
+    """MMEngine's ``OneCycleLR`` with one ``eta_max`` sets every group to
+    the same lr (``eta_max / div_factor`` at the start, then the cycle):
+    the layer-wise ratios would be gone from the first iteration.  An error
+    before anything is built when our constructor's groups have different
+    lrs."""
+    if not _groups_differ_in_lr(cfg.get('optim_wrapper') or {}):
+        return
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    for i, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, dict) or \
+                scheduler.get('type') not in ONE_CYCLE or \
+                scheduler.get('param_name', 'lr') != 'lr' or \
+                isinstance(scheduler.get('eta_max'), (list, tuple)):
+            continue
+        raise ValueError(
+            f'param_scheduler[{i}] ({scheduler["type"]}) sets every param '
+            f'group to the same lr (eta_max={scheduler.get("eta_max")!r} '
+            'for all), erasing the layer-wise ratios of paramwise_cfg. '
+            'Schedule with LinearLR (warm-up) and CosineAnnealingLR or '
+            'PolyLR, which scale each group\'s own lr, or give eta_max as '
+            'a list with one value per param group (the order '
+            'tools/analyze_param_groups.py prints)')
+
+
 def deepspeed_config(strategy) -> tuple:
     """The DeepSpeed config a strategy names (``strategy.config``: a dict,
     or a JSON file read safely) and how a message names it."""
@@ -92,12 +134,9 @@ def check_deepspeed_scheduler(cfg) -> None:
     when our constructor's groups have different lrs."""
     wrapper = cfg.get('optim_wrapper') or {}
     strategy = cfg.get('strategy') or {}
-    if wrapper.get('constructor') not in NAMES or 'DeepSpeed' not in str(
-            strategy.get('type', '')):
+    if 'DeepSpeed' not in str(strategy.get('type', '')):
         return
-    paramwise = wrapper.get('paramwise_cfg') or {}
-    rate = paramwise.get('layer_decay_rate', paramwise.get('decay_rate', 1.0))
-    if rate == 1.0 and not any(paramwise.get(k) for k in LR_KEYS):
+    if not _groups_differ_in_lr(wrapper):
         return  # one lr for all: nothing to erase
     config, where = deepspeed_config(strategy)
     problem = deepspeed_scheduler_problem(config, where)
