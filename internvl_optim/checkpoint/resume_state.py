@@ -329,6 +329,7 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
                 _check_group_value(key, value, at, source)
         inner = state.get('state', {})
         inner = _need_dict(inner, f'{where}.state', source)
+        _check_state_keys(inner, groups, where, source)
         shape_of, name_of = _live_shapes(state, live, context.strict_keys)
         betas_of = {p: g.get('betas') for g in groups
                     for p in (g.get('params') or ()) if _is_int(p)}
@@ -342,6 +343,26 @@ def check_optimizer(checkpoint: dict, context: ResumeContext,
         if key not in ('param_groups', 'state') and not (
                 isinstance(value, Mapping) and 'param_groups' in value):
             check_numbers_like(value, None, f'optimizer.{key}', source)
+
+
+def _check_state_keys(inner: Mapping, groups: Sequence[Mapping], where: str,
+                      source: str) -> None:
+    """Each key of the per-parameter state is one of the groups'
+    ``params`` (an index; a name under FSDP): PyTorch's ``load_state_dict``
+    keeps any other key as a stray entry, so a state keyed otherwise (the
+    indices as strings) would drop every moment without a word."""
+    params = {p for g in groups for p in (g.get('params') or ())
+              if _is_int(p) or isinstance(p, str)}
+    stray = [k for k in inner if k not in params or isinstance(k, bool)]
+    if stray:
+        known = sorted(params, key=str)
+        raise CheckpointError(
+            f'{source}: {where}.state has {len(stray)} key(s) that are no '
+            f'parameter of its param_groups ({stray[0]!r}, a '
+            f'{_type_name(stray[0])}; the groups hold '
+            + (f'{known[0]!r} to {known[-1]!r}' if known else 'none')
+            + '): their state would be dropped; the file was cut or '
+            'crafted')
 
 
 def _live_shapes(state: Mapping, live: Sequence[Mapping], strict: bool):

@@ -192,6 +192,13 @@ def _continued(label: str, key: str, initial: float, factor: float) -> float:
     schedule; a factor from the file that makes it non-finite, or an lr
     above :data:`MAX_LR`, is refused naming the group."""
     value = initial * factor
+    if key == 'lr' and value == 0.0 and initial > 0:
+        raise StateMatchError(
+            f'{label}: the checkpoint\'s lr is 0 with initial_lr '
+            f'{initial:g}: the schedulers, which scale the current lr, '
+            'would keep it at 0 for the rest of the run. A run that ended at '
+            'lr 0 continues from its weights (load_from=CHECKPOINT without '
+            '--resume) with a new schedule')
     if not math.isfinite(value) or (key == 'lr' and value > MAX_LR):
         raise StateMatchError(
             f'{label}: the checkpoint\'s {key} / initial_{key} ({factor:g}) '

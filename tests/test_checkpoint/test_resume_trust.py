@@ -235,6 +235,16 @@ def _complex_moment(checkpoint):
     state['exp_avg'] = state['exp_avg'].to(torch.complex64)
 
 
+def _state_keyed_by_strings(checkpoint):
+    state = checkpoint['optimizer']['state']
+    checkpoint['optimizer']['state'] = {str(k): v for k, v in state.items()}
+
+
+def _every_group_at_lr_0(checkpoint):
+    for group in checkpoint['optimizer']['param_groups']:
+        group['lr'] = 0.0
+
+
 def _integer_weight(checkpoint):
     checkpoint['state_dict']['linear.weight'] = torch.ones(
         1, 2, dtype=torch.int64)
@@ -272,6 +282,18 @@ REFUSED = {
         "optimizer.state[0].exp_avg is torch.complex64; "
         "Adam's moments are real floating tensors (a complex or integer one "
         'is not what Adam wrote)'),
+    'state keyed by strings': (
+        _state_keyed_by_strings,
+        "optimizer.state has 4 key(s) that are no parameter of its "
+        "param_groups ('0', a str; the groups hold 0 to 3): their state "
+        'would be dropped; the file was cut or crafted'),
+    'every group at lr 0': (
+        _every_group_at_lr_0,
+        "optimizer.param_groups[0]: the checkpoint's lr is 0 with "
+        'initial_lr 0.01: the schedulers, which scale the current lr, '
+        'would keep it at 0 for the rest of the run. A run that ended at lr 0 continues from its '
+        'weights (load_from=CHECKPOINT without --resume) with a new '
+        'schedule'),
     'scheduler value inf': (
         _set('param_schedulers', 0, 'base_values', [float('inf')]),
         'param_schedulers[0].base_values[0] must be a finite number, got '

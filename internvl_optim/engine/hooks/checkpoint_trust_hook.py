@@ -129,7 +129,10 @@ def carry_state_by_name(runner, checkpoint: dict, source: str) -> None:
     except StateMatchError as err:
         raise CheckpointError(f'{source}: {err}') from None
     if match is None:
-        config_values_win(saved, optimizer.param_groups)
+        try:
+            config_values_win(saved, optimizer.param_groups)
+        except StateMatchError as err:
+            raise CheckpointError(f'{source}: {err}') from None
         return
     if not match.changed:
         return
@@ -169,13 +172,16 @@ def config_values_win(saved: dict, live_groups) -> None:
     if not isinstance(groups, list) or len(groups) != len(live_groups):
         return  # the layout guard names the difference
     rewritten = []
-    for old, live in zip(groups, live_groups):
+    for i, (old, live) in enumerate(zip(groups, live_groups)):
         if not isinstance(old, dict) or len(old.get('params', ())) != \
                 len(live['params']):
             return
         values = {k: v for k, v in live.items() if k != 'params'}
-        rewritten.append(dict(continue_schedule(values, old),
-                              params=old['params']))
+        values.setdefault('group_name', f'optimizer.param_groups[{i}]')
+        continued = continue_schedule(values, old)
+        if 'group_name' not in live:
+            del continued['group_name']
+        rewritten.append(dict(continued, params=old['params']))
     saved['param_groups'] = rewritten
 
 
