@@ -34,7 +34,8 @@ from typing import Dict, Iterator, List, Mapping, Tuple
 import torch
 import torch.distributed as dist
 
-from ..checkpoint.state_by_name import StateMatchError
+from ..checkpoint.state_by_name import (StateMatchError,
+                                        optimizer_state_fields)
 from ..checkpoint.state_fragments import FORMAT, MASTER, VERSION
 
 
@@ -156,6 +157,29 @@ def live_groups(optimizer) -> List[dict]:
         optimizer.optimizer.param_groups, _groups(optimizer))]
 
 
+def check_saved_keys(inner, saved) -> None:
+    """The saved per-element state is what the live basic optimizer keeps
+    (AdamW: ``exp_avg`` and ``exp_avg_sq``; ``max_exp_avg_sq`` too under
+    ``amsgrad``): a state with fewer or other fields would fail at the
+    first step, after training started.  No saved step > 0 may come
+    without it."""
+    fields = optimizer_state_fields(inner)
+    for group in inner.param_groups:
+        wanted = fields(group)
+        if wanted is None:
+            continue
+        wanted = sorted(set(wanted) - {'step'})
+        stepped = any(step > 0 for step in saved.steps.values())
+        if sorted(saved.keys) != wanted and (saved.keys or stepped):
+            raise StateMatchError(
+                f"'keys' is {list(saved.keys)}, but the live "
+                f'{type(inner).__name__} keeps {wanted} per element'
+                + ('' if saved.keys else ' (and the saved steps are > 0)')
+                + ': the state was saved by another optimizer, or cut. '
+                'Resume with the optimizer it was saved with, or start from '
+                'the weights (load_from=CHECKPOINT without --resume)')
+
+
 @torch.no_grad()
 def apply_fragments(optimizer, module, saved) -> Tuple[List[str],
                                                        List[str],
@@ -171,6 +195,7 @@ def apply_fragments(optimizer, module, saved) -> Tuple[List[str],
     names = _names(module)
     inner = optimizer.optimizer
     stage = zero_stage(optimizer)
+    check_saved_keys(inner, saved)
     kept, added = [], []
     for i, params in enumerate(_groups(optimizer)):
         members = [names[id(p)] for p in params]

@@ -192,3 +192,44 @@ def test_a_directory_missing_a_ranks_fragment_is_not_complete(tmp_path):
     assert not is_complete_checkpoint(str(tmp_path))
     save('state_by_name_rank1.pth')
     assert is_complete_checkpoint(str(tmp_path))
+
+
+def _without(contents, *keys):
+    for content in contents:
+        content['keys'] = [k for k in content['keys'] if k not in keys]
+        for entry in content['params'].values():
+            for key in keys:
+                del entry[key]
+    return contents
+
+
+@pytest.mark.parametrize('drop, amsgrad, message', [
+    ((), False, None),
+    (('exp_avg', 'exp_avg_sq'), False,
+     "'keys' is [], but the live AdamW keeps ['exp_avg', 'exp_avg_sq'] per "
+     'element (and the saved steps are > 0)'),
+    (('exp_avg_sq', ), False,
+     "'keys' is ['exp_avg'], but the live AdamW keeps ['exp_avg', "
+     "'exp_avg_sq'] per element: the state was saved by another optimizer, "
+     'or cut'),
+    ((), True,
+     "'keys' is ['exp_avg', 'exp_avg_sq'], but the live AdamW keeps "
+     "['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'] per element"),
+], ids=['whole', 'empty', 'partial', 'amsgrad_now'])
+def test_per_element_keys_must_be_what_the_live_optimizer_keeps(
+        tmp_path, drop, amsgrad, message):
+    """Before the first step: Adam takes a state with only a step (or one
+    moment) as initialised and fails on the missing moment once training
+    has started."""
+    from internvl_optim.checkpoint.state_by_name import StateMatchError
+    from internvl_optim.runtime.zero_state_by_name import check_saved_keys
+    _write(tmp_path, _without(_two_ranks(), *drop))
+    saved = _read(tmp_path)
+    live = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(9))],
+                             amsgrad=amsgrad)
+    if message is None:
+        check_saved_keys(live, saved)
+        return
+    with pytest.raises(StateMatchError) as error:
+        check_saved_keys(live, saved)
+    assert str(error.value).startswith(message)
