@@ -14,9 +14,11 @@ into MMEngine's ``FlexibleRunner`` + ``DeepSpeedStrategy(config=<the JSON>)``
 come from ``optim_wrapper`` (DeepSpeed uses a client optimizer when given
 one, as InternVL's runner does).
 """
-import json
 import os.path as osp
 from typing import Callable, Optional
+
+from ..checkpoint.errors import CheckpointError
+from ..checkpoint.json_files import read_json
 
 KEYS = ('deepspeed', 'deepspeed_config')
 
@@ -26,7 +28,7 @@ def _find(path: str, config_file: Optional[str]) -> str:
     if config_file and not osp.isabs(path):
         tried.append(osp.join(osp.dirname(config_file), path))
     for candidate in tried:
-        if osp.isfile(candidate):
+        if osp.exists(candidate):  # read_json names what is not a file
             return candidate
     raise FileNotFoundError(
         f'deepspeed_config={path!r}: no such file (tried '
@@ -65,11 +67,9 @@ def translate_internvl_deepspeed(cfg, log: Callable[[str], None] = print
             "deepspeed_config, or drop runner_type and strategy")
     json_path = _find(path, getattr(cfg, 'filename', None))
     try:
-        with open(json_path) as f:
-            ds_config = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f'deepspeed_config={path!r} is not valid JSON: '
-                         f'{err}') from None
+        ds_config = read_json(json_path)
+    except CheckpointError as err:
+        raise ValueError(f'deepspeed_config: {err}') from None
     if not isinstance(ds_config, dict):
         raise ValueError(f'deepspeed_config={path!r} must hold a JSON object')
     dropped = ds_config.pop('optimizer', None)

@@ -11,12 +11,12 @@ scheduler that changed them is named once, with the step and the group::
     trainer = Trainer(model, args, optimizers=(optimizer, None),
                       callbacks=[LayerRatioCallback()], ...)
 """
-import json
 import logging
 import warnings
 
 from transformers import TrainerCallback
 
+from ..checkpoint.json_files import read_json
 from ..guards.ratio_guard import deepspeed_scheduler_problem, ratio_drift
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ class LayerRatioCallback(TrainerCallback):
         where = 'TrainingArguments.deepspeed'
         if isinstance(config, str):
             where = f'the DeepSpeed config {config!r}'
-            with open(config) as f:
-                config = json.load(f)
+            config = read_json(config)
         groups = getattr(optimizer, 'param_groups', None) or []
         self.planned_names = [str(g.get('group_name', i))
                               for i, g in enumerate(groups)]

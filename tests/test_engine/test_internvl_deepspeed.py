@@ -2,6 +2,7 @@
 FlexibleRunner + DeepSpeedStrategy (a 2-process run is in
 test_distributed.py)."""
 import json
+import os
 import re
 
 import pytest
@@ -66,7 +67,13 @@ def test_deepspeed_false_just_drops_the_keys(tmp_path):
      FileNotFoundError, "deepspeed_config='missing.json': no such file "
      "(tried 'missing.json', "),
     ("deepspeed = True\ndeepspeed_config = 'bad.json'\n", ValueError,
-     "deepspeed_config='bad.json' is not valid JSON"),
+     "bad.json' is not valid JSON: Expecting value: line 1 column 23"),
+    ("deepspeed = True\ndeepspeed_config = 'fifo.json'\n", ValueError,
+     "fifo.json' is not a regular file (a FIFO, socket or device); a JSON "
+     'file is read from a regular file only'),
+    ("deepspeed = True\ndeepspeed_config = 'dir.json'\n", ValueError,
+     "dir.json' is a directory; a JSON file is read from a regular file "
+     'only'),
     ("deepspeed = True\ndeepspeed_config = 'list.json'\n", ValueError,
      "deepspeed_config='list.json' must hold a JSON object"),
     ("deepspeed = True\ndeepspeed_config = 'ok.json'\n"
@@ -78,6 +85,8 @@ def test_bad_internvl_keys_are_named(tmp_path, text, error, message):
     (tmp_path / 'bad.json').write_text('{"zero_optimization": ')
     (tmp_path / 'list.json').write_text('[1]')
     (tmp_path / 'ok.json').write_text('{}')
+    os.mkfifo(tmp_path / 'fifo.json')
+    (tmp_path / 'dir.json').mkdir()
     cfg = config(tmp_path, text)
     before = cfg.to_dict()
     with pytest.raises(error, match=re.escape(message)):

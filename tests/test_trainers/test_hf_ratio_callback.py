@@ -106,3 +106,22 @@ def test_a_deepspeed_config_scheduler_stops_before_step_one(tmp_path):
             'every param group to the same lr')):
         LayerRatioCallback().on_train_begin(run.args, run.state, None,
                                             optimizer=run.optimizer)
+
+
+def test_a_deepspeed_config_that_is_no_json_file_is_named(tmp_path):
+    """Read as any JSON from elsewhere: a FIFO never blocks, broken JSON
+    names the file."""
+    import os
+    from internvl_optim.checkpoint.errors import CheckpointError
+    run = trainer(tmp_path)
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"zero_optimization": ')
+    fifo = tmp_path / 'fifo.json'
+    os.mkfifo(fifo)
+    for path, message in [(broken, 'is not valid JSON: Expecting value'),
+                          (fifo, 'is not a regular file (a FIFO')]:
+        run.args.deepspeed = str(path)
+        with pytest.raises(CheckpointError) as err:
+            LayerRatioCallback().on_train_begin(run.args, run.state, None,
+                                                optimizer=run.optimizer)
+        assert str(err.value).startswith(f"'{path}' {message}")
