@@ -65,8 +65,13 @@ def check_number(where: str, value, valid: Range) -> float:
         hint = (f' (a string: write {value} without quotes)'
                 if is_numeric_text(value) else '')
         raise TypeError(f'{where} must be {wanted}, got {value!r}{hint}')
-    if not math.isfinite(value):
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f'{where} must be {text}, got an integer of '
+                         f'{value.bit_length()} bits') from None
+    if not math.isfinite(as_float):
         raise ValueError(f'{where} must be a finite number, got {value}')
-    if not in_range(value):
+    if not in_range(as_float):
         raise ValueError(f'{where} must be {text}, got {value}')
-    return float(value)
+    return as_float

@@ -27,6 +27,8 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 #: the group entries the phases are written in
 JOIN_AT, JOIN_WARMUP, JOIN_BY_EPOCH = 'join_at', 'join_warmup', 'join_by_epoch'
 FIELDS = ('head_only', 'unfreeze_every', 'warmup', 'by_epoch', 'unit')
+#: more steps than any run takes (a larger count is a mistake or crafted)
+MAX_STEPS = 10**8
 #: what joins at a time: one layer, or one tower of a multi-tower model
 UNITS = ('layer', 'tower')
 
@@ -68,6 +70,12 @@ class LayerPhases:
                     item, bool) or item < 0:
                 raise ValueError(f'{where}.{key} must be an int >= 0, got '
                                  f'{item!r}')
+            if item > MAX_STEPS:
+                raise ValueError(
+                    f'{where}.{key} must be at most {MAX_STEPS:,} steps '
+                    f'(more than any run takes), got an int of '
+                    f'{len(str(item)) if item < 10 ** 50 else "over 50"} '
+                    'digits')
         if value.get('unit', 'layer') not in UNITS:
             raise ValueError(f'{where}.unit must be one of {UNITS}, got '
                              f'{value["unit"]!r}')

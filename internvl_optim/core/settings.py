@@ -303,7 +303,7 @@ def _check_preset_keys(cfg: Mapping) -> None:
     """``paramwise_cfg.reproduce``: next to only the keys its original
     reads (the value itself is checked with the others)."""
     preset = cfg.get('reproduce')
-    if preset not in PRESET_KEYS:
+    if not isinstance(preset, str) or preset not in PRESET_KEYS:
         return
     other = [k for k in cfg if k not in PRESET_KEYS[preset]]
     if other:
@@ -423,7 +423,8 @@ def _check_rate(settings, where, value):
 def _one_of(valid: Tuple[str, ...], is_not: str):
     """The check of a value that must be one of ``valid`` (or None)."""
     def check(settings, where, value):
-        if value is not None and value not in valid:
+        if value is not None and (not isinstance(value, str)
+                                  or value not in valid):
             raise ValueError(f'{where}={value!r} is {is_not}; valid: '
                              f'{valid}')
         return value

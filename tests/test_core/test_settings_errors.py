@@ -37,6 +37,17 @@ def settings(**cfg):
      'paramwise_cfg.layer_decay_rate must be in (0, 1], got 0'),
     (dict(decay_rate=-0.1), ValueError,
      'paramwise_cfg.decay_rate must be in (0, 1], got -0.1'),
+    (dict(layer_decay_rate=10 ** 400), ValueError,
+     'paramwise_cfg.layer_decay_rate must be in (0, 1], got an integer of '
+     '1329 bits'),
+    (dict(vision_tower_lr=2 ** 1024), ValueError,
+     'paramwise_cfg.vision_tower_lr must be in (0, 10000], got an integer '
+     'of 1025 bits'),
+    (dict(reproduce=['mmseg_vit']), ValueError,
+     "paramwise_cfg.reproduce=['mmseg_vit'] is not a preset; valid: "),
+    (dict(layer_phases=dict(head_only=10 ** 400)), ValueError,
+     'paramwise_cfg.layer_phases.head_only must be at most 100,000,000 '
+     'steps (more than any run takes), got an int of over 50 digits'),
     (dict(layer_decay_rate='0.9'), TypeError,
      "paramwise_cfg.layer_decay_rate must be a number in (0, 1], got '0.9'"),
     (dict(layer_decay_rate=0.9, decay_rate=0.8), ValueError,

@@ -14,7 +14,7 @@ import weakref
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
-from ...core.phase_schedule import JOIN_BY_EPOCH
+from ...core.phase_schedule import JOIN_BY_EPOCH, MAX_STEPS
 from ...runtime.layer_phases import inner_optimizer, patch_step
 
 
@@ -68,7 +68,7 @@ class LayerPhaseScheduler(_ParamScheduler):
                             for group in self.optimizer.param_groups]
 
     #: more steps than any run takes (a crafted count is refused)
-    MAX_STEPS = 10**8
+    MAX_STEPS = MAX_STEPS
 
     def load_state_dict(self, state_dict: dict):
         """A saved phase state: ``last_step`` a count of the steps taken
