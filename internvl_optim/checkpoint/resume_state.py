@@ -27,8 +27,8 @@ from ..guards.optimizer_arguments import OPTIMIZER_RANGES, check_betas
 from .errors import CheckpointError
 from .state_by_name import (LAST_VALUE_KEYS, PER_GROUP_KEYS, StateMatchError,
                             saved_param_names)
-from .tensors import (TensorTrustError, check_tensors, key_differences,
-                      unusable_tensor)
+from .tensors import (TensorTrustError, check_tensors, unusable_tensor,
+                      weights_mismatch)
 
 #: ``MessageHub.runtime_info`` keys that hold a checkpoint path
 #: (MMEngine's ``CheckpointHook``: ``best_ckpt``, ``best_ckpt_<metric>``,
@@ -603,18 +603,13 @@ def check_weights(checkpoint: dict, context: ResumeContext,
     except TensorTrustError as err:
         raise CheckpointError(str(err)) from None
     if context.resuming and context.strict_keys and reference is not None:
-        missing, unexpected, shapes = key_differences(plain, reference)
-        if missing or unexpected or shapes:
-            def show(items):
-                return (f'{len(items)} ({", ".join(items[:3])}'
-                        + (', ...' if len(items) > 3 else '') + ')'
-                        if items else '0')
+        mismatch = weights_mismatch(plain, reference)
+        if mismatch:
             raise CheckpointError(
                 f'{source}: its weights do not match the model being '
-                f'resumed: missing {show(missing)}, unexpected '
-                f'{show(unexpected)}, shape mismatches {show(shapes)}. '
-                'Resume needs the checkpoint of this config; to start from '
-                'other weights, use load_from=CHECKPOINT without --resume')
+                f'resumed: {mismatch}. Resume needs the checkpoint of this '
+                'config; to start from other weights, use '
+                'load_from=CHECKPOINT without --resume')
 
 
 def _own_best(path: str) -> bool:

@@ -149,3 +149,21 @@ def key_differences(state: Mapping[str, object],
         and getattr(state[k], 'local_shards', None) is None
         and tuple(state[k].shape) != tuple(reference[k].shape))
     return missing, unexpected, shapes
+
+
+def weights_mismatch(state: Mapping[str, object],
+                     reference: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """``None`` when ``state`` holds exactly the names and shapes of the
+    model's ``reference`` state dict; else what differs, counted and named
+    (``load_state_dict``'s own "Error(s) in loading state_dict" lists every
+    key, hundreds of lines for a large model)."""
+    missing, unexpected, shapes = key_differences(state, reference)
+    if not (missing or unexpected or shapes):
+        return None
+
+    def show(items):
+        return (f'{len(items)} ({", ".join(items[:3])}'
+                + (', ...' if len(items) > 3 else '') + ')'
+                if items else '0')
+    return (f'missing {show(missing)}, unexpected {show(unexpected)}, '
+            f'shape mismatches {show(shapes)}')

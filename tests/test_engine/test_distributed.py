@@ -344,6 +344,21 @@ def test_deepspeed_zero1_keeps_layer_decay_groups_and_resumes(data_root,
                                             group['lr_scale'])
     assert [g['weight_decay'] for g in groups[:2]] == [0.05, 0.0]
 
+    # weights of another model: named and counted, not load_state_dict's
+    # list of every key
+    model_states = tmp_path / 'iter_15.pth' / 'mp_rank_00_model_states.pt'
+    states = load_checkpoint_file(str(model_states))
+    states['module']['extra.weight'] = states['module'].pop(
+        'backbone.cls_token')
+    torch.save(states, model_states)
+    with pytest.raises(AssertionError) as err:
+        train(2, data_root, tmp_path, 'train_cfg.max_iters=20',
+              config=config, resume=True)
+    assert ('mp_rank_00_model_states.pt: its weights do not match the model '
+            'being resumed: missing 1 (backbone.cls_token), unexpected 1 '
+            '(extra.weight), shape mismatches 0') in str(err.value)
+    assert 'Error(s) in loading state_dict' not in str(err.value)
+
 
 def test_internvl_deepspeed_keys_train_with_our_groups(data_root, tmp_path):
     # InternVL's deepspeed=True + deepspeed_config JSON (with its own

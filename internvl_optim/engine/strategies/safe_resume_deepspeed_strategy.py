@@ -29,7 +29,7 @@ from mmengine.registry import STRATEGIES
 from ...checkpoint.errors import CheckpointError
 from ...checkpoint.safe_loading import (drop_executable_meta,
                                         load_checkpoint_file)
-from ...checkpoint.tensors import check_tensors
+from ...checkpoint.tensors import check_tensors, weights_mismatch
 from ...checkpoint.work_dir import ZERO_OPTIM_FILE
 from ...checkpoint.state_by_name import (StateMatchError,
                                          adapt_scheduler_state,
@@ -55,6 +55,26 @@ COUNTERS = ('global_steps', 'global_samples', 'skipped_steps')
 
 def _world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def check_module_state(module, module_state, source: str,
+                       strict: bool) -> None:
+    """A ZeRO-1/2 checkpoint's module weights, before they are loaded:
+    a state dict of finite tensors of the model's dtypes
+    (:func:`~internvl_optim.checkpoint.tensors.check_tensors`) and, when
+    ``strict``, the model's names and shapes, the differences counted and
+    named (``load_state_dict`` would list every key)."""
+    if not isinstance(module_state, dict):
+        raise CheckpointError(f'{source}: module is not a state dict')
+    reference = module.state_dict()
+    check_tensors(module_state, f'{source} (module)', reference=reference)
+    mismatch = weights_mismatch(module_state, reference)
+    if strict and mismatch:
+        raise CheckpointError(
+            f'{source}: its weights do not match the model being resumed: '
+            f'{mismatch}. Resume needs the checkpoint of this config; to '
+            'start from other weights, use load_from=CHECKPOINT without '
+            '--resume')
 
 
 @STRATEGIES.register_module()
@@ -107,18 +127,42 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
                     f'name; it can only be resumed on {len(ranks)} ranks, '
                     f'not {world_size}. Resume it there, or start from its '
                     'weights (load_from)')
-            extra = super().resume(filename, **kwargs)
+            extra = self._resume_checking_weights(filename, kwargs)
         else:
             match = match_groups(saved, live_groups(self.model.optimizer))
             if saved.world_size == world_size and not match.changed and \
                     saved.stage == zero_stage(self.model.optimizer):
-                extra = super().resume(filename, **kwargs)
+                extra = self._resume_checking_weights(filename, kwargs)
             else:
                 extra = self._resume_by_name(filename, saved, match, kwargs)
         extra = drop_executable_meta(extra, filename)
         if self.checkpoint_trust is not None:
             self.checkpoint_trust(extra, f'checkpoint {filename!r}')
         return extra
+
+    def _resume_checking_weights(self, filename, kwargs) -> dict:
+        """MMEngine's resume, DeepSpeed loading its own files, with the
+        module's weights checked (:func:`check_module_state`) before
+        DeepSpeed's ``load_module_state_dict`` takes them, for this call."""
+        # MMEngine's wrapper holds DeepSpeed's engine, which calls its own
+        # load_module_state_dict
+        engine = getattr(self.model, 'model', self.model)
+        original = engine.load_module_state_dict
+        source = osp.join(filename, MODEL_STATES)
+
+        def load_module_state_dict(checkpoint, strict=True, *args, **kw):
+            module_state = checkpoint.get('module') if isinstance(
+                checkpoint, dict) else None
+            if zero_stage(engine.optimizer) < 3:
+                check_module_state(engine.module, module_state, source,
+                                   strict)
+            return original(checkpoint, strict, *args, **kw)
+
+        engine.load_module_state_dict = load_module_state_dict
+        try:
+            return super().resume(filename, **kwargs)
+        finally:
+            del engine.load_module_state_dict
 
     def _resume_by_name(self, filename, saved, match, kwargs) -> dict:
         """MMEngine's resume with DeepSpeed's ``load_checkpoint`` replaced,
@@ -188,13 +232,14 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
         """The saved module's weights and buffers (ZeRO-1/2 save the whole
         module; under ZeRO-3, saving or resuming, only the buffers are
         taken: the partitioned weights come from the fp32 masters)."""
+        if zero_stage(engine.optimizer) < 3 and saved_stage < 3:
+            check_module_state(engine.module, module_state, source, strict)
+            engine.module.load_state_dict(module_state, strict=strict)
+            return
         if not isinstance(module_state, dict):
             raise CheckpointError(f'{source}: module is not a state dict')
         check_tensors(module_state, f'{source} (module)',
                       reference=engine.module.state_dict())
-        if zero_stage(engine.optimizer) < 3 and saved_stage < 3:
-            engine.module.load_state_dict(module_state, strict=strict)
-            return
         frozen = [n for n, p in engine.module.named_parameters()
                   if not p.requires_grad]
         if frozen:
