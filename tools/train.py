@@ -27,8 +27,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 from internvl_optim.engine.collective_timeout import (  # noqa: E402
     train_naming_hung_ranks)
-from internvl_optim.checkpoint.work_dir import (WorkDirBusy,  # noqa: E402
-                                                WorkDirLock)
+from internvl_optim.checkpoint.work_dir import (  # noqa: E402
+    WorkDirBusy, WorkDirLock, checkpoint_out_dir)
 from internvl_optim.engine.config_checks import (CHECK_ERRORS,  # noqa: E402
                                                  stop)
 from internvl_optim.engine.train_config import (  # noqa: E402
@@ -84,7 +84,9 @@ def main(argv=None):
         # one trainer per work dir (the first process of a distributed job
         # holds it for all); released when the process ends
         # (MMEngine dumps the config under its own name in the work dir)
-        lock = (WorkDirLock(cfg.work_dir, also=[osp.basename(args.config)])
+        out_dir = checkpoint_out_dir(cfg)
+        lock = (WorkDirLock(cfg.work_dir, also=[osp.basename(args.config)],
+                            checkpoint_dirs=[out_dir] if out_dir else [])
                 .acquire(log_once)
                 if os.environ.get('RANK', '0') == '0' else None)
     except CONFIG_ERRORS as err:  # before anything was built: no traceback

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 import zipfile
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .errors import CheckpointError
 from .state_fragments import fragment_files
@@ -153,6 +153,9 @@ class WorkDirEntryError(ValueError):
 WRITTEN_ENTRY = re.compile(
     r'^(last_checkpoint|(iter|epoch)_\d+\.pth|best_.+\.pth|'
     r'zero_to_fp32\.py)$')
+#: the log directory MMEngine's Runner makes for each run
+#: (``%Y%m%d_%H%M%S``: its log, ``vis_data/`` with the scalars and config)
+LOG_DIRECTORY = re.compile(r'^\d{8}_\d{6}$')
 
 
 def _kind(path: str) -> str:
@@ -193,9 +196,12 @@ def check_written_entries(work_dir: str, also: Sequence[str] = ()) -> None:
         return
     for name in sorted(os.listdir(work_dir)):
         if not (WRITTEN_ENTRY.match(name) or name == WorkDirLock.FILE
-                or name in also):
+                or name in also or LOG_DIRECTORY.match(name)):
             continue
         path = osp.join(work_dir, name)
+        if LOG_DIRECTORY.match(name):
+            _check_log_directory(path)
+            continue
         # a checkpoint may be a directory (DeepSpeed's, sharded FSDP's)
         directory_ok = name.endswith('.pth')
         if directory_ok and osp.isdir(path) and not osp.islink(path):
@@ -215,20 +221,35 @@ def check_written_entries(work_dir: str, also: Sequence[str] = ()) -> None:
                 'Remove it (or train in another --work-dir)')
 
 
-def _check_checkpoint_directory(path: str) -> None:
-    """Every entry of a checkpoint directory the run may write again
-    (DeepSpeed's ``iter_N.pth/``) is a plain file of one name, or a real
-    directory of such files."""
+def _check_log_directory(path: str) -> None:
+    """A log directory the Runner may write into (one of a run started in
+    the same second has the same name): a real directory whose entries are
+    plain files or real directories."""
+    if osp.islink(path) or not osp.isdir(path):
+        raise WorkDirEntryError(
+            f'{path} is {_kind(path)}; the run makes its log directory under '
+            'a name of this form and writes its log there, never through a '
+            'link. Remove it (or train in another --work-dir)')
+    _check_directory_entries(path, 'a log directory')
+
+
+def _check_directory_entries(path: str, what: str) -> None:
     for folder, dirs, files in os.walk(path, followlinks=False):
         for name in dirs + files:
             entry = osp.join(folder, name)
             if osp.islink(entry) or (name in files and
                                      not _plain_file(entry)):
                 raise WorkDirEntryError(
-                    f'{entry} is {_kind(entry)}, inside a checkpoint '
-                    'directory the run writes into; it would write through '
-                    'it. Remove the directory (or train in another '
-                    '--work-dir)')
+                    f'{entry} is {_kind(entry)}, inside {what} the run '
+                    'writes into; it would write through it. Remove the '
+                    'directory (or train in another --work-dir)')
+
+
+def _check_checkpoint_directory(path: str) -> None:
+    """Every entry of a checkpoint directory the run may write again
+    (DeepSpeed's ``iter_N.pth/``) is a plain file of one name, or a real
+    directory of such files."""
+    _check_directory_entries(path, 'a checkpoint directory')
 
 
 class WorkDirLock:
@@ -239,11 +260,15 @@ class WorkDirLock:
 
     FILE = '.train.lock'
 
-    def __init__(self, work_dir: str, also: Sequence[str] = ()):
+    def __init__(self, work_dir: str, also: Sequence[str] = (),
+                 checkpoint_dirs: Sequence[str] = ()):
         self.work_dir = work_dir
         self.path = osp.join(work_dir, self.FILE)
         #: more entries the run writes (the config dump), checked too
         self.also = tuple(also)
+        #: directories outside the work dir the checkpoints are saved in
+        #: (``CheckpointHook(out_dir=...)``), checked like the work dir
+        self.checkpoint_dirs = tuple(checkpoint_dirs)
         self._fd: Optional[int] = None
 
     def acquire(self, log: Callable[[str], None] = print) -> 'WorkDirLock':
@@ -254,6 +279,16 @@ class WorkDirLock:
                 'one of a previous run)')
         os.makedirs(self.work_dir, exist_ok=True)
         check_written_entries(self.work_dir, self.also)
+        for directory in self.checkpoint_dirs:
+            if osp.islink(directory) or (osp.lexists(directory) and
+                                         not osp.isdir(directory)):
+                raise WorkDirEntryError(
+                    f'the checkpoint directory {directory} '
+                    '(default_hooks.checkpoint.out_dir) is '
+                    f'{_kind(directory)}; the run saves its checkpoints '
+                    'there and never through a link. Give out_dir a real '
+                    'directory')
+            check_written_entries(directory)
         # O_NOFOLLOW: a link planted after the check is not followed either
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
@@ -309,3 +344,17 @@ def _read_holder(fd: int, default: str = 'holder unknown') -> str:
     data = os.pread(fd, 1024, 0)
     text = data.decode('utf-8', 'replace').strip()
     return text or default
+
+
+def checkpoint_out_dir(cfg) -> Optional[str]:
+    """Where ``CheckpointHook(out_dir=...)`` saves a run's checkpoints when
+    not in the work dir: ``out_dir/<the work dir's last name>`` (MMEngine
+    0.10.7's rule); ``None`` when unset or a remote URI."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    out_dir = hook.get('out_dir') if isinstance(hook, Mapping) else None
+    if not isinstance(out_dir, str) or not out_dir or '://' in out_dir:
+        return None
+    work_dir = str(cfg.get('work_dir'))
+    if osp.abspath(out_dir) == osp.abspath(work_dir):
+        return None
+    return osp.join(out_dir, osp.basename(work_dir.rstrip(osp.sep)))

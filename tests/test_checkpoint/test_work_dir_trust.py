@@ -320,3 +320,69 @@ def test_a_long_message_is_cut_to_one_readable_line():
     assert line == (f'{text[:keep]} ... [{len(text) - 2 * keep} characters '
                     f'cut] ... {text[-keep:]}')
     assert len(line) < MAX_MESSAGE + 40
+
+
+def test_a_planted_log_directory_is_refused(tmp_path):
+    """The Runner makes WORK_DIR/<%Y%m%d_%H%M%S>/ and writes its log and
+    vis_data there: a link under such a name, or links inside one, would
+    be written through."""
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    check_written_entries)
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / '20261207_120000').symlink_to(outside)
+    with pytest.raises(WorkDirEntryError) as err:
+        check_written_entries(str(work))
+    assert str(err.value).startswith(
+        f'{work / "20261207_120000"} is a symbolic link; the run makes its '
+        'log directory under a name of this form')
+    (work / '20261207_120000').unlink()
+    log_dir = work / '20261207_120000'
+    (log_dir / 'vis_data').mkdir(parents=True)
+    (log_dir / '20261207_120000.log').write_text('a log')
+    check_written_entries(str(work))  # a previous run's log directory
+    (log_dir / 'vis_data' / 'scalars.json').symlink_to(outside / 'x')
+    with pytest.raises(WorkDirEntryError, match=(
+            r'scalars.json is a symbolic link, inside a log directory the '
+            r'run writes into')):
+        check_written_entries(str(work))
+
+
+def test_checkpoint_hook_out_dir_is_checked_like_the_work_dir(tmp_path):
+    """CheckpointHook(out_dir=D) saves into D/<work dir's name>: checked
+    before training like the work dir; the planted file is unchanged."""
+    from mmengine.config import Config
+    from internvl_optim.checkpoint.work_dir import (WorkDirEntryError,
+                                                    WorkDirLock,
+                                                    checkpoint_out_dir)
+    work = tmp_path / 'runs' / 'demo'
+    cfg = Config(dict(work_dir=str(work), default_hooks=dict(
+        checkpoint=dict(type='CheckpointHook', out_dir=str(tmp_path /
+                                                           'store')))))
+    out_dir = checkpoint_out_dir(cfg)
+    assert out_dir == str(tmp_path / 'store' / 'demo')
+    os.makedirs(out_dir)
+    precious = tmp_path / 'precious'
+    precious.write_text('precious')
+    os.link(precious, os.path.join(out_dir, 'iter_4.pth'))
+    with pytest.raises(WorkDirEntryError) as err:
+        WorkDirLock(str(work), checkpoint_dirs=[out_dir]).acquire(
+            lambda m: None)
+    assert str(err.value).startswith(
+        f'{out_dir}/iter_4.pth is a hard link (2 names for one file')
+    assert precious.read_text() == 'precious'
+    os.unlink(os.path.join(out_dir, 'iter_4.pth'))
+    os.rmdir(out_dir)
+    os.symlink(tmp_path, out_dir)
+    with pytest.raises(WorkDirEntryError, match=re.escape(
+            f'the checkpoint directory {out_dir} (default_hooks.checkpoint.'
+            'out_dir) is a symbolic link; the run saves its checkpoints '
+            'there and never through a link')):
+        WorkDirLock(str(work), checkpoint_dirs=[out_dir]).acquire(
+            lambda m: None)
+    # unset, remote, or the work dir itself: nothing more to check
+    for out in (None, 's3://bucket/ckpts', str(work)):
+        cfg.default_hooks.checkpoint.out_dir = out
+        assert checkpoint_out_dir(cfg) is None
