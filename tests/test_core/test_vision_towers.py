@@ -130,3 +130,34 @@ def test_declared_depth_picks_the_blocks_not_the_merger_list():
     lr, tower = got[v + 'merger.mlp.0.weight']
     assert lr == 1.0 and tower.startswith('projector')
     assert not [m for m in messages if 'claimed by no layer rule' in m]
+
+
+def test_tower_lr_keys_apply_to_towers_given_by_name():
+    """With towers= given, vision_tower_lr still sets every vision tower
+    (vision, vision_2, ...); per-tower lrs are each tower's lr_mult, and
+    both on one tower is refused."""
+    def towers(**image):
+        return dict(
+            vision=dict(module='model.video_tower', layer_decay_rate=0.5),
+            vision_2=dict(module='model.image_tower', layer_decay_rate=0.5,
+                          **image),
+            projector=dict(module='model.multi_modal_projector'),
+            language=dict(module='model.language_model'))
+    model = video_llava()
+
+    def got(**kw):
+        groups = param_groups(model, lr=1.0, **kw)
+        return {n: g['lr'] for g in groups for n in g['param_names']}
+    layer = 'model.{}.encoder.layers.1.mlp.fc1.weight'
+    both = got(towers=towers(), vision_tower_lr=0.25)
+    assert both[layer.format('video_tower')] == 0.125
+    assert both[layer.format('image_tower')] == 0.125
+    assert both['model.multi_modal_projector.linear_1.weight'] == 1.0
+    one_by_one = got(towers=towers(lr_mult=0.25))
+    assert one_by_one[layer.format('video_tower')] == 0.5
+    assert one_by_one[layer.format('image_tower')] == 0.125
+    with pytest.raises(ValueError, match=(
+            r"paramwise_cfg.vision_tower_lr=0.25 and paramwise_cfg.towers\["
+            r"'vision_2'\].lr_mult=0.25 both set the vision_2 tower's lr; "
+            'give one')):
+        got(towers=towers(lr_mult=0.25), vision_tower_lr=0.25)
