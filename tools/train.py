@@ -31,6 +31,8 @@ from internvl_optim.checkpoint.work_dir import (  # noqa: E402
     WorkDirBusy, WorkDirLock, checkpoint_out_dir)
 from internvl_optim.engine.config_checks import (CHECK_ERRORS,  # noqa: E402
                                                  stop)
+from internvl_optim.engine.internvl_deepspeed_keys import (  # noqa: E402
+    translate_internvl_deepspeed)
 from internvl_optim.engine.train_config import (  # noqa: E402
     one_process_deepspeed, prepare_train_config)
 
@@ -71,6 +73,9 @@ def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # InternVL's deepspeed=True becomes a DeepSpeed strategy first, so a
+    # run without a launcher sees it
+    translate_internvl_deepspeed(cfg, log=log_once)
     launcher = one_process_deepspeed(cfg, args.launcher, log_once)
     return prepare_train_config(cfg, args.config, work_dir=args.work_dir,
                                 resume=args.resume, amp=args.amp,

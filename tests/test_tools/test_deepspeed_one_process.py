@@ -17,12 +17,12 @@ LAUNCHER_VARIABLES = ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE',
                       'MASTER_ADDR', 'MASTER_PORT')
 
 
-def train(data_root, work_dir, env=None):
+def train(data_root, work_dir, env=None, config=CONFIG, options=()):
     clean = {k: v for k, v in os.environ.items()
              if k not in LAUNCHER_VARIABLES}
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/train.py'), CONFIG,
-         '--work-dir', str(work_dir), '--cfg-options',
+        [sys.executable, os.path.join(ROOT, 'tools/train.py'), config,
+         '--work-dir', str(work_dir), '--cfg-options', *options,
          'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
          f'train_dataloader.dataset.data_root={data_root}',
          f'val_dataloader.dataset.data_root={data_root}'],
@@ -58,3 +58,24 @@ def test_a_process_of_several_without_a_launcher_is_refused(data_root,
         'process with --launcher pytorch (tools/dist_train.sh CONFIG NPROC '
         'does)')
     assert not os.path.exists(tmp_path / 'iter_4.pth')
+
+
+def test_internvl_deepspeed_keys_are_seen_without_a_launcher(data_root,
+                                                            tmp_path):
+    """InternVL's deepspeed=True / deepspeed_config become the DeepSpeed
+    strategy before the launch is decided: a process of several without a
+    launcher is refused for them too, before anything is built."""
+    pytest.importorskip('deepspeed')
+    ds_json = tmp_path / 'zero1.json'
+    ds_json.write_text('{"zero_optimization": {"stage": 1}}')
+    demo = os.path.join(ROOT, 'configs/demo/'
+                        'internvit_tiny_upernet_synthetic_ade20k.py')
+    result = train(data_root, tmp_path / 'work',
+                   env=dict(RANK='1', WORLD_SIZE='2'), config=demo,
+                   options=['deepspeed=True', f'deepspeed_config={ds_json}'])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'tools/train.py {demo}: ValueError: RANK=1, WORLD_SIZE=2 is set '
+        'but tools/train.py was started with --launcher none: start each '
+        'process with --launcher pytorch (tools/dist_train.sh CONFIG NPROC '
+        'does)')
