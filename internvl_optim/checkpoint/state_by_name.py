@@ -398,22 +398,24 @@ def match_state_by_name(saved: Mapping, groups: Sequence[Mapping],
                 origins[saved_group_of[name]] += 1
                 old_label = _group_label(saved_groups[saved_group_of[name]],
                                          saved_group_of[name])
-                if old_label != label:
-                    moved.append((name, old_label, label))
-                kept.append(name)
+                fresh = False
                 if old_index in saved_state:
                     per_param = saved_state[old_index]
                     _check_shapes(name, per_param, param)
-                    if wanted is not None and isinstance(
-                            per_param, Mapping) and set(per_param) and \
-                            set(per_param) != set(wanted):
+                    fresh = wanted is not None and isinstance(
+                        per_param, Mapping) and bool(set(per_param)) and \
+                        set(per_param) != set(wanted)
+                    if fresh:  # counted apart, not as kept or moved
                         restarted.append((
                             name, '+'.join(sorted(per_param)),
                             group.get('algorithm') or
                             '+'.join(sorted(wanted)) or 'no state'))
-                        kept.pop()  # (counted apart)
                     else:
                         state[index] = per_param
+                if not fresh:
+                    kept.append(name)
+                    if old_label != label:
+                        moved.append((name, old_label, label))
             else:
                 added.append(name)
             index += 1

@@ -63,6 +63,11 @@ def test_adamw_to_the_hybrid_keeps_the_adamw_half():
         assert now[name]['step'] == 2
     assert sorted(n for n, _, _ in match.restarted) == fresh
     assert sorted(match.kept) == kept
+    # every group gained its update in the name: the kept ones moved, the
+    # restarted ones are counted apart only
+    assert sorted(n for n, _, _ in match.moved) == kept
+    assert f'parameters: {len(kept)} keep their state ({len(kept)} in ' \
+        'another group)' in tables[0]
     assert {(f, u) for _, f, u in match.restarted} == {
         ('exp_avg+exp_avg_sq+step', 'muon')}
     assert f'  {len(fresh)} start fresh for their new update ' \
