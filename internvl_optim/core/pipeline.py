@@ -106,7 +106,7 @@ def build_param_groups(model: nn.Module,
              for name, param in trainable]
     check_final_numbers(plans, base_lr, warn)
     check_some_lr_is_positive(plans, warn)
-    audit(plans, warn)
+    audit(plans, warn, layers_matter=settings.layer_phases is not None)
     groups = reduce_param_groups(plans, [p for _, p in trainable],
                                  merge_layers=settings.layer_phases is None)
     towers = [(r.tower, r.rule) for r in view.towers]

@@ -52,9 +52,17 @@ def check_some_lr_is_positive(plans: List[ParamPlan],
         'train (paramwise_cfg.freeze_backbone, requires_grad=False)')
 
 
-def audit(plans: List[ParamPlan], warn: Callable[[str], None]) -> None:
-    """One warning naming the backbone parameters no rule claimed."""
-    unclaimed = [p.name for p in plans if p.placement is Placement.UNCLAIMED]
+def audit(plans: List[ParamPlan], warn: Callable[[str], None],
+          layers_matter: bool = False) -> None:
+    """One warning naming the backbone parameters no rule claimed, unless
+    their layer changes nothing: every parameter of their tower (or of the
+    model, without towers) at one lr scale, as at rate 1.0, and no phases
+    (``layers_matter``) that would make them join with the heads."""
+    scales: dict = {}
+    for p in plans:
+        scales.setdefault(p.tower, set()).add(p.lr_scale)
+    unclaimed = [p.name for p in plans if p.placement is Placement.UNCLAIMED
+                 and (layers_matter or len(scales[p.tower]) > 1)]
     if unclaimed:
         more = f' and {len(unclaimed) - 5} more' if len(unclaimed) > 5 else ''
         warn(f'{len(unclaimed)} backbone parameters are claimed by no layer '
