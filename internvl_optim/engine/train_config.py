@@ -10,6 +10,7 @@ from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
 from ..checkpoint.files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
+from .config_checks.files import REMOTE_PREFIXES, checkpoint_path_problem
 from .config_checks import (check_backbone_dtype_fits_strategy,
                             check_hybrid_strategy, check_phases_fit_the_loop,
                             check_data_roots, check_optim_wrapper,
@@ -125,6 +126,15 @@ def set_resume(cfg, resume: str, log: Callable[[str], None]) -> None:
     """``'auto'``: MMEngine's own auto-resume (``load_from=None``) unless
     ``last_checkpoint`` is empty or stale, then the newest complete
     checkpoint; else the given checkpoint."""
+    if resume != 'auto' and not resume.startswith(REMOTE_PREFIXES):
+        if not osp.lexists(osp.expanduser(resume)):
+            raise FileNotFoundError(f'--resume {resume}: no such checkpoint'
+                                    + ('' if osp.isabs(resume) else
+                                       ' (relative to the working directory '
+                                       f'{os.getcwd()})'))
+        problem = checkpoint_path_problem(resume)
+        if problem:
+            raise ValueError(f'--resume {resume} {problem}')
     cfg.resume = True
     cfg.load_from = (resume_fallback(cfg.work_dir, log)
                      if resume == 'auto' else resume)

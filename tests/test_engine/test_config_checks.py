@@ -197,3 +197,40 @@ def test_one_cycle_with_one_eta_max_is_refused_before_building(data_root):
     cfg.param_scheduler[1].eta_max = 1e-3
     cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
     check_one_cycle_keeps_ratios(cfg)
+
+
+@pytest.mark.parametrize('given', ['resume', 'load_from'])
+def test_a_checkpoint_path_that_is_no_checkpoint_is_named(data_root,
+                                                          tmp_path, given):
+    """--resume / load_from naming a directory without a checkpoint, a
+    device or a FIFO (which would block the loader): refused before
+    anything is built; a DeepSpeed checkpoint directory is accepted."""
+    from internvl_optim.engine.train_config import prepare_train_config
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        '..')
+    demo = os.path.join(
+        root, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k.py')
+
+    def prepare(path):
+        cfg = Config.fromfile(demo)
+        cfg.train_dataloader.dataset.data_root = data_root
+        cfg.val_dataloader.dataset.data_root = data_root
+        if given == 'load_from':
+            cfg.load_from = path
+        prepare_train_config(cfg, demo, work_dir=str(tmp_path / 'work'),
+                             resume=path if given == 'resume' else None)
+    where = '--resume ' if given == 'resume' else 'load_from='
+    quote = (lambda p: p) if given == 'resume' else repr
+    empty = tmp_path / 'run'
+    empty.mkdir()
+    fifo = tmp_path / 'iter_4.pth'
+    os.mkfifo(fifo)
+    for path, problem in [
+            (empty, 'is a directory without a checkpoint in it'),
+            (fifo, 'is not a regular file (a FIFO, socket or device)')]:
+        with pytest.raises(ValueError) as err:
+            prepare(str(path))
+        assert str(err.value).startswith(f'{where}{quote(str(path))} '
+                                         f'{problem}')
+    (empty / 'mp_rank_00_model_states.pt').write_bytes(b'x')
+    prepare(str(empty))  # a DeepSpeed checkpoint directory

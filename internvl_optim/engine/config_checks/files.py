@@ -1,6 +1,10 @@
 """Every directory and weight file the config names exists before
 anything is built; a backbone's dtype the strategy can hold."""
 import os
+from typing import Optional
+
+from ...checkpoint.work_dir import DIRECTORY_CHECKPOINT
+
 
 def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader',
                                    'test_dataloader')) -> None:
@@ -79,13 +83,39 @@ def missing_weight_files(cfg) -> list:
 
 def check_weight_files(cfg) -> None:
     """Every local ``pretrained=`` / ``init_cfg`` checkpoint / ``load_from``
-    exists, before the model is built (``init_weights`` would fail late)."""
+    exists, before the model is built (``init_weights`` would fail late);
+    ``load_from`` is a checkpoint (:func:`checkpoint_path_problem`)."""
     missing = missing_weight_files(cfg)
     if missing:
         raise FileNotFoundError(
             '; '.join(missing) + '. Download the weights there, give their '
             'path with --cfg-options, or set the key to None to start from '
             'random weights')
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and not load_from.startswith(
+            REMOTE_PREFIXES):
+        problem = checkpoint_path_problem(load_from)
+        if problem:
+            raise ValueError(f'load_from={load_from!r} {problem}')
+
+
+def checkpoint_path_problem(path: str) -> Optional[str]:
+    """What keeps an existing local ``path`` from being a checkpoint to
+    load: a directory that holds no DeepSpeed or FSDP checkpoint, or
+    something that is not a regular file (a FIFO would block the
+    loader); ``None`` when it may be one."""
+    path = os.path.expanduser(path)
+    if os.path.isdir(path):
+        names = os.listdir(path)
+        if any(DIRECTORY_CHECKPOINT.match(n) for n in names):
+            return None
+        return ('is a directory without a checkpoint in it (a DeepSpeed '
+                'checkpoint directory holds mp_rank_00_model_states.pt, a '
+                'sharded FSDP one rank0.pth, ...); give the .pth file')
+    if os.path.exists(path) and not os.path.isfile(path):
+        return ('is not a regular file (a FIFO, socket or device); give '
+                'the .pth file')
+    return None
 def check_backbone_dtype_fits_strategy(cfg) -> None:
     """``InternViT6B(param_dtype='bfloat16')`` mixes bfloat16 (ViT) and
     float32 (FPN, heads) parameters; FSDP flattens each wrapped unit into
