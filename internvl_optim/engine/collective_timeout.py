@@ -22,10 +22,15 @@ from typing import Callable, List, Mapping, Optional, Tuple
 
 import torch.distributed as dist
 
-from ..core.numbers import POSITIVE, check_number
+from ..core.numbers import check_number
 
 #: default collective timeout in seconds (MMEngine and PyTorch: 30 minutes)
 DEFAULT_TIMEOUT_S = 600
+#: the longest timeout accepted (30 days): a longer one is a mistake, and
+#: one beyond ``timedelta``'s range fails in the process group's setup
+MAX_TIMEOUT_S = 30 * 24 * 3600
+TIMEOUT_RANGE = (f'in (0, {MAX_TIMEOUT_S}] seconds',
+                 lambda v: 0 < v <= MAX_TIMEOUT_S)
 #: seconds between heartbeats
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_KEY = 'internvl_optim/heartbeat/{rank}'
@@ -45,7 +50,7 @@ def configure_timeout(cfg) -> float:
     dist_cfg = cfg['env_cfg']['dist_cfg']  # re-read: Config copies dicts
     timeout = dist_cfg.get('timeout', DEFAULT_TIMEOUT_S)
     dist_cfg['timeout'] = check_number('env_cfg.dist_cfg.timeout', timeout,
-                                       POSITIVE)
+                                       TIMEOUT_RANGE)
     return dist_cfg['timeout']
 
 

@@ -10,15 +10,16 @@ from ..checkpoint.safe_loading import (allow_deepspeed_checkpoints,
                                                allow_fsdp_checkpoints)
 from ..checkpoint.files import resume_fallback
 from .collective_timeout import as_timedelta, configure_timeout
-from .config_checks.files import REMOTE_PREFIXES, checkpoint_path_problem
 from .config_checks import (check_backbone_dtype_fits_strategy,
-                            check_hybrid_strategy, check_phases_fit_the_loop,
-                            check_data_roots, check_optim_wrapper,
-                            check_weight_files,
-                            check_our_import, check_param_schedulers,
+                            check_data_roots, check_deepspeed_scheduler,
+                            check_hybrid_strategy,
+                            check_one_cycle_keeps_ratios,
+                            check_optim_wrapper, check_our_import,
+                            check_param_schedulers,
+                            check_phases_fit_the_loop, check_randomness,
                             check_schedulers_keep_ratios, check_train_cfg,
-                            check_deepspeed_scheduler,
-                            check_one_cycle_keeps_ratios, deepspeed_config)
+                            check_weight_files, deepspeed_config)
+from .config_checks.files import REMOTE_PREFIXES, checkpoint_path_problem
 from .internvl_deepspeed_keys import translate_internvl_deepspeed
 from .optimizers.registration import NAMES
 
@@ -45,6 +46,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     check_hybrid_strategy(cfg)
     check_param_schedulers(cfg)
     check_train_cfg(cfg)
+    check_randomness(cfg)
     check_phases_fit_the_loop(cfg)
     check_schedulers_keep_ratios(cfg)
     check_deepspeed_scheduler(cfg)

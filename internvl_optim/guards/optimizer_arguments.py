@@ -119,6 +119,9 @@ def check_optimizer_numbers(optim_wrapper_cfg: Mapping) -> None:
         elif is_number(value) and not math.isfinite(value):
             raise ValueError(f'{where} must be a finite number, got {value}')
     clip_grad = optim_wrapper_cfg.get('clip_grad')
+    if clip_grad is not None and not isinstance(clip_grad, Mapping):
+        raise TypeError('optim_wrapper.clip_grad must be a dict such as '
+                        f'dict(max_norm=1.0) or None, got {clip_grad!r}')
     if isinstance(clip_grad, Mapping) and 'max_norm' in clip_grad:
         check_number('optim_wrapper.clip_grad.max_norm',
                      clip_grad['max_norm'], POSITIVE)

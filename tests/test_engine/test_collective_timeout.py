@@ -35,9 +35,12 @@ def test_timeout_defaults_to_ten_minutes_and_keeps_the_configured_one():
 
 
 @pytest.mark.parametrize('value, exc, message', [
-    ('60', TypeError, "env_cfg.dist_cfg.timeout must be a number > 0, got "
-     "'60' (a string: write 60 without quotes)"),
-    (0, ValueError, 'env_cfg.dist_cfg.timeout must be a number > 0, got 0'),
+    ('60', TypeError, 'env_cfg.dist_cfg.timeout must be a number in (0, '
+     "2592000] seconds, got '60' (a string: write 60 without quotes)"),
+    (0, ValueError, 'env_cfg.dist_cfg.timeout must be in (0, 2592000] '
+     'seconds, got 0'),
+    (10 ** 12, ValueError, 'env_cfg.dist_cfg.timeout must be in (0, '
+     '2592000] seconds, got 1000000000000'),
     (math.inf, ValueError,
      'env_cfg.dist_cfg.timeout must be a finite number, got inf'),
 ])

@@ -234,3 +234,45 @@ def test_a_checkpoint_path_that_is_no_checkpoint_is_named(data_root,
                                          f'{problem}')
     (empty / 'mp_rank_00_model_states.pt').write_bytes(b'x')
     prepare(str(empty))  # a DeepSpeed checkpoint directory
+
+
+@pytest.mark.parametrize('key, value, exc, message', [
+    ('optim_wrapper.optimizer.type', 3, TypeError,
+     "optim_wrapper.optimizer.type must be the name of a registered "
+     "optimizer (such as 'AdamW') or its class, got 3"),
+    ('optim_wrapper.constructor', 3, TypeError,
+     'optim_wrapper.constructor must be the name of a registered '
+     "constructor (such as 'LayerDecayOptimizerConstructor') or its class, "
+     'got 3'),
+    ('optim_wrapper.clip_grad', 'x', TypeError,
+     "optim_wrapper.clip_grad must be a dict such as dict(max_norm=1.0) or "
+     "None, got 'x'"),
+    ('optim_wrapper.accumulative_counts', 41, ValueError,
+     'optim_wrapper.accumulative_counts=41 is more than '
+     'train_cfg.max_iters=40: the optimizer would never step'),
+    ('optim_wrapper.accumulative_counts', 10 ** 30, ValueError,
+     'optim_wrapper.accumulative_counts=(an int of 100 bits) is more than '
+     'train_cfg.max_iters=40'),
+    ('randomness.seed', 2 ** 32, ValueError,
+     'randomness.seed must be None or an int in [0, 4294967295], got '
+     '4294967296'),
+    ('randomness.seed', '0', ValueError,
+     "randomness.seed must be None or an int in [0, 4294967295], got '0'"),
+    ('optim_wrapper.paramwise_cfg.layer_decay_rate', 10 ** 400, ValueError,
+     'paramwise_cfg.layer_decay_rate must be in (0, 1], got an integer of '
+     '1329 bits'),
+])
+def test_careless_run_keys_are_named_before_building(data_root, key, value,
+                                                     exc, message):
+    from internvl_optim.engine.train_config import prepare_train_config
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        '..')
+    demo = os.path.join(
+        root, 'configs/demo/internvit_tiny_upernet_synthetic_ade20k.py')
+    cfg = Config.fromfile(demo)
+    cfg.merge_from_dict({key: value,
+                         'train_dataloader.dataset.data_root': data_root,
+                         'val_dataloader.dataset.data_root': data_root})
+    with pytest.raises(exc) as err:
+        prepare_train_config(cfg, demo)
+    assert str(err.value).startswith(message)

@@ -8,7 +8,7 @@ import sys
 from .files import (check_backbone_dtype_fits_strategy, check_data_roots,
                     check_weight_files, missing_weight_files, weight_paths)
 from .optimizer import (check_hybrid_strategy, check_optim_wrapper,
-                        check_train_cfg)
+                        check_randomness, check_train_cfg)
 from .our_import import IMPORT_LINE, OUR_MODELS, check_our_import
 from .schedules import (check_deepspeed_scheduler, check_milestones,
                         check_one_cycle_keeps_ratios,
@@ -54,7 +54,7 @@ __all__ = ['CHECK_ERRORS', 'IMPORT_LINE', 'OUR_MODELS',
            'check_deepspeed_scheduler', 'check_hybrid_strategy',
            'check_milestones', 'check_one_cycle_keeps_ratios',
            'check_optim_wrapper', 'check_our_import', 'check_param_schedulers',
-           'check_phases_fit_the_loop',
+           'check_phases_fit_the_loop', 'check_randomness',
            'check_schedulers_keep_ratios', 'check_train_cfg',
            'check_weight_files', 'deepspeed_config', 'missing_weight_files',
            'one_line', 'stop', 'weight_paths']

@@ -1,5 +1,5 @@
-"""``optim_wrapper`` and ``train_cfg`` as the constructor and MMEngine's
-loops need them."""
+"""``optim_wrapper``, ``train_cfg`` and ``randomness`` as the constructor
+and MMEngine's loops need them."""
 from ..optimizers.registration import NAMES
 
 #: ``train_cfg`` lengths and intervals: positive ints
@@ -27,6 +27,29 @@ def check_train_cfg(cfg) -> None:
                              f'{value!r}')
 
 
+#: the seeds NumPy accepts (MMEngine seeds random, NumPy and torch with it)
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_randomness(cfg) -> None:
+    """``randomness.seed``: None or an int in [0, 2**32 - 1], the range
+    NumPy's seeding accepts (a string or a larger int fails in the
+    Runner's set-up, with NumPy's message)."""
+    randomness = cfg.get('randomness')
+    if randomness is None:
+        return
+    if not isinstance(randomness, dict):
+        raise TypeError('randomness must be a dict such as dict(seed=0), '
+                        f'got {randomness!r}')
+    seed = randomness.get('seed')
+    if seed is not None and (not isinstance(seed, int) or isinstance(
+            seed, bool) or not 0 <= seed <= MAX_SEED):
+        shown = repr(seed) if not isinstance(seed, int) or \
+            seed.bit_length() < 64 else f'an int of {seed.bit_length()} bits'
+        raise ValueError(f'randomness.seed must be None or an int in [0, '
+                         f'{MAX_SEED}], got {shown}')
+
+
 def check_optim_wrapper(cfg) -> None:
     """The ``optim_wrapper`` of a config that uses our constructor, as the
     constructor checks it, before anything is built: ``paramwise_cfg``
@@ -36,7 +59,23 @@ def check_optim_wrapper(cfg) -> None:
         return
     if not isinstance(wrapper, dict):
         raise TypeError(f'optim_wrapper must be a dict, got {wrapper!r}')
-    if wrapper.get('constructor') not in NAMES:
+    counts = wrapper.get('accumulative_counts', 1)
+    max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
+    if isinstance(counts, int) and isinstance(max_iters, int) and \
+            counts > max_iters:
+        shown = counts if counts.bit_length() < 64 else \
+            f'(an int of {counts.bit_length()} bits)'
+        raise ValueError(
+            f'optim_wrapper.accumulative_counts={shown} is more than '
+            f'train_cfg.max_iters={max_iters}: the optimizer would never '
+            'step. Give at most max_iters')
+    constructor = wrapper.get('constructor')
+    if constructor is not None and not isinstance(constructor, (str, type)):
+        raise TypeError(
+            'optim_wrapper.constructor must be the name of a registered '
+            "constructor (such as 'LayerDecayOptimizerConstructor') or its "
+            f'class, got {constructor!r}')
+    if constructor not in NAMES:
         return
     from ..optimizers.layer_decay_constructor import read_optim_wrapper_cfg
     read_optim_wrapper_cfg(wrapper, wrapper.get('paramwise_cfg'))

@@ -59,6 +59,12 @@ def read_optim_wrapper_cfg(optim_wrapper_cfg, paramwise_cfg=None):
     check_optimizer_numbers(optim_wrapper_cfg)
     settings = LayerDecaySettings.from_paramwise_cfg(paramwise_cfg)
     optimizer_cls = optimizer_cfg.get('type')
+    if optimizer_cls is not None and not isinstance(optimizer_cls, str) \
+            and not inspect.isclass(optimizer_cls):
+        raise TypeError(
+            'optim_wrapper.optimizer.type must be the name of a registered '
+            "optimizer (such as 'AdamW') or its class, got "
+            f'{optimizer_cls!r}')
     if isinstance(optimizer_cls, str):
         with OPTIMIZERS.switch_scope_and_registry(None) as registry:
             optimizer_cls = registry.get(optimizer_cls)
