@@ -24,7 +24,7 @@ import functools
 import types
 from typing import Callable
 
-from ..core.phase_schedule import group_factors, has_phases
+from ..core.phase_schedule import MAX_STEPS, group_factors, has_phases
 
 _PATCHED = '_internvl_optim_layer_phases'
 _UNPHASED = '_internvl_optim_unphased_step'
@@ -189,7 +189,11 @@ class LayerPhaseLR:
     def load_state_dict(self, state_dict: dict) -> None:
         step = state_dict.get('last_step') if isinstance(
             state_dict, dict) else None
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ValueError('LayerPhaseLR state: last_step must be an int '
-                             f'>= 0, got {step!r}')
+        if not isinstance(step, int) or isinstance(step, bool) or \
+                not 0 <= step <= MAX_STEPS:
+            shown = repr(step) if not isinstance(step, int) or \
+                step.bit_length() < 64 else f'an int of {step.bit_length()} bits'
+            raise ValueError('LayerPhaseLR state: last_step must be the count '
+                             f'of steps taken, an int from 0 to {MAX_STEPS:,}, '
+                             f'got {shown}')
         self.last_step = step

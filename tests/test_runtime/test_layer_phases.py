@@ -178,9 +178,14 @@ def test_loading_a_bad_phase_state_is_refused():
     optimizer = torch.optim.SGD(param_groups(
         vit(), lr=1.0, layer_phases=PHASES), lr=1.0)
     phases = LayerPhaseLR(optimizer)
-    for bad in (-1, 2.5, True, None):
-        with pytest.raises(ValueError, match='last_step must be an int'):
+    for bad in (-1, 2.5, True, None, 10 ** 9):
+        with pytest.raises(ValueError) as err:
             phases.load_state_dict(dict(last_step=bad))
+        assert str(err.value) == (
+            'LayerPhaseLR state: last_step must be the count of steps '
+            f'taken, an int from 0 to 100,000,000, got {bad!r}')
+    with pytest.raises(ValueError, match='got an int of 1329 bits'):
+        phases.load_state_dict(dict(last_step=10 ** 400))
     assert LayerPhases(head_only=1).join_at(5, top=5) == 0
 
 
