@@ -30,6 +30,15 @@ def train(data_root, work_dir, env=None, config=CONFIG, options=()):
         env={**clean, **(env or {})})
 
 
+def assert_refused_as_one_of_two(result, config):
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'tools/train.py {config}: ValueError: RANK=1, WORLD_SIZE=2 is set '
+        'but tools/train.py was started with --launcher none: start each '
+        'process with --launcher pytorch (tools/dist_train.sh CONFIG NPROC '
+        'does)')
+
+
 @pytest.mark.slow
 def test_a_deepspeed_config_trains_on_one_process(data_root, tmp_path):
     pytest.importorskip('deepspeed')
@@ -51,12 +60,7 @@ def test_a_process_of_several_without_a_launcher_is_refused(data_root,
                                                            tmp_path):
     pytest.importorskip('deepspeed')
     result = train(data_root, tmp_path, env=dict(RANK='1', WORLD_SIZE='2'))
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f'tools/train.py {CONFIG}: ValueError: RANK=1, WORLD_SIZE=2 is set '
-        'but tools/train.py was started with --launcher none: start each '
-        'process with --launcher pytorch (tools/dist_train.sh CONFIG NPROC '
-        'does)')
+    assert_refused_as_one_of_two(result, CONFIG)
     assert not os.path.exists(tmp_path / 'iter_4.pth')
 
 
@@ -73,9 +77,4 @@ def test_internvl_deepspeed_keys_are_seen_without_a_launcher(data_root,
     result = train(data_root, tmp_path / 'work',
                    env=dict(RANK='1', WORLD_SIZE='2'), config=demo,
                    options=['deepspeed=True', f'deepspeed_config={ds_json}'])
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f'tools/train.py {demo}: ValueError: RANK=1, WORLD_SIZE=2 is set '
-        'but tools/train.py was started with --launcher none: start each '
-        'process with --launcher pytorch (tools/dist_train.sh CONFIG NPROC '
-        'does)')
+    assert_refused_as_one_of_two(result, demo)
