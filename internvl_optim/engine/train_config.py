@@ -72,6 +72,7 @@ def prepare_train_config(cfg, config_path: str, work_dir: Optional[str] = None,
     add_lr_spread_hook(cfg)
     add_layer_phase_scheduler(cfg)
     add_checkpoint_trust_hook(cfg)
+    write_checkpoints_by_rename(cfg)
     return cfg
 
 
@@ -239,6 +240,25 @@ def add_checkpoint_trust_hook(cfg) -> None:
     """Check every checkpoint the run loads before MMEngine acts on it
     (:class:`~internvl_optim.engine.hooks.CheckpointTrustHook`)."""
     _add_hook(cfg, 'CheckpointTrustHook')
+
+
+def write_checkpoints_by_rename(cfg) -> None:
+    """Checkpoints to a local directory are written to a new name and
+    renamed into place, and ``last_checkpoint`` made anew at each save
+    (:mod:`internvl_optim.engine.hooks.fresh_writes_hook`): no write goes
+    through a link left in the work dir.  A ``CheckpointHook`` given its
+    own ``backend_args`` / ``file_client_args`` or a remote ``out_dir`` is
+    left as it is."""
+    from .hooks.fresh_writes_hook import BACKEND
+    _add_hook(cfg, 'FreshWritesHook')
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if not isinstance(hook, dict) or hook.get('backend_args') or \
+            hook.get('file_client_args'):
+        return
+    out_dir = hook.get('out_dir')
+    if isinstance(out_dir, str) and '://' in out_dir:
+        return
+    hook['backend_args'] = dict(backend=BACKEND)
 
 
 def add_lr_spread_hook(cfg) -> None:
