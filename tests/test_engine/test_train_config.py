@@ -47,15 +47,20 @@ def test_strategies_are_swapped_and_said(demo, tmp_path):
 
 
 def test_resume_zero_hook_and_work_dir(demo, tmp_path):
+    checkpoint = tmp_path / 'iter_4.pth'
+    checkpoint.write_bytes(b'')  # (only its existence is checked here)
     cfg = prepare_train_config(
         demo(**{'optim_wrapper.optimizer.type': 'ZeroRedundancyOptimizer',
                 'optim_wrapper.optimizer.optimizer_type': 'AdamW'}),
-        '/x/my_config.py', resume='/ckpt/iter_4.pth')
+        '/x/my_config.py', resume=str(checkpoint))
     assert cfg.work_dir == os.path.join('./work_dirs', 'my_config')
-    assert cfg.resume is True and cfg.load_from == '/ckpt/iter_4.pth'
+    assert cfg.resume is True and cfg.load_from == str(checkpoint)
     assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook'),
                                 dict(type='LayerLrSpreadHook'),
-                                dict(type='CheckpointTrustHook')]
+                                dict(type='CheckpointTrustHook'),
+                                dict(type='FreshWritesHook')]
+    assert cfg.default_hooks.checkpoint.backend_args == dict(
+        backend='rename_into_place')
     assert cfg.launcher == 'none' and 'model_wrapper_cfg' not in cfg
 
 

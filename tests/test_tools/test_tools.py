@@ -43,7 +43,8 @@ def test_train_adds_zero_hook_and_resume_flags(tmp_path):
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.custom_hooks == [dict(type='ZeroConsolidateHook'),
                                 dict(type='LayerLrSpreadHook'),
-                                dict(type='CheckpointTrustHook')]
+                                dict(type='CheckpointTrustHook'),
+                                dict(type='FreshWritesHook')]
     assert cfg.work_dir == os.path.join(
         './work_dirs', 'internvit_tiny_upernet_synthetic_ade20k')
 

@@ -62,7 +62,7 @@ def check_optim_wrapper(cfg) -> None:
     counts = wrapper.get('accumulative_counts', 1)
     max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
     if isinstance(counts, int) and isinstance(max_iters, int) and \
-            counts > max_iters:
+            1 <= max_iters < counts:  # (check_train_cfg names the others)
         shown = counts if counts.bit_length() < 64 else \
             f'(an int of {counts.bit_length()} bits)'
         raise ValueError(
