@@ -79,3 +79,48 @@ def test_a_checkpoint_hook_with_its_own_backend_is_left_alone():
         write_checkpoints_by_rename(cfg)
         assert cfg.default_hooks.checkpoint.to_dict() == hook
         assert cfg.custom_hooks == [dict(type='FreshWritesHook')]
+
+
+def test_a_checkpoint_directory_is_saved_aside_and_renamed_into_place(
+        tmp_path):
+    """What DeepSpeed and FSDP save (a directory of files, written with
+    plain opens) is saved under iter_N.pth.saving and renamed: a link left
+    at either name is replaced, never written through or followed, and an
+    older checkpoint of the name is replaced whole."""
+    from internvl_optim.engine.strategies.save_into_place import \
+        save_into_place
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'kept.pt').write_text('kept')
+    work = tmp_path / 'work'
+    work.mkdir()
+    final = work / 'iter_4.pth'
+    final.mkdir()  # an earlier run's checkpoint, with a file this one lacks
+    (final / 'rank1.pth').write_text('old')
+    (work / 'iter_4.pth.saving').symlink_to(outside)  # planted
+
+    seen = []
+
+    def save(staging):
+        seen.append(staging)
+        os.makedirs(staging)
+        for rank in range(1):
+            with open(os.path.join(staging, f'rank{rank}.pth'), 'w') as f:
+                f.write('new')
+    save_into_place(str(final), save)
+    assert seen == [str(final) + '.saving']
+    assert sorted(os.listdir(final)) == ['rank0.pth']
+    assert (final / 'rank0.pth').read_text() == 'new'
+    assert sorted(os.listdir(work)) == ['iter_4.pth']
+    assert sorted(os.listdir(outside)) == ['kept.pt']  # not followed
+
+    # one file (FSDP's full state): a symlink at the name is replaced
+    (work / 'iter_6.pth').symlink_to(outside / 'kept.pt')
+
+    def save_file(staging):
+        with open(staging, 'w') as f:
+            f.write('full')
+    save_into_place(str(work / 'iter_6.pth'), save_file)
+    assert (work / 'iter_6.pth').read_text() == 'full'
+    assert not (work / 'iter_6.pth').is_symlink()
+    assert (outside / 'kept.pt').read_text() == 'kept'

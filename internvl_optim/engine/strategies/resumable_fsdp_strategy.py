@@ -34,6 +34,8 @@ from mmengine.dist import get_world_size
 from mmengine.registry import STRATEGIES
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
+from .save_into_place import save_into_place
+
 
 @STRATEGIES.register_module()
 class ResumableFSDPStrategy(FSDPStrategy):
@@ -42,6 +44,13 @@ class ResumableFSDPStrategy(FSDPStrategy):
     Takes exactly ``FSDPStrategy``'s arguments.  Without CUDA,
     ``model_wrapper.device_id`` defaults to ``'cpu'`` (use the gloo backend).
     """
+
+    def save_checkpoint(self, filename: str, **kwargs) -> None:
+        """MMEngine's save (one file, or a directory of one file per
+        rank), under a new name renamed into place once every rank has
+        written (:func:`.save_into_place.save_into_place`)."""
+        save_into_place(filename, lambda staging: super(
+            ResumableFSDPStrategy, self).save_checkpoint(staging, **kwargs))
 
     def _init_state_dict_cfg(self, state_dict_cfg) -> None:
         super()._init_state_dict_cfg(state_dict_cfg)

@@ -38,6 +38,7 @@ from ...checkpoint.state_fragments import (fragment_file, match_groups,
                                            read_fragments)
 from ...runtime.zero_state_by_name import (apply_fragments, live_groups,
                                            local_fragments, zero_stage)
+from .save_into_place import save_into_place
 
 #: the model states file: the module's weights and DeepSpeed's counters,
 #: MMEngine's state beside them
@@ -91,18 +92,17 @@ class SafeResumeDeepSpeedStrategy(DeepSpeedStrategy):
 
     def save_checkpoint(self, filename: str, *, save_optimizer: bool = True,
                         **kwargs) -> None:
-        super().save_checkpoint(filename, save_optimizer=save_optimizer,
-                                **kwargs)
-        if osp.isdir(filename) and self._zero_optimizer() is not None:
-            content = local_fragments(self.model.optimizer, self.model.module,
-                                      _world_size())
-            path = fragment_file(filename, content['rank'])
-            torch.save(content, path + '.tmp')
-            os.replace(path + '.tmp', path)
-            if dist.is_initialized():
-                # every rank's file is written before the checkpoint is
-                # recorded as the last one
-                dist.barrier()
+        """DeepSpeed's checkpoint directory with the state by name beside
+        it, saved under a new name and renamed into place once every rank
+        has written (:func:`.save_into_place.save_into_place`)."""
+        def save(staging: str) -> None:
+            super(SafeResumeDeepSpeedStrategy, self).save_checkpoint(
+                staging, save_optimizer=save_optimizer, **kwargs)
+            if osp.isdir(staging) and self._zero_optimizer() is not None:
+                content = local_fragments(self.model.optimizer,
+                                          self.model.module, _world_size())
+                torch.save(content, fragment_file(staging, content['rank']))
+        save_into_place(filename, save)
 
     def _zero_optimizer(self):
         optimizer = getattr(getattr(self, 'model', None), 'optimizer', None)
