@@ -603,13 +603,21 @@ def check_weights(checkpoint: dict, context: ResumeContext,
     except TensorTrustError as err:
         raise CheckpointError(str(err)) from None
     if context.resuming and context.strict_keys and reference is not None:
-        mismatch = weights_mismatch(plain, reference)
-        if mismatch:
-            raise CheckpointError(
-                f'{source}: its weights do not match the model being '
-                f'resumed: {mismatch}. Resume needs the checkpoint of this '
-                'config; to start from other weights, use '
-                'load_from=CHECKPOINT without --resume')
+        check_same_weights(plain, reference, source)
+
+
+def check_same_weights(state: Mapping, reference: Mapping,
+                       source: str) -> None:
+    """A resumed checkpoint's weights have the model's names and shapes
+    (:func:`~.tensors.weights_mismatch`); else a ``CheckpointError``
+    counting and naming the differences."""
+    mismatch = weights_mismatch(state, reference)
+    if mismatch:
+        raise CheckpointError(
+            f'{source}: its weights do not match the model being resumed: '
+            f'{mismatch}. Resume needs the checkpoint of this config; to '
+            'start from other weights, use load_from=CHECKPOINT without '
+            '--resume')
 
 
 def _own_best(path: str) -> bool:

@@ -174,16 +174,19 @@ def _scheduled(group: Mapping) -> List[str]:
             and _is_real(group[key])]
 
 
-def continue_schedule(live: Mapping, saved: Optional[Mapping]) -> dict:
+def continue_schedule(live: Mapping, saved: Optional[Mapping],
+                      label: Optional[str] = None) -> dict:
     """``live`` (a group as configured now) at the point of its schedule
-    that ``saved`` (the same group in the checkpoint) reached."""
+    that ``saved`` (the same group in the checkpoint) reached; ``label``
+    names the group in errors (default: its ``group_name``)."""
+    label = label or str(live.get('group_name', 'group'))
     result = dict(live)
     for key in _scheduled(live):
         factor = _progress(saved, key) if isinstance(saved, Mapping) \
             else None
         if factor is not None:
-            result[key] = _continued(str(live.get('group_name', 'group')),
-                                     key, live[f'initial_{key}'], factor)
+            result[key] = _continued(label, key, live[f'initial_{key}'],
+                                     factor)
     return result
 
 

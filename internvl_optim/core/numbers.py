@@ -12,6 +12,15 @@ def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def short_repr(value) -> str:
+    """``repr(value)``, but an int of 64 bits or more as its size (a
+    crafted count can have thousands of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            value.bit_length() >= 64:
+        return f'an int of {value.bit_length()} bits'
+    return repr(value)
+
+
 def is_numeric_text(value) -> bool:
     """A string that reads as a number (``'1e-4'``): a quoted number."""
     if not isinstance(value, str):

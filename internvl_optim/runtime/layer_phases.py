@@ -24,6 +24,7 @@ import functools
 import types
 from typing import Callable
 
+from ..core.numbers import short_repr
 from ..core.phase_schedule import MAX_STEPS, group_factors, has_phases
 
 _PATCHED = '_internvl_optim_layer_phases'
@@ -191,9 +192,7 @@ class LayerPhaseLR:
             state_dict, dict) else None
         if not isinstance(step, int) or isinstance(step, bool) or \
                 not 0 <= step <= MAX_STEPS:
-            shown = repr(step) if not isinstance(step, int) or \
-                step.bit_length() < 64 else f'an int of {step.bit_length()} bits'
             raise ValueError('LayerPhaseLR state: last_step must be the count '
                              f'of steps taken, an int from 0 to {MAX_STEPS:,}, '
-                             f'got {shown}')
+                             f'got {short_repr(step)}')
         self.last_step = step

@@ -1,5 +1,6 @@
 """``optim_wrapper``, ``train_cfg`` and ``randomness`` as the constructor
 and MMEngine's loops need them."""
+from ...core.numbers import short_repr
 from ..optimizers.registration import NAMES
 
 #: ``train_cfg`` lengths and intervals: positive ints
@@ -44,10 +45,8 @@ def check_randomness(cfg) -> None:
     seed = randomness.get('seed')
     if seed is not None and (not isinstance(seed, int) or isinstance(
             seed, bool) or not 0 <= seed <= MAX_SEED):
-        shown = repr(seed) if not isinstance(seed, int) or \
-            seed.bit_length() < 64 else f'an int of {seed.bit_length()} bits'
         raise ValueError(f'randomness.seed must be None or an int in [0, '
-                         f'{MAX_SEED}], got {shown}')
+                         f'{MAX_SEED}], got {short_repr(seed)}')
 
 
 def check_optim_wrapper(cfg) -> None:

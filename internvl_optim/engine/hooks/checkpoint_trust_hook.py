@@ -177,11 +177,9 @@ def config_values_win(saved: dict, live_groups) -> None:
                 len(live['params']):
             return
         values = {k: v for k, v in live.items() if k != 'params'}
-        values.setdefault('group_name', f'optimizer.param_groups[{i}]')
-        continued = continue_schedule(values, old)
-        if 'group_name' not in live:
-            del continued['group_name']
-        rewritten.append(dict(continued, params=old['params']))
+        label = live.get('group_name', f'optimizer.param_groups[{i}]')
+        rewritten.append(dict(continue_schedule(values, old, label),
+                              params=old['params']))
     saved['param_groups'] = rewritten
 
 

@@ -29,7 +29,8 @@ from mmengine.registry import STRATEGIES
 from ...checkpoint.errors import CheckpointError
 from ...checkpoint.safe_loading import (drop_executable_meta,
                                         load_checkpoint_file)
-from ...checkpoint.tensors import check_tensors, weights_mismatch
+from ...checkpoint.resume_state import check_same_weights
+from ...checkpoint.tensors import check_tensors
 from ...checkpoint.work_dir import ZERO_OPTIM_FILE
 from ...checkpoint.state_by_name import (StateMatchError,
                                          adapt_scheduler_state,
@@ -69,13 +70,8 @@ def check_module_state(module, module_state, source: str,
         raise CheckpointError(f'{source}: module is not a state dict')
     reference = module.state_dict()
     check_tensors(module_state, f'{source} (module)', reference=reference)
-    mismatch = weights_mismatch(module_state, reference)
-    if strict and mismatch:
-        raise CheckpointError(
-            f'{source}: its weights do not match the model being resumed: '
-            f'{mismatch}. Resume needs the checkpoint of this config; to '
-            'start from other weights, use load_from=CHECKPOINT without '
-            '--resume')
+    if strict:
+        check_same_weights(module_state, reference, source)
 
 
 @STRATEGIES.register_module()
